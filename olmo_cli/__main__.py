@@ -1,0 +1,3 @@
+from olmo_cli.cli.app import main
+
+main()

@@ -1,0 +1,107 @@
+"""The root `olmo` app: global options, lazy command loading, and error handling."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import typer
+from typer.core import TyperGroup
+
+from olmo_cli import __version__
+from olmo_cli.cli.registry import COMMANDS
+from olmo_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, OlmoError
+
+
+class LazyGroup(TyperGroup):
+    """A group whose subcommands are imported on first use; listed from static help strings."""
+
+    def list_commands(self, ctx) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx, cmd_name: str):
+        if cmd_name not in COMMANDS:
+            return None
+        return load_command(cmd_name)
+
+    def format_commands(self, ctx, formatter) -> None:
+        # Static help strings: listing the commands must not import them.
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, help_) for name, (_, help_) in COMMANDS.items()])
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except OlmoError as error:
+            _fail(error.message, error.hint, error.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", None, EXIT_INTERRUPTED)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as error:  # a bug: one line unless --debug
+            if _debug_enabled():
+                raise
+            if _is_click_exception(error):
+                raise
+            _fail(
+                f"internal error: {type(error).__name__}: {error}",
+                "run again with --debug for the traceback, and report it",
+                EXIT_INTERNAL,
+            )
+
+
+def load_command(name: str):
+    module = importlib.import_module(COMMANDS[name][0])
+    command = typer.main.get_command(module.app)
+    command.name = name
+    return command
+
+
+def _is_click_exception(error: Exception) -> bool:
+    from typer import _click
+
+    return isinstance(error, _click.exceptions.ClickException)
+
+
+def _debug_enabled() -> bool:
+    return os.environ.get("OLMO_DEBUG", "") not in ("", "0")
+
+
+def _fail(message: str, hint: str | None, code: int):
+    sys.stderr.write(f"error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+    raise typer.Exit(code)
+
+
+app = typer.Typer(
+    cls=LazyGroup,
+    name="olmo",
+    help="Find, fetch, convert, shrink and run OLMo checkpoints.",
+    epilog="Run 'olmo COMMAND --help' for a command's options and examples.",
+    rich_markup_mode=None,  # plain help: rich costs startup time on every call
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+)
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"olmo {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
+):
+    """Find, fetch, convert, shrink and run OLMo checkpoints."""
+    if debug:
+        os.environ["OLMO_DEBUG"] = "1"
+
+
+def main() -> None:
+    app(prog_name="olmo")

@@ -1,0 +1,82 @@
+"""Rendering for the CLI: results on stdout (table, JSON or names), messages on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator, Sequence
+
+from olmo_cli.reporting import Reporter
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def print_lines(lines: Iterable[str]) -> None:
+    sys.stdout.write("".join(f"{line}\n" for line in lines))
+
+
+def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
+    for row in rows:
+        table.add_row(*("" if cell is None else str(cell) for cell in row))
+    Console(soft_wrap=True).print(table)
+
+
+def say(message: str) -> None:
+    """A message for the person at the terminal, on stderr."""
+    sys.stderr.write(message + "\n")
+
+
+class ConsoleReporter(Reporter):
+    """Messages and rich progress bars on stderr; silent when `quiet`."""
+
+    def __init__(self, quiet: bool = False):
+        self.quiet = quiet
+
+    def info(self, message: str) -> None:
+        if not self.quiet:
+            say(message)
+
+    def warn(self, message: str) -> None:
+        say(f"warning: {message}")
+
+    @contextmanager
+    def progress(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Any]:
+        if self.quiet:
+            yield _Quiet()
+            return
+        from rich.console import Console
+        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
+                                   TimeRemainingColumn, TransferSpeedColumn)
+
+        columns = [TextColumn("{task.description}"), BarColumn()]
+        columns += [DownloadColumn(), TransferSpeedColumn()] if unit == "B" else [TextColumn("{task.completed:.0f}/{task.total:.0f}")]
+        columns.append(TimeRemainingColumn())
+        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+            task = bar.add_task(description, total=total)
+            yield _RichTask(bar, task)
+
+
+class _Quiet:
+    def advance(self, amount: float = 1) -> None:
+        pass
+
+    def describe(self, description: str) -> None:
+        pass
+
+
+class _RichTask:
+    def __init__(self, bar, task):
+        self.bar, self.task = bar, task
+
+    def advance(self, amount: float = 1) -> None:
+        self.bar.advance(self.task, amount)
+
+    def describe(self, description: str) -> None:
+        self.bar.update(self.task, description=description)

@@ -1,0 +1,1 @@
+"""Everything that talks to the Hub or reads its local cache."""

@@ -1,0 +1,37 @@
+"""Hub settings, read from the environment at call time.
+
+huggingface_hub reads HF_ENDPOINT, HF_HUB_CACHE and HF_HUB_OFFLINE once, at import. We read
+them when asked, and pass endpoint and cache_dir explicitly to every huggingface_hub call, so
+a setting changed after import (a test, a long-lived process) still takes effect.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULT_ENDPOINT = "https://huggingface.co"
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def endpoint() -> str:
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hub_cache_dir() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "hub"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "huggingface" / "hub"
+
+
+def offline(flag: bool = False) -> bool:
+    """True when `--offline` was given or HF_HUB_OFFLINE is set to a true value."""
+    return flag or os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE
+
+
+def token() -> str | None:
+    return os.environ.get("HF_TOKEN") or None

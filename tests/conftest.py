@@ -1,0 +1,50 @@
+"""Test isolation: nothing reaches the Hub, nothing touches the real ~/.cache.
+
+The environment is set at import time, before any test imports huggingface_hub (which reads
+HF_* once, at import). Each test then gets its own HF_HUB_CACHE and OLMO_CACHE_DIR.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="olmo-tests-"))
+# A closed loopback port: a test that forgets the fake Hub fails fast instead of going online.
+DEAD_ENDPOINT = "http://127.0.0.1:9"
+os.environ.update(
+    {
+        "HF_HOME": str(_SESSION_HOME / "hf-home"),
+        "HF_HUB_CACHE": str(_SESSION_HOME / "hf-cache"),
+        "XDG_CACHE_HOME": str(_SESSION_HOME / "xdg-cache"),
+        "OLMO_CACHE_DIR": str(_SESSION_HOME / "olmo-cache"),
+        "HF_ENDPOINT": DEAD_ENDPOINT,
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+)
+for _name in ("HF_TOKEN", "HF_HUB_OFFLINE", "OLMO_DEBUG", "HF_HUB_ENABLE_HF_TRANSFER"):
+    os.environ.pop(_name, None)
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_caches(tmp_path_factory, monkeypatch):
+    """A fresh HF cache and olmo cache for every test."""
+    root = tmp_path_factory.mktemp("caches")
+    monkeypatch.setenv("HF_HUB_CACHE", str(root / "hf-cache"))
+    monkeypatch.setenv("OLMO_CACHE_DIR", str(root / "olmo-cache"))
+    monkeypatch.setenv("HF_ENDPOINT", DEAD_ENDPOINT)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield root
+
+
+@pytest.fixture
+def data_dir() -> Path:
+    return DATA
