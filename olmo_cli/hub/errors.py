@@ -54,9 +54,13 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
 
 
 def _is_transport_error(error: Exception) -> bool:
-    import httpx2
-
-    return isinstance(error, (httpx2.TransportError, ConnectionError, TimeoutError))
+    kinds: tuple[type, ...] = (ConnectionError, TimeoutError)
+    for client in ("httpx2", "httpx"):  # huggingface_hub 2.x uses httpx2, 1.x httpx
+        try:
+            kinds += (__import__(client).TransportError,)
+        except ImportError:
+            pass
+    return isinstance(error, kinds)
 
 
 def _status(error: Exception) -> int | None:
