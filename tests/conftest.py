@@ -48,3 +48,16 @@ def isolated_caches(tmp_path_factory, monkeypatch):
 @pytest.fixture
 def data_dir() -> Path:
     return DATA
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A started loopback Hub (tests/fakehub.py); HF_ENDPOINT points at it, subprocesses included."""
+    from fakehub import FakeHub
+
+    hub = FakeHub().start()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    try:
+        yield hub
+    finally:
+        hub.stop()
