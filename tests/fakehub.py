@@ -263,7 +263,7 @@ class FakeHub:
         for name in ("hub", "cdn"):
             server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self, name))
             server.daemon_threads = True
-            thread = threading.Thread(target=server.serve_forever, name=f"fakehub-{name}", daemon=True)
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fakehub-{name}", daemon=True)
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
