@@ -1,0 +1,111 @@
+"""A directory transformers can load, for any checkpoint: converted once, then reused.
+
+transformers-format checkpoints are used where they are. Legacy hf_olmo and native OLMo checkpoints
+are converted (by `olmo_cli.checkpoints.convert`) into `<olmo cache>/converted/<key>`, where the key
+names the exact source: the commit of a Hub revision, or a local directory's resolved path plus the
+sizes and modification times of its weight files (so an edited checkpoint is converted again).
+The conversion writes into a temporary sibling and renames at the end, so a directory under
+`converted/` is always complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+from olmo_cli.errors import ExistsError
+from olmo_cli.paths import olmo_cache_dir
+from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.sources import Located, locate
+
+# transformers' own OLMo families: loadable as they are, without remote code.
+TRANSFORMERS_MODEL_TYPES = frozenset({"olmo", "olmo2", "olmo3", "olmoe", "flex_olmo"})
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".distcp")
+SOURCE_RECORD = "olmo-source.json"
+
+
+def converted_cache_dir() -> Path:
+    return olmo_cache_dir() / "converted"
+
+
+def locate_hf_checkpoint(source: str | None, revision: str | None = None, *, offline: bool = False,
+                         reporter: Reporter = NULL_REPORTER) -> tuple[Located, Path]:
+    """`locate` then `hf_checkpoint_dir`: where the source is, and a transformers directory for it."""
+    located = locate(source, revision, offline=offline, reporter=reporter)
+    return located, hf_checkpoint_dir(located, reporter=reporter)
+
+
+def hf_checkpoint_dir(located: Located, *, reporter: Reporter = NULL_REPORTER) -> Path:
+    """A transformers-format directory with the weights of `located` (converting at most once)."""
+    fmt = checkpoint_format(located.path)
+    if fmt == "hf":
+        return located.path
+    target = converted_cache_dir() / cache_key(located)
+    if (target / "config.json").exists():
+        reporter.info(f"using the converted copy in {target}")
+        return target
+    reporter.info(f"converting {located.describe()} ({fmt}) to transformers format, once, into {target}")
+    from olmo_cli.checkpoints.convert import convert
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        convert(located.path, target, to="hf", reporter=reporter)
+    except ExistsError:
+        # Another process finished the same conversion first; its result is as good as ours.
+        if not (target / "config.json").exists():
+            raise
+    _write_source_record(target, located, fmt)
+    return target
+
+
+def checkpoint_format(path: Path) -> str:
+    """"hf" for transformers' OLMo families (read from config.json alone), else the detector's answer."""
+    config = _read_config(path)
+    if config is not None and config.get("model_type") in TRANSFORMERS_MODEL_TYPES and "auto_map" not in config:
+        return "hf"
+    from olmo_cli.checkpoints.detect import detect_format
+
+    return detect_format(path)
+
+
+def cache_key(located: Located) -> str:
+    """A directory name that changes whenever the source's weights could have changed."""
+    if located.repo is not None:
+        pin = located.commit or located.revision or "main"
+        return _safe(f"{located.repo.replace('/', '--')}--{pin}")
+    path = located.path.resolve()
+    stamp = hashlib.sha256(str(path).encode())
+    for file in sorted(_weight_files(path)):
+        info = file.stat()
+        stamp.update(f"\0{file.relative_to(path)}\0{info.st_size}\0{info.st_mtime_ns}".encode())
+    return _safe(f"local--{path.name}--{stamp.hexdigest()[:16]}")
+
+
+def _weight_files(path: Path):
+    for file in path.rglob("*"):
+        if file.is_file() and (file.suffix in WEIGHT_SUFFIXES or file.name in ("config.yaml", "config.json")):
+            yield file
+
+
+def _read_config(path: Path) -> dict | None:
+    try:
+        value = json.loads((path / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _write_source_record(target: Path, located: Located, fmt: str) -> None:
+    """Says where a converted copy came from (for people and `olmo cache ls`); informative only."""
+    record = {"source": str(located.path), "repo": located.repo, "revision": located.revision,
+              "commit": located.commit, "format": fmt}
+    try:
+        (target / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    except OSError:
+        pass
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
