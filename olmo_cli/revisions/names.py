@@ -1,0 +1,151 @@
+"""Revision names as values: `step452000-tokens2000B` -> step 452000, 2_000_000_000_000 tokens.
+
+Families (REFERENCE section 2): `step{N}-tokens{T}B`, `stage{S}-step{N}-tokens{T}B`,
+`stage{S}-ingredient{K}-step{N}-tokens{T}B`, `step{N}`, `step_{N}`. `main`, tags, commit shas
+and anything else are kept as opaque names: parsing never fails.
+
+Numbers are read only in canonical decimal (no leading zeros), so that for every checkpoint name
+`format_checkpoint_name(**fields) == name`; `step007` is an opaque name, not step 7.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+BILLION = 1_000_000_000
+
+CHECKPOINT = "checkpoint"
+MAIN = "main"
+COMMIT = "commit"
+OTHER = "other"
+
+_NUM = r"(0|[1-9][0-9]*)"
+_CHECKPOINT_RE = re.compile(
+    rf"(?:stage{_NUM}-)?(?:ingredient{_NUM}-)?step(_)?{_NUM}(?:-tokens{_NUM}B)?"
+)
+_SHA_RE = re.compile(r"[0-9a-f]{40}")
+
+# Training order groups: checkpoints first, then the final model, then everything else.
+_GROUP = {CHECKPOINT: 0, MAIN: 1, OTHER: 2, COMMIT: 3}
+
+
+@dataclass(frozen=True)
+class Revision:
+    """A parsed revision name. `name` is always the exact string that was parsed."""
+
+    name: str
+    step: Optional[int] = None
+    tokens: Optional[int] = None  # a count of tokens: tokens84B -> 84_000_000_000
+    stage: Optional[int] = None
+    ingredient: Optional[int] = None
+    kind: str = OTHER
+    underscore: bool = False  # `step_{N}` (instruct checkpoints) rather than `step{N}`
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_checkpoint(self) -> bool:
+        return self.kind == CHECKPOINT
+
+    @property
+    def sort_key(self) -> tuple:
+        """Training order: (stage, ingredient, step), numerically; names only break ties."""
+        return (
+            _GROUP[self.kind],
+            self.stage if self.stage is not None else 0,
+            self.ingredient if self.ingredient is not None else 0,
+            self.step if self.step is not None else 0,
+            self.name,
+        )
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "step": self.step, "tokens": self.tokens,
+                "stage": self.stage, "ingredient": self.ingredient}
+
+
+def parse_revision(name: str) -> Revision:
+    """Parse any revision name; unknown shapes come back as opaque (kind 'other')."""
+    match = _CHECKPOINT_RE.fullmatch(name)
+    if match:
+        stage, ingredient, underscore, step, tokens = match.groups()
+        # step_{N} (instruct checkpoints) never carries stage or tokens in the wild; keep it strict.
+        if not underscore or (stage is None and ingredient is None and tokens is None):
+            return Revision(
+                name=name,
+                step=int(step),
+                tokens=int(tokens) * BILLION if tokens is not None else None,
+                stage=int(stage) if stage is not None else None,
+                ingredient=int(ingredient) if ingredient is not None else None,
+                kind=CHECKPOINT,
+                underscore=bool(underscore),
+            )
+    if name == "main":
+        return Revision(name=name, kind=MAIN)
+    if _SHA_RE.fullmatch(name):
+        return Revision(name=name, kind=COMMIT)
+    return Revision(name=name, kind=OTHER)
+
+
+def format_checkpoint_name(step: int, tokens: int | None = None, stage: int | None = None,
+                           ingredient: int | None = None, underscore: bool = False) -> str:
+    """The name for these fields; the inverse of `parse_revision` on checkpoint names."""
+    if tokens is not None and tokens % BILLION:
+        raise ValueError(f"token counts in names are whole billions, got {tokens}")
+    parts = []
+    if stage is not None:
+        parts.append(f"stage{stage}")
+    if ingredient is not None:
+        parts.append(f"ingredient{ingredient}")
+    parts.append(f"step_{step}" if underscore else f"step{step}")
+    if tokens is not None:
+        parts.append(f"tokens{tokens // BILLION}B")
+    return "-".join(parts)
+
+
+def format_revision(revision: Revision) -> str:
+    """The name a parsed revision stands for, rebuilt from its fields (opaque names as they are)."""
+    if revision.kind != CHECKPOINT:
+        return revision.name
+    return format_checkpoint_name(revision.step, revision.tokens, revision.stage,
+                                  revision.ingredient, revision.underscore)
+
+
+def is_commit_sha(text: str) -> bool:
+    return bool(_SHA_RE.fullmatch(text))
+
+
+def training_order(revisions):
+    """Revisions sorted by training progress (a new list)."""
+    return sorted(revisions, key=lambda revision: revision.sort_key)
+
+
+def format_tokens(tokens: int | None) -> str:
+    """A token count for people: 84_000_000_000 -> '84B', 2_460_000_000_000 -> '2.46T'."""
+    if tokens is None:
+        return ""
+    if tokens == 0:
+        return "0B"
+    for unit, size in (("T", 1000 * BILLION), ("B", BILLION), ("M", 1_000_000)):
+        if tokens >= size:
+            return f"{tokens / size:.3f}".rstrip("0").rstrip(".") + unit
+    return str(tokens)
+
+
+_UNITS = {"k": 1_000, "m": 1_000_000, "b": BILLION, "t": 1000 * BILLION}
+_TOKEN_COUNT_RE = re.compile(r"(?:tokens\s*=\s*|tokens)?([0-9]+(?:\.[0-9]+)?)\s*([kmbt])", re.IGNORECASE)
+
+
+def parse_token_count(text: str) -> int | None:
+    """'2T', '2000B', '1.5T', '800b', 'tokens=2000B', 'tokens2000B' -> a count; else None."""
+    match = _TOKEN_COUNT_RE.fullmatch(text.strip())
+    if not match:
+        return None
+    number, unit = match.groups()
+    # Decimal arithmetic without float error: '1.1T' must be exactly 1_100_000_000_000.
+    whole, _, fraction = number.partition(".")
+    scale = _UNITS[unit.lower()]
+    value = int(whole) * scale + (int(fraction) * scale // 10 ** len(fraction) if fraction else 0)
+    return value

@@ -1,0 +1,174 @@
+"""Resolution: the one function every `--revision` goes through.
+
+A query is an exact revision name, `step452000` (or `452000`), a token count (`2T`, `2000B`,
+`tokens=2000B`: the nearest existing checkpoint, with a note saying how far), `main`, `latest`
+(the last checkpoint) or a commit sha. Without a repo, the repo is inferred from the bundled
+index when the name belongs to exactly one known repo.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+from olmo_cli.errors import NotFoundError, UsageError
+from olmo_cli.hub.refs import Listing, check_repo_id, list_revisions
+from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.revisions.index import bundled_revisions, known_repos, repos_with_revision
+from olmo_cli.revisions.names import (Revision, format_tokens, is_commit_sha, parse_revision,
+                                      parse_token_count, training_order)
+from olmo_cli.revisions.select import Selection
+
+LATEST = "latest"
+MAIN = "main"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    repo: str
+    revision: str  # the exact name (or commit sha) to ask the Hub for
+    parsed: Revision
+    exact: bool  # False when a token count resolved to the nearest checkpoint
+    note: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        return {"repo": self.repo, "revision": self.revision, "step": self.parsed.step,
+                "tokens": self.parsed.tokens, "exact": self.exact, "note": self.note}
+
+
+def resolve(query: str, repo: str | None = None, *, offline: bool = False, refresh: bool = False,
+            reporter: Reporter = NULL_REPORTER) -> Resolved:
+    query = _clean(query)
+    repo = check_repo_id(repo) if repo else infer_repo(query)
+    listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
+    return resolve_in(query, repo, listing)
+
+
+def select_revisions(repo: str | None, queries: Sequence[str], selection: Selection | None = None, *,
+                     offline: bool = False, refresh: bool = False,
+                     reporter: Reporter = NULL_REPORTER) -> list[Resolved]:
+    """The named revisions plus those the selection keeps, in training order, without duplicates."""
+    queries = [_clean(query) for query in queries]
+    selecting = selection is not None and selection.active
+    if not queries and not selecting:
+        raise UsageError("no revisions given", hint="name revisions with --revision, or select some with --from/--to/--every/--log-spaced/--stage/--limit")
+    if repo:
+        check_repo_id(repo)
+    elif queries:
+        repo = infer_repo(queries[0])
+    else:
+        raise UsageError("a selection needs a repo", hint="pass the repo, e.g. allenai/OLMo-7B")
+    listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
+    chosen: dict[str, Resolved] = {}
+    for query in queries:
+        resolved = resolve_in(query, repo, listing)
+        chosen.setdefault(resolved.revision, resolved)
+    if selecting:
+        kept = selection.apply([parse_revision(name) for name in listing.names])
+        if not kept and not queries:
+            raise NotFoundError(f"no revision of {repo} matches {selection.describe()}",
+                                hint=f"run 'olmo list-revisions {repo}' to see what exists")
+        for revision in kept:
+            chosen.setdefault(revision.name, Resolved(repo, revision.name, revision, exact=True))
+    order = {r.name: i for i, r in enumerate(training_order(parse_revision(name) for name in chosen))}
+    return sorted(chosen.values(), key=lambda resolved: order[resolved.revision])
+
+
+def infer_repo(query: str) -> str:
+    """The one known repo whose bundled index has this revision; UsageError when none or several."""
+    repos = repos_with_revision(query)
+    if not repos:
+        parsed = parse_revision(query)
+        if parsed.step is not None:  # step452000: the repos with a checkpoint at that step
+            repos = [repo for repo in known_repos()
+                     if any(parse_revision(name).step == parsed.step for name in bundled_revisions(repo))]
+    if len(repos) == 1:
+        return repos[0]
+    if len(repos) > 1:
+        raise UsageError(f"'{query}' exists in several repos: {', '.join(repos)}", hint="pick one with --repo")
+    known = [name for repo in known_repos() for name in bundled_revisions(repo)]
+    close = _suggest(query, known)
+    if close and (parse_revision(query).is_checkpoint or parse_token_count(query) is None):
+        raise NotFoundError(f"revision '{query}' is in no known repo", hint=f"did you mean {_or(close)}? Or pass --repo")
+    raise UsageError(f"cannot tell which repo '{query}' belongs to", hint="pass the repo, e.g. --repo allenai/OLMo-7B")
+
+
+def resolve_in(query: str, repo: str, listing: Listing) -> Resolved:
+    """Resolve `query` against a repo's listing (no I/O)."""
+    names = listing.names
+    if query in names:
+        return Resolved(repo, query, parse_revision(query), exact=True)
+    if query == MAIN or is_commit_sha(query):  # main always exists; a sha names any commit
+        return Resolved(repo, query, parse_revision(query), exact=True)
+    revisions = [parse_revision(name) for name in names]
+    checkpoints = [r for r in revisions if r.is_checkpoint]
+    if query == LATEST:
+        if not checkpoints:
+            raise NotFoundError(f"{repo} has no step checkpoints, so no latest one ({listing.source})")
+        last = training_order(checkpoints)[-1]
+        return Resolved(repo, last.name, last, exact=True, note=f"latest = {last.name}")
+    step = _step_query(query)
+    if step is not None:
+        return _by_step(query, step, repo, checkpoints, listing)
+    tokens = parse_token_count(query)
+    if tokens is not None:
+        return _by_tokens(query, tokens, repo, checkpoints, listing)
+    raise _not_found(query, repo, names, listing)
+
+
+def _by_step(query: str, step: int, repo: str, checkpoints: list[Revision], listing: Listing) -> Resolved:
+    matches = [r for r in checkpoints if r.step == step]
+    if len(matches) == 1:
+        return Resolved(repo, matches[0].name, matches[0], exact=True)
+    if len(matches) > 1:
+        raise UsageError(f"step {step} names several revisions of {repo}: {', '.join(r.name for r in matches)}",
+                         hint="give the full name")
+    nearest = sorted(checkpoints, key=lambda r: (abs(r.step - step), r.step))[:3]
+    hint = f"the nearest: {', '.join(r.name for r in training_order(nearest))}" if nearest else None
+    raise NotFoundError(f"{repo} has no checkpoint at step {step} ({listing.source})", hint=hint)
+
+
+def _by_tokens(query: str, tokens: int, repo: str, checkpoints: list[Revision], listing: Listing) -> Resolved:
+    counted = [r for r in checkpoints if r.tokens is not None]
+    if not counted:
+        raise NotFoundError(f"the revisions of {repo} carry no token counts, so '{query}' cannot be placed",
+                            hint="ask for a step instead, e.g. step1000")
+    best = min(counted, key=lambda r: (abs(r.tokens - tokens), r.sort_key))
+    distance = best.tokens - tokens
+    if distance == 0:
+        return Resolved(repo, best.name, best, exact=True, note=f"{format_tokens(tokens)} tokens = {best.name}")
+    direction = "after" if distance > 0 else "before"
+    note = (f"nearest to {format_tokens(tokens)} tokens: {best.name}, "
+            f"{format_tokens(abs(distance))} tokens {direction}")
+    return Resolved(repo, best.name, best, exact=False, note=note)
+
+
+def _step_query(query: str) -> int | None:
+    if query.isdigit():
+        return int(query)
+    parsed = parse_revision(query)
+    if parsed.is_checkpoint and parsed.tokens is None and parsed.stage is None and parsed.ingredient is None:
+        return parsed.step  # step452000 or step_452000, matched whatever the full name's suffix
+    return None
+
+
+def _not_found(query: str, repo: str, names: list[str], listing: Listing) -> NotFoundError:
+    close = _suggest(query, names)
+    hint = f"did you mean {_or(close)}?" if close else f"run 'olmo list-revisions {repo}' to see the revisions"
+    return NotFoundError(f"revision '{query}' not found in {repo} ({listing.source})", hint=hint)
+
+
+def _suggest(query: str, names: Sequence[str]) -> list[str]:
+    return difflib.get_close_matches(query, list(dict.fromkeys(names)), n=3, cutoff=0.6)
+
+
+def _or(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _clean(query: str) -> str:
+    cleaned = (query or "").strip()
+    if not cleaned:
+        raise UsageError("an empty revision was given")
+    return cleaned
