@@ -115,7 +115,8 @@ def load_tokenizer(path: Path):
         raise BadInputError(f"{path} has no tokenizer files",
                             hint="convert it with 'olmo convert --tokenizer NAME', or copy tokenizer.json next to config.json")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False,
+                                                  clean_up_tokenization_spaces=False)  # BPE: cleanup only corrupts
     except (OSError, ValueError) as error:
         raise BadInputError(f"cannot load the tokenizer in {path}: {_first_line(error)}") from None
     tokenizer.padding_side = "left"
