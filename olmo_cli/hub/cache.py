@@ -1,0 +1,148 @@
+"""The standard Hugging Face cache layout, read and written without huggingface_hub.
+
+    <HF_HUB_CACHE>/models--org--name/
+        refs/<branch>                 the commit sha the branch pointed to (no newline)
+        snapshots/<sha>/<path>        relative symlinks into blobs/
+        blobs/<etag>                  file bytes; etag = sha256 (LFS) or git blob sha1 (small files)
+        blobs/<etag>.incomplete       a partial download
+    <HF_HUB_CACHE>/.locks/models--org--name/<etag>.lock
+
+Writing the same layout as huggingface_hub means transformers and `hf` see our downloads, and a
+file identical across revisions is one blob.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from olmo_cli.hub.env import hub_cache_dir
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+def repo_folder_name(repo: str) -> str:
+    return "models--" + repo.replace("/", "--")
+
+
+def repo_from_folder(name: str) -> str | None:
+    if not name.startswith("models--"):
+        return None
+    return name[len("models--"):].replace("--", "/")
+
+
+@dataclass(frozen=True)
+class RepoCache:
+    """Paths of one repo in the cache (nothing is created until asked)."""
+
+    repo: str
+    root: Path  # the HF hub cache
+
+    @classmethod
+    def of(cls, repo: str, root: Path | None = None) -> "RepoCache":
+        return cls(repo, root or hub_cache_dir())
+
+    @property
+    def dir(self) -> Path:
+        return self.root / repo_folder_name(self.repo)
+
+    def blob(self, etag: str) -> Path:
+        return self.dir / "blobs" / etag
+
+    def incomplete(self, etag: str) -> Path:
+        return self.dir / "blobs" / f"{etag}.incomplete"
+
+    def lock(self, etag: str) -> Path:
+        return self.root / ".locks" / repo_folder_name(self.repo) / f"{etag}.lock"
+
+    def snapshot(self, commit: str) -> Path:
+        return self.dir / "snapshots" / commit
+
+    def ref(self, name: str) -> Path:
+        return self.dir / "refs" / name
+
+    # ----- reading -----
+    def refs(self) -> dict[str, str]:
+        """Branch/tag name -> commit, for refs whose snapshot exists."""
+        base = self.dir / "refs"
+        out: dict[str, str] = {}
+        if not base.is_dir():
+            return out
+        for path in sorted(base.rglob("*")):
+            if path.is_file():
+                commit = path.read_text().strip()
+                if _COMMIT.match(commit) and self.snapshot(commit).is_dir():
+                    out[path.relative_to(base).as_posix()] = commit
+        return out
+
+    def commits(self) -> list[str]:
+        base = self.dir / "snapshots"
+        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+
+    def commit_of(self, revision: str) -> str | None:
+        """The cached commit a branch, tag or sha names, or None."""
+        if _COMMIT.match(revision) and self.snapshot(revision).is_dir():
+            return revision
+        path = self.ref(revision)
+        if path.is_file():
+            commit = path.read_text().strip()
+            if self.snapshot(commit).is_dir():
+                return commit
+        return None
+
+    def snapshot_files(self, commit: str) -> dict[str, Path]:
+        """Repo path -> the real file it points to (broken links included: they are missing files)."""
+        base = self.snapshot(commit)
+        out: dict[str, Path] = {}
+        if not base.is_dir():
+            return out
+        for dirpath, _, names in os.walk(base):
+            for name in names:
+                link = Path(dirpath) / name
+                out[link.relative_to(base).as_posix()] = Path(os.path.realpath(link))
+        return out
+
+    def blobs(self) -> dict[Path, int]:
+        """Every complete blob of this repo with its size."""
+        base = self.dir / "blobs"
+        if not base.is_dir():
+            return {}
+        return {p: p.stat().st_size for p in base.iterdir() if p.is_file() and not p.name.endswith(".incomplete")}
+
+    # ----- writing -----
+    def link(self, commit: str, path: str, etag: str) -> Path:
+        """snapshots/<commit>/<path> -> ../../blobs/<etag> (relative, as huggingface_hub writes it)."""
+        target = self.snapshot(commit) / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        relative = os.path.relpath(self.blob(etag), target.parent)
+        if target.is_symlink() and os.readlink(target) == relative:
+            return target
+        if target.is_symlink() or target.exists():
+            target.unlink()
+        os.symlink(relative, target)
+        return target
+
+    def write_ref(self, name: str, commit: str) -> None:
+        if name == commit:
+            return
+        path = self.ref(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_file() and path.read_text() == commit:
+            return
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(commit)
+        os.replace(tmp, path)
+
+
+def cached_repos(root: Path | None = None) -> list[str]:
+    base = root or hub_cache_dir()
+    if not base.is_dir():
+        return []
+    repos = (repo_from_folder(p.name) for p in base.iterdir() if p.is_dir())
+    return sorted(r for r in repos if r)
+
+
+def is_commit(text: str) -> bool:
+    return bool(_COMMIT.match(text))
