@@ -1,0 +1,202 @@
+"""`quantize`: write a smaller copy of any OLMo checkpoint, and measure what it cost in quality.
+
+Flow: find the source (Hub revision, native, hf_olmo or transformers directory; the first two are
+converted once through the loading core's cache), refuse a source that is already quantized, compute
+the float32 reference logits on the built-in text, then quantize while loading (transformers hands
+each weight to torchao / bitsandbytes as it is read, so the unquantized model is never held twice)
+or, for fp16/bf16, cast tensor by tensor; save as safetensors into a temporary sibling of DST that
+is renamed into place only when everything is written.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from olmo_cli.errors import BadInputError, UsageError
+from olmo_cli.quantize.atomic import atomic_output_dir, check_destination
+from olmo_cli.quantize.files import copy_side_files, weights_bytes
+from olmo_cli.quantize.methods import QUANTIZE_METHODS, Method, get_method, quantization_config, require_backend
+from olmo_cli.reporting import NULL_REPORTER, Reporter
+
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+SHARD_SIZE = "5GB"
+
+
+@dataclass
+class QuantizeReport:
+    method: str
+    source: str
+    destination: str
+    dtype: str  # the dtype the output computes in (and keeps its unquantized tensors in)
+    device: str
+    size_before: int  # bytes of weight files
+    size_after: int
+    ratio: float  # size_after / size_before
+    max_logit_diff: float | None  # None: the quality check was skipped (--no-check)
+    top1_agreement: float | None
+    ppl_before: float | None
+    ppl_after: float | None
+    eval_tokens: int | None
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def quantize(
+    src: str,
+    dst: str | Path,
+    *,
+    method: str = "int8",
+    revision: str | None = None,
+    dtype: str = "auto",
+    force: bool = False,
+    offline: bool = False,
+    check: bool = True,
+    reporter: Reporter = NULL_REPORTER,
+) -> QuantizeReport:
+    """Quantize `src` (anything `olmo_cli.sources.locate` reads) into the new directory `dst`."""
+    start = time.perf_counter()
+    chosen = get_method(method, allowed=QUANTIZE_METHODS)
+    compute_dtype = _compute_dtype(chosen, dtype)
+    dst = Path(dst).expanduser().resolve()
+    # Cheap refusals first: before any download, conversion or load.
+    check_destination(dst, force)
+    require_backend(chosen.name, allowed=QUANTIZE_METHODS)
+    device = "cuda" if chosen.needs_cuda else "cpu"
+
+    from olmo_cli.loading import locate_hf_checkpoint
+
+    located, hf_dir = locate_hf_checkpoint(src, revision, offline=offline, reporter=reporter)
+    refuse_quantized(hf_dir)
+    _refuse_overlap(hf_dir, dst)
+    size_before = weights_bytes(hf_dir)
+
+    tokenizer = _tokenizer_or_none(hf_dir, reporter) if check else None
+    ids = reference = None
+    if tokenizer is not None:
+        from olmo_cli.quantize.quality import logits_of, sample_ids
+
+        ids = sample_ids(tokenizer)
+        reporter.info(f"reference: float32 logits of {located.describe()} on {ids.shape[1]} tokens")
+        model = _load(hf_dir, "float32", device)
+        reference = logits_of(model, ids)
+        del model
+        _free_memory()
+
+    with atomic_output_dir(dst, force) as tmp:
+        if chosen.backend == "cast":
+            from olmo_cli.quantize.cast import cast_checkpoint
+
+            cast_checkpoint(hf_dir, tmp, compute_dtype, reporter=reporter)
+            copy_side_files(hf_dir, tmp)
+            quantized = _logits_from(tmp, compute_dtype, device, ids) if ids is not None else None
+            _free_memory()
+        else:
+            reporter.info(f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}")
+            import torch
+
+            qconfig = quantization_config(chosen.name, compute_dtype=getattr(torch, compute_dtype))
+            model = _load(hf_dir, compute_dtype, device, quantization_config=qconfig)
+            quantized = None
+            if ids is not None:
+                from olmo_cli.quantize.quality import logits_of
+
+                quantized = logits_of(model, ids)
+            reporter.info(f"writing {dst}")
+            model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
+            del model
+            _free_memory()
+            copy_side_files(hf_dir, tmp)
+        size_after = weights_bytes(tmp)
+
+    quality = None
+    if quantized is not None:
+        from olmo_cli.quantize.quality import compare
+
+        quality = compare(reference, quantized, ids)
+    return QuantizeReport(
+        method=chosen.name, source=located.describe(), destination=str(dst), dtype=compute_dtype, device=device,
+        size_before=size_before, size_after=size_after, ratio=size_after / size_before if size_before else float("nan"),
+        max_logit_diff=quality.max_logit_diff if quality else None,
+        top1_agreement=quality.top1_agreement if quality else None,
+        ppl_before=quality.ppl_before if quality else None, ppl_after=quality.ppl_after if quality else None,
+        eval_tokens=quality.tokens if quality else None, seconds=time.perf_counter() - start,
+    )
+
+
+def refuse_quantized(hf_dir: Path) -> None:
+    """BadInputError when `hf_dir` holds an already-quantized checkpoint (quantizing twice only loses)."""
+    try:
+        config = json.loads((hf_dir / "config.json").read_text())
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"cannot read {hf_dir / 'config.json'}: {error}") from None
+    qconfig = config.get("quantization_config")
+    if qconfig:
+        kind = qconfig.get("quant_method", "unknown") if isinstance(qconfig, dict) else "unknown"
+        raise BadInputError(f"{hf_dir} is already quantized ({kind})",
+                            hint="quantize the full-precision checkpoint it was made from")
+
+
+def _compute_dtype(method: Method, dtype: str) -> str:
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype '{dtype}'", hint=f"use one of: {', '.join(DTYPES)}")
+    if method.backend == "cast":
+        target = "float16" if method.name == "fp16" else "bfloat16"
+        if dtype not in ("auto", target):
+            raise UsageError(f"--method {method.name} casts to {target}; --dtype {dtype} contradicts it")
+        return target
+    if method.name == "int4" and dtype not in ("auto", "bfloat16"):
+        raise UsageError("int4 computes in bfloat16 (torchao's int4 kernel); drop --dtype")
+    # bf16 by default: the unquantized tensors (embeddings, norms, scales) at half the bytes of
+    # float32; this is what brings an int8 OLMo-1B under 0.30 of its float32 size.
+    return "bfloat16" if dtype == "auto" else dtype
+
+
+def _refuse_overlap(src: Path, dst: Path) -> None:
+    src = src.resolve()
+    if dst == src or src in dst.parents or dst in src.parents:
+        raise UsageError(f"the output {dst} overlaps the source {src}", hint="write to a directory outside the source")
+
+
+def _tokenizer_or_none(hf_dir: Path, reporter: Reporter):
+    from olmo_cli.loading.model import load_tokenizer
+
+    try:
+        return load_tokenizer(hf_dir)
+    except BadInputError as error:
+        reporter.warn(f"no quality check: {error}")
+        return None
+
+
+def _load(path: Path, dtype: str, device: str, quantization_config=None):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"dtype": getattr(torch, dtype), "device_map": device, "local_files_only": True, "trust_remote_code": False}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    return model.eval()
+
+
+def _logits_from(path: Path, dtype: str, device: str, ids):
+    from olmo_cli.quantize.quality import logits_of
+
+    model = _load(path, dtype, device)
+    return logits_of(model, ids)
+
+
+def _free_memory() -> None:
+    gc.collect()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover
+        pass
