@@ -87,6 +87,38 @@ def plan_revision(repo: str, revision: str, *, include=None, exclude=None, all_f
     return RevisionPlan(repo, revision, listing.commit, files, cached)
 
 
+@dataclass
+class DryRun:
+    repo: str
+    plans: list[RevisionPlan]
+    errors: dict[str, str]  # revision -> why it could not be listed
+
+    @property
+    def to_download(self) -> int:
+        """Bytes of the distinct blobs not in the cache yet (a shared file counts once)."""
+        missing = {f.etag: f.size for p in self.plans for f in p.files if f.path not in p.cached}
+        return sum(missing.values())
+
+    def as_dict(self) -> dict:
+        return {"repo": self.repo, "to_download_bytes": self.to_download,
+                "revisions": [{"revision": p.revision, "commit": p.commit, "bytes": p.size,
+                               "files": [{"path": f.path, "size": f.size, "sha256": f.sha256,
+                                          "cached": f.path in p.cached} for f in p.files]} for p in self.plans]
+                + [{"revision": r, "error": e} for r, e in self.errors.items()]}
+
+
+def dry_run(repo: str, revisions: list[str], *, include=None, exclude=None, all_files=False) -> DryRun:
+    plans, errors = [], {}
+    for revision in revisions:
+        try:
+            plans.append(plan_revision(repo, revision, include=include, exclude=exclude, all_files=all_files))
+        except OlmoError as error:
+            if _stops_sweep(error):
+                raise
+            errors[revision] = error.message
+    return DryRun(repo, plans, errors)
+
+
 def download_revisions(repo: str, revisions: list[str], *, include=None, exclude=None, all_files=False,
                        local_dir: Path | None = None, max_workers: int = 8,
                        reporter: Reporter = NULL_REPORTER) -> SweepResult:

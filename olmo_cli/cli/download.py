@@ -1,0 +1,104 @@
+"""`olmo download REPO`: one revision or a sweep of many into the HF cache (or a plain directory)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, RepoArg,
+                                  RevisionsOpt, StageOpt, ToOpt)
+
+app = typer.Typer(rich_markup_mode=None)
+
+GlobOpt = Annotated[Optional[list[str]], typer.Option(show_default=False)]
+
+
+@app.command()
+def download(
+    repo: RepoArg,
+    revision: RevisionsOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    every: EveryOpt = None,
+    log_spaced: LogSpacedOpt = None,
+    stage: StageOpt = None,
+    limit: LimitOpt = None,
+    include: Annotated[Optional[list[str]], typer.Option("--include", help="Fetch only files matching this glob (repeatable).", show_default=False)] = None,
+    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip files matching this glob (repeatable).", show_default=False)] = None,
+    all_files: bool = typer.Option(False, "--all-files", help="Fetch every file of the revision, not only what a model needs."),
+    local_dir: Optional[Path] = typer.Option(None, "--local-dir", help="Also export plain files to DIR (DIR/<revision>/ for several revisions).", show_default=False),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the files, sizes, what is cached and the total to download; fetch nothing."),
+    max_workers: int = typer.Option(8, "--max-workers", min=1, help="Files downloaded in parallel."),
+    refresh: bool = typer.Option(False, "--refresh", help="Ask the Hub for the revision list even if a recent answer is cached."),
+    as_json: JsonOpt = False,
+):
+    """Download one revision or a sweep of many into the HF cache.
+
+    By default the files a model needs: config, generation config, tokenizer files and one copy
+    of the weights (safetensors when a revision has both safetensors and .bin). Files identical
+    across revisions are stored and transferred once. An interrupted download continues where it
+    stopped when the command is run again. Retries 5xx, 429 and dropped connections. A revision
+    that fails does not stop the sweep; the exit code is then 1. Without --revision or a selection,
+    `main` is fetched.
+
+    \b
+    Examples:
+      olmo download allenai/OLMo-1B-hf
+      olmo download allenai/OLMo-7B --revision step452000-tokens2000B
+      olmo download allenai/OLMo-1B-hf --from 100B --to 1T --every 50000
+      olmo download allenai/OLMo-1B-hf --log-spaced 8 --dry-run
+      olmo download allenai/OLMo-1B-hf -r main --local-dir ./olmo-1b
+      olmo download allenai/OLMo-1B-hf -r main --include '*.json' --json
+    """
+    from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
+    from olmo_cli.errors import OlmoError
+    from olmo_cli.hub import download as core
+    from olmo_cli.hub.files import format_size
+    from olmo_cli.revisions.resolve import select_revisions
+    from olmo_cli.revisions.select import Selection
+
+    selection = Selection(start, end, every, log_spaced, stage, limit)  # checks the flags before any I/O
+    if local_dir is not None:
+        core.check_local_dir(local_dir)
+    reporter = ConsoleReporter()
+    queries = list(revision or [])
+    if not queries and not selection.active:
+        queries = ["main"]
+    names = [r.revision for r in select_revisions(repo, queries, selection, offline=False, refresh=refresh,
+                                                    reporter=reporter)]
+    say(f"{repo}: {len(names)} revision{'s' if len(names) != 1 else ''}")
+
+    if dry_run:
+        plan = core.dry_run(repo, names, include=include, exclude=exclude, all_files=all_files)
+        if as_json:
+            print_json(plan.as_dict())
+        else:
+            rows = []
+            for p in plan.plans:
+                for f in p.files:
+                    rows.append((p.revision, f.path, format_size(f.size), "yes" if f.path in p.cached else ""))
+            rows += [(r, f"error: {e}", "", "") for r, e in plan.errors.items()]
+            print_table(("revision", "file", "size", "cached"), rows)
+        say(f"to download: {format_size(plan.to_download)} of {format_size(sum(p.size for p in plan.plans))} "
+            f"in {len(plan.plans)} revision(s); files shared between revisions are fetched once")
+        if plan.errors:
+            raise OlmoError(f"{len(plan.errors)} of {len(names)} revisions could not be listed")
+        return
+
+    result = core.download_revisions(repo, names, include=include, exclude=exclude, all_files=all_files,
+                                     local_dir=local_dir, max_workers=max_workers, reporter=reporter)
+    summary = result.as_dict()
+    if as_json:
+        print_json(summary)
+    else:
+        rows = [(o.revision, (o.commit or "")[:10], o.files, format_size(o.bytes),
+                 "failed: " + o.error if o.error else ("downloaded" if o.downloaded else "already present"),
+                 str(o.local_dir or o.snapshot or "")) for o in result.outcomes]
+        print_table(("revision", "commit", "files", "size", "status", "path"), rows)
+    say(f"downloaded {summary['downloaded']}, already present {summary['already_present']}, "
+        f"failed {summary['failed']}; {format_size(result.transferred)} transferred")
+    if result.failed:
+        raise OlmoError(f"{len(result.failed)} of {len(names)} revisions failed",
+                        hint="run the same command again: finished files are kept and partial ones continue")
