@@ -79,10 +79,10 @@ def infer_repo(query: str) -> str:
     """The one known repo whose bundled index has this revision; UsageError when none or several."""
     repos = repos_with_revision(query)
     if not repos:
-        parsed = parse_revision(query)
-        if parsed.step is not None:  # step452000: the repos with a checkpoint at that step
+        step = _step_query(query) if not query.isdigit() else None
+        if step is not None:  # step452000: the repos with a checkpoint at that step
             repos = [repo for repo in known_repos()
-                     if any(parse_revision(name).step == parsed.step for name in bundled_revisions(repo))]
+                     if any(parse_revision(name).step == step for name in bundled_revisions(repo))]
     if len(repos) == 1:
         return repos[0]
     if len(repos) > 1:
