@@ -1,0 +1,88 @@
+"""`olmo quantize SRC DST`: write a smaller checkpoint and report its size and quality."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt
+
+app = typer.Typer(rich_markup_mode=None)
+
+# Kept literal (not imported from olmo_cli.quantize.methods) so --help stays cheap; a test checks they agree.
+METHOD_HELP = "int8 (default) | int8-dynamic | int4 (CUDA) | nf4 (bitsandbytes) | fp16 | bf16."
+
+
+@app.command()
+def quantize(
+    src: str = typer.Argument(..., help="Hub repo id, or a local checkpoint directory (native, hf_olmo or transformers).", show_default=False),
+    dst: Path = typer.Argument(..., help="New directory for the quantized checkpoint.", show_default=False),
+    revision: RevisionOpt = None,
+    method: str = typer.Option("int8", "--method", "-m", help=METHOD_HELP),
+    dtype: str = typer.Option("auto", "--dtype", help="What the output computes in and keeps unquantized tensors in: auto (bfloat16), float32, bfloat16, float16."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare against the float32 model (max logit difference, top-1 agreement, perplexity)."),
+    force: ForceOpt = False,
+    offline: OfflineOpt = False,
+    as_json: JsonOpt = False,
+):
+    """Write a smaller checkpoint (int8, int4, nf4, fp16, bf16).
+
+    int8 keeps int8 weights with one scale per output channel (torchao), embeddings and norms in
+    --dtype; the output is safetensors that 'olmo generate DST' and transformers' from_pretrained
+    (with torchao installed) load directly. Reports the weight bytes before and after and, unless
+    --no-check, how far the quantized model's logits are from the float32 model's on a short
+    built-in English text. The output is written to a temporary directory next to DST and renamed
+    when complete.
+
+    \b
+    Examples:
+      olmo quantize allenai/OLMo-1B-hf olmo-1b-int8
+      olmo quantize allenai/OLMo-1B-hf olmo-1b-int8 --revision step20000-tokens84B
+      olmo quantize ./step1000-unsharded out-bf16 --method bf16
+      olmo quantize allenai/OLMo-7B-0724-hf olmo-7b-int4 --method int4     # CUDA only
+      olmo quantize olmo-1b-hf olmo-1b-int8 --force --json
+    """
+    from olmo_cli.cli.output import ConsoleReporter, print_json
+    from olmo_cli.quantize.run import quantize as run_quantize
+
+    report = run_quantize(src, dst, method=method, revision=revision, dtype=dtype, force=force, offline=offline,
+                          check=check, reporter=ConsoleReporter(quiet=as_json))
+    if as_json:
+        print_json(report.to_dict())
+        return
+    _print_report(report)
+
+
+def _print_report(report) -> None:
+    from olmo_cli.cli.output import print_lines
+
+    def number(value: Optional[float], fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    rows = [
+        ("method", report.method),
+        ("source", report.source),
+        ("output", report.destination),
+        ("dtype", report.dtype),
+        ("size before", _bytes(report.size_before)),
+        ("size after", f"{_bytes(report.size_after)}  ({report.ratio:.3f} of before)"),
+        ("max logit diff", number(report.max_logit_diff, ".4g")),
+        ("top-1 agreement", number(report.top1_agreement, ".1%")),
+        ("perplexity before", number(report.ppl_before, ".3f")),
+        ("perplexity after", number(report.ppl_after, ".3f")),
+        ("eval tokens", "-" if report.eval_tokens is None else str(report.eval_tokens)),
+        ("time", f"{report.seconds:.1f} s"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    print_lines(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.2f} {unit}"
+        size /= 1000
+    return f"{n} B"
