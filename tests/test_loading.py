@@ -1,0 +1,209 @@
+"""The loading core: any source to a transformers model, converted once, on the right device and dtype."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from tiny_models import OLMO1_TOKENIZER, make_hf, make_hf_olmo, make_native
+
+from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
+from olmo_cli.generate import SamplingParams, generate
+from olmo_cli.loading import converted_cache_dir, hf_checkpoint_dir, load_model
+from olmo_cli.loading.devices import checkpoint_dtype, pick_device, pick_dtype
+from olmo_cli.sources import locate
+
+# The real OLMo-1 tokenizer's ids need the padded vocabulary (REFERENCE 3.3).
+TOKENIZER_SHAPE = dict(vocab_size=50304, eos_token_id=50279, pad_token_id=1)
+NATIVE_TOKENIZER_SHAPE = dict(vocab_size=50280, embedding_size=50304, eos_token_id=50279, pad_token_id=1)
+PROMPTS = ["Language modeling is", "The capital of France"]
+
+
+def make_hf_with_tokenizer(directory: Path, **overrides) -> Path:
+    make_hf(directory, **{**TOKENIZER_SHAPE, **overrides})
+    for file in OLMO1_TOKENIZER.iterdir():
+        shutil.copy(file, directory / file.name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny_hf(tmp_path_factory) -> Path:
+    return make_hf_with_tokenizer(tmp_path_factory.mktemp("tiny") / "hf")
+
+
+def greedy_texts(model, tokenizer, prompts, n=8) -> list[str]:
+    """Greedy completions the plain transformers way, one prompt at a time (no padding involved)."""
+    texts = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt")
+        out = model.generate(**ids, max_new_tokens=n, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        texts.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+    return texts
+
+
+def olmo_greedy(loaded, prompts, n=8) -> list[str]:
+    result = generate(loaded, prompts, SamplingParams(max_new_tokens=n, greedy=True))
+    return [c.completion for c in result.completions]
+
+
+def test_transformers_checkpoint_loads_in_place_on_cpu_in_its_own_dtype(tiny_hf):
+    loaded = load_model(str(tiny_hf))
+    assert loaded.path == tiny_hf.resolve()
+    assert loaded.device.type == "cpu" and loaded.model.device.type == "cpu"
+    assert loaded.dtype == torch.float32 and loaded.model.dtype == torch.float32
+    assert loaded.tokenizer.padding_side == "left"
+    assert loaded.load_seconds > 0
+    assert not loaded.model.training
+    assert not converted_cache_dir().exists()  # nothing converted for a transformers checkpoint
+
+
+def test_explicit_dtype_and_unknown_dtype(tiny_hf):
+    assert load_model(str(tiny_hf), dtype="bf16").model.dtype == torch.bfloat16
+    with pytest.raises(UsageError, match="unknown dtype"):
+        load_model(str(tiny_hf), dtype="float8")
+
+
+def test_auto_dtype_is_the_checkpoint_dtype_on_cpu(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"dtype": "bfloat16"}))
+    assert checkpoint_dtype(tmp_path) == "bfloat16"
+    assert pick_dtype("auto", torch.device("cpu"), tmp_path) == torch.bfloat16
+    (tmp_path / "config.json").write_text(json.dumps({"torch_dtype": "float16"}))
+    assert pick_dtype("auto", torch.device("cpu"), tmp_path) == torch.float16
+
+
+def test_device_auto_is_cpu_here_and_missing_devices_are_refused(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert pick_device("auto").type == "cpu"
+    with pytest.raises(UnsupportedError, match="no CUDA"):
+        pick_device("cuda")
+    with pytest.raises(UsageError):
+        pick_device("tpu-ish")
+
+
+def test_auto_device_prefers_cuda_when_present(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert pick_device("auto").type == "cuda"
+
+
+def test_bitsandbytes_missing_is_a_one_line_unsupported_error(tiny_hf, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    with pytest.raises(UnsupportedError, match="bitsandbytes") as error:
+        load_model(str(tiny_hf), quantization="nf4")
+    assert "pip install" in error.value.hint and "\n" not in error.value.message
+
+
+def test_int8_torchao_quantizes_at_load_and_keeps_greedy_text_close(tiny_hf):
+    full = load_model(str(tiny_hf))
+    quantized = load_model(str(tiny_hf), quantization="int8")
+    weight = quantized.model.model.layers[0].mlp.up_proj.weight
+    assert type(weight).__name__ != "Parameter" or weight.dtype == torch.int8
+    ids = full.to_inputs(["Hello world"])
+    with torch.no_grad():
+        a = full.model(**ids).logits
+        b = quantized.model(**quantized.to_inputs(["Hello world"])).logits
+    assert not torch.equal(a, b)  # really quantized
+    assert torch.allclose(a, b, atol=0.2)
+
+
+def test_inputs_follow_the_model_device(tiny_hf):
+    loaded = load_model(str(tiny_hf))
+    inputs = loaded.to_inputs(PROMPTS)
+    assert inputs["input_ids"].device == loaded.model.device
+    # Left padding: the shorter prompt's padding comes first.
+    assert inputs["attention_mask"][:, -1].all()
+
+
+def test_batched_greedy_equals_one_prompt_at_a_time(tiny_hf):
+    loaded = load_model(str(tiny_hf))
+    assert olmo_greedy(loaded, PROMPTS) == greedy_texts(loaded.model, loaded.tokenizer, PROMPTS)
+
+
+def test_hf_olmo_source_generates_what_its_conversion_generates(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from olmo_cli.checkpoints.convert import convert
+
+    source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
+    loaded = load_model(str(source))
+    assert loaded.path.parent == converted_cache_dir()
+    convert(source, tmp_path / "by-hand", to="hf")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "by-hand", dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "by-hand")
+    assert olmo_greedy(loaded, PROMPTS) == greedy_texts(model, tokenizer, PROMPTS)
+
+
+def test_native_source_generates_what_its_conversion_generates(tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from olmo_cli.checkpoints.convert import convert
+
+    source = make_native(tmp_path / "native", arch="olmo2", **NATIVE_TOKENIZER_SHAPE)
+    loaded = load_model(str(source))
+    convert(source, tmp_path / "by-hand", to="hf")
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "by-hand", dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "by-hand")
+    assert type(loaded.model).__name__ == "Olmo2ForCausalLM"
+    assert olmo_greedy(loaded, PROMPTS) == greedy_texts(model, tokenizer, PROMPTS)
+
+
+def test_converted_cache_is_reused_and_redone_when_the_weights_change(tmp_path, monkeypatch):
+    import olmo_cli.checkpoints.convert as convert_module
+
+    calls = []
+    real = convert_module.convert
+    monkeypatch.setattr(convert_module, "convert", lambda *a, **k: calls.append(a) or real(*a, **k))
+    source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
+    first = hf_checkpoint_dir(locate(str(source)))
+    second = hf_checkpoint_dir(locate(str(source)))
+    assert first == second and len(calls) == 1
+    assert json.loads((first / "olmo-source.json").read_text())["format"] == "hf_olmo"
+    weights = source / "pytorch_model.bin"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    third = hf_checkpoint_dir(locate(str(source)))
+    assert third != first and len(calls) == 2
+    assert sorted(p.name for p in converted_cache_dir().iterdir()) == sorted([first.name, third.name])
+
+
+def _hub_files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+def test_hub_source_at_a_named_revision(fake_hub, tmp_path):
+    a = make_hf_with_tokenizer(tmp_path / "a", seed=1)
+    b = make_hf_with_tokenizer(tmp_path / "b", seed=2)
+    fake_hub.add_repo("allenai/OLMo-1B-hf", branches={"main": _hub_files(b), "step1000-tokens4B": _hub_files(a)})
+    loaded = load_model("allenai/OLMo-1B-hf", "step1000")
+    assert loaded.located.revision == "step1000-tokens4B"
+    assert loaded.located.commit == fake_hub.commit("allenai/OLMo-1B-hf", "step1000-tokens4B")
+    local = load_model(str(a))
+    assert olmo_greedy(loaded, PROMPTS[:1]) == olmo_greedy(local, PROMPTS[:1])
+
+
+def test_hub_hf_olmo_source_is_converted_once_keyed_by_commit(fake_hub, tmp_path):
+    source = make_hf_olmo(tmp_path / "hf_olmo", weights="safetensors", **NATIVE_TOKENIZER_SHAPE)
+    fake_hub.add_repo("allenai/OLMo-1B", branches={"main": _hub_files(source)})
+    loaded = load_model("allenai/OLMo-1B")
+    commit = fake_hub.commit("allenai/OLMo-1B", "main")
+    assert loaded.path.name == f"allenai--OLMo-1B--{commit}"
+    assert type(loaded.model).__name__ == "OlmoForCausalLM"
+
+
+def test_missing_sources_are_one_line_errors(tmp_path):
+    with pytest.raises(UsageError, match="no model given"):
+        load_model()
+    with pytest.raises(NotFoundError):
+        load_model(str(tmp_path / "nothing-here"))
+
+
+def test_checkpoint_without_tokenizer_is_bad_input(tmp_path):
+    source = make_hf(tmp_path / "bare", **TOKENIZER_SHAPE)
+    with pytest.raises(BadInputError, match="no tokenizer"):
+        load_model(str(source))
