@@ -146,3 +146,27 @@ def cached_repos(root: Path | None = None) -> list[str]:
 
 def is_commit(text: str) -> bool:
     return bool(_COMMIT.match(text))
+
+
+@dataclass(frozen=True)
+class CachedRevision:
+    repo: str
+    name: str  # the ref name, or the commit sha for a snapshot no ref points to
+    commit: str
+    files: int
+    size: int  # bytes of its files (blobs shared with other revisions included)
+
+
+def scan_repo(repo: str, root: Path | None = None) -> list[CachedRevision]:
+    """Every cached revision of `repo`: its refs, plus snapshots that no ref names (by sha)."""
+    cache = RepoCache.of(repo, root)
+    refs = cache.refs()
+    named = set(refs.values())
+    entries = [(name, commit) for name, commit in refs.items()]
+    entries += [(commit, commit) for commit in cache.commits() if commit not in named]
+    out = []
+    for name, commit in entries:
+        files = cache.snapshot_files(commit)
+        blobs = {p for p in files.values() if p.is_file()}
+        out.append(CachedRevision(repo, name, commit, len(files), sum(p.stat().st_size for p in blobs)))
+    return out

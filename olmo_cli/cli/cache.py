@@ -1,0 +1,151 @@
+"""`olmo cache ls|rm`: the local HF cache by revision name, in training order."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, RepoArg, RevisionsOpt,
+                                  StageOpt, ToOpt)
+
+app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
+                  help="List or remove cached revisions by name or range.")
+
+
+@app.command("ls")
+def ls(
+    repo: Annotated[Optional[str], typer.Argument(help="Only this repo.", show_default=False)] = None,
+    as_json: JsonOpt = False,
+):
+    """List cached repos and revisions with step, tokens and size, in training order.
+
+    \b
+    Examples:
+      olmo cache ls
+      olmo cache ls allenai/OLMo-1B-hf --json
+    """
+    from olmo_cli.cli.output import print_json, print_table, say
+    from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo
+    from olmo_cli.hub.files import format_size
+    from olmo_cli.revisions.names import format_tokens, parse_revision
+
+    repos = [repo] if repo else cached_repos()
+    rows, records = [], []
+    for name in repos:
+        revisions = sorted(scan_repo(name), key=lambda r: parse_revision(r.name).sort_key)
+        on_disk = sum(RepoCache.of(name).blobs().values())
+        for r in revisions:
+            parsed = parse_revision(r.name)
+            records.append({"repo": name, "revision": r.name, "commit": r.commit, "step": parsed.step,
+                            "tokens": parsed.tokens, "stage": parsed.stage, "ingredient": parsed.ingredient,
+                            "files": r.files, "size": r.size})
+            rows.append((name, r.name, parsed.step, format_tokens(parsed.tokens), r.files, format_size(r.size), r.commit[:10]))
+        if revisions and not as_json:
+            say(f"{name}: {len(revisions)} revision(s), {format_size(on_disk)} on disk")
+    if repo and not records:
+        say(f"nothing of {repo} is cached")
+    if as_json:
+        print_json(records)
+    elif rows:
+        print_table(("repo", "revision", "step", "tokens", "files", "size", "commit"), rows)
+
+
+@app.command("rm")
+def rm(
+    repo: RepoArg,
+    revision: RevisionsOpt = None,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    every: EveryOpt = None,
+    log_spaced: LogSpacedOpt = None,
+    stage: StageOpt = None,
+    limit: LimitOpt = None,
+    keep_every: Optional[int] = typer.Option(None, "--keep-every", min=1, help="Remove checkpoints whose step is not a multiple of N (within the selection, if any).", show_default=False),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed and freed; remove nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting."),
+    as_json: JsonOpt = False,
+):
+    """Remove cached revisions by name or range; free blobs no other revision uses.
+
+    Files shared with revisions that stay (a tokenizer, a config) are kept. Shows what it will free
+    and asks first, unless --yes (required when not at a terminal).
+
+    \b
+    Examples:
+      olmo cache rm allenai/OLMo-1B-hf --revision step20000-tokens84B
+      olmo cache rm allenai/OLMo-1B-hf --to 100B --dry-run
+      olmo cache rm allenai/OLMo-1B-hf --keep-every 100000 --yes
+    """
+    from olmo_cli.cli.output import print_json, print_table, say
+    from olmo_cli.errors import NotFoundError, UsageError
+    from olmo_cli.hub.cleanup import apply_removal, plan_removal
+    from olmo_cli.hub.files import format_size
+    from olmo_cli.revisions.select import Selection
+
+    selection = Selection(start, end, every, log_spaced, stage, limit)
+    if not revision and not selection.active and keep_every is None:
+        raise UsageError("say which revisions to remove",
+                         hint="use --revision NAME, a range (--from/--to, --every...) or --keep-every N")
+    names = _targets(repo, list(revision or []), selection, keep_every)
+    plan = plan_removal(repo, names)
+    if as_json:
+        print_json({**plan.as_dict(), "dry_run": dry_run})
+    else:
+        print_table(("revision", "commit", "files", "size"),
+                    [(r.name, r.commit[:10], r.files, format_size(r.size)) for r in plan.revisions])
+    say(f"{len(plan.revisions)} revision(s) of {repo}; frees {format_size(plan.bytes_freed)} "
+        f"({len(plan.blobs)} files no other revision uses)")
+    if dry_run:
+        return
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("not deleting without confirmation", hint="pass --yes to delete when not at a terminal")
+        if not typer.confirm("Delete them?", default=False, err=True):
+            raise typer.Exit(1)
+    apply_removal(plan)
+    say(f"removed {len(plan.revisions)} revision(s), freed {format_size(plan.bytes_freed)}")
+
+
+def _targets(repo: str, queries: list[str], selection, keep_every: int | None) -> list[str]:
+    """Cached revision names: the named ones, plus the selection, filtered by --keep-every."""
+    from olmo_cli.errors import NotFoundError
+    from olmo_cli.hub.cache import scan_repo
+    from olmo_cli.revisions.names import parse_revision
+
+    cached = {r.name: r for r in scan_repo(repo)}
+    if not cached:
+        raise NotFoundError(f"nothing of {repo} is in the local cache")
+    commits = {r.commit: r.name for r in cached.values()}
+    chosen: list[str] = []
+    for query in queries:
+        chosen.append(_cached_name(repo, query, cached, commits))
+    parsed = [parse_revision(name) for name in cached]
+    pool = selection.apply(parsed) if selection.active else ([] if queries else parsed)
+    if keep_every is not None:
+        pool = [r for r in pool if r.step is not None and r.step % keep_every != 0]
+    chosen += [r.name for r in pool if r.name not in chosen]
+    if not chosen:
+        raise NotFoundError(f"no cached revision of {repo} matches {selection.describe() if selection.active else ''}".rstrip(),
+                            hint=f"run 'olmo cache ls {repo}' to see what is cached")
+    return chosen
+
+
+def _cached_name(repo: str, query: str, cached: dict, commits: dict) -> str:
+    from olmo_cli.errors import NotFoundError, OlmoError
+
+    if query in cached:
+        return query
+    if query in commits:
+        return commits[query]
+    try:  # step452000, 2T, latest...: resolved offline against the bundled index and the cache
+        from olmo_cli.revisions.resolve import resolve
+
+        name = resolve(query, repo, offline=True).revision
+    except OlmoError:
+        name = None
+    if name in cached:
+        return name
+    raise NotFoundError(f"revision '{query}' of {repo} is not in the local cache",
+                        hint=f"run 'olmo cache ls {repo}' to see what is cached")

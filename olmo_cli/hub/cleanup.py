@@ -1,0 +1,69 @@
+"""Remove cached revisions by name: refs, snapshots no remaining ref uses, blobs no remaining
+snapshot uses. Planned first (what goes, how many bytes it frees), applied second."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from olmo_cli.hub.cache import CachedRevision, RepoCache, scan_repo
+
+
+@dataclass
+class RemovalPlan:
+    repo: str
+    revisions: list[CachedRevision]
+    refs: list[Path] = field(default_factory=list)
+    snapshots: list[Path] = field(default_factory=list)
+    blobs: dict[Path, int] = field(default_factory=dict)
+
+    @property
+    def bytes_freed(self) -> int:
+        return sum(self.blobs.values())
+
+    def as_dict(self) -> dict:
+        return {"repo": self.repo, "revisions": [r.name for r in self.revisions],
+                "snapshots": [p.name for p in self.snapshots], "blobs": len(self.blobs),
+                "bytes_freed": self.bytes_freed}
+
+
+def plan_removal(repo: str, names: list[str]) -> RemovalPlan:
+    cache = RepoCache.of(repo)
+    everything = scan_repo(repo)
+    targets = [r for r in everything if r.name in set(names)]
+    plan = RemovalPlan(repo, targets)
+    kept_commits = {r.commit for r in everything if r.name not in set(names)}
+    for revision in targets:
+        if revision.name != revision.commit:
+            plan.refs.append(cache.ref(revision.name))
+    doomed = sorted({r.commit for r in targets} - kept_commits)
+    plan.snapshots = [cache.snapshot(c) for c in doomed]
+    still_used = {blob for c in kept_commits for blob in cache.snapshot_files(c).values()}
+    for commit in doomed:
+        for blob in cache.snapshot_files(commit).values():
+            if blob not in still_used and blob.is_file() and blob.parent == cache.dir / "blobs":
+                plan.blobs[blob] = blob.stat().st_size
+    return plan
+
+
+def apply_removal(plan: RemovalPlan) -> None:
+    for ref in plan.refs:
+        ref.unlink(missing_ok=True)
+    for snapshot in plan.snapshots:
+        shutil.rmtree(snapshot, ignore_errors=True)
+    for blob in plan.blobs:
+        blob.unlink(missing_ok=True)
+    _prune_empty(RepoCache.of(plan.repo).dir)
+
+
+def _prune_empty(root: Path) -> None:
+    """Empty ref folders (branch names with '/') and an emptied repo folder."""
+    if not root.is_dir():
+        return
+    for dirpath, _, _ in sorted(os.walk(root), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(dirpath)  # only succeeds when empty
+        except OSError:
+            pass
