@@ -1,0 +1,76 @@
+"""Outputs that appear whole or not at all: write into a temporary sibling, rename at the end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from olmo_cli.errors import BadInputError, ExistsError
+
+PARTIAL_MARK = ".partial-"
+
+
+def partial_prefix(dst: Path) -> str:
+    """Temporary siblings are named `.<name>.partial-XXXX`, so they sort away and are easy to spot."""
+    return f".{dst.name}{PARTIAL_MARK}"
+
+
+@contextmanager
+def atomic_output_dir(dst, force: bool = False) -> Iterator[Path]:
+    """Yield an empty temporary directory next to `dst`; on success it becomes `dst`.
+
+    Any exception (KeyboardInterrupt included) removes the temporary directory and leaves an
+    existing `dst` untouched. An existing `dst` without `force` is an ExistsError.
+    """
+    dst = Path(dst).absolute()
+    if dst.exists() and not force:
+        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
+    parent = dst.parent
+    _check_writable(parent)
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(dst), dir=parent))
+    except (PermissionError, NotADirectoryError, FileExistsError, OSError) as error:
+        raise BadInputError(f"cannot write into {parent}: {error.strerror or error}",
+                            hint="choose an output directory you can write to") from None
+    try:
+        yield tmp
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; outputs get ordinary permissions
+        _replace(tmp, dst, force)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _check_writable(parent: Path) -> None:
+    """A clear error before any work, for an output under a file or in a read-only directory."""
+    existing = parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise BadInputError(f"cannot write into {parent}: {existing} is not a directory",
+                            hint="choose an output directory you can write to")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise BadInputError(f"cannot write into {parent}: permission denied",
+                            hint="choose an output directory you can write to")
+
+
+def _replace(tmp: Path, dst: Path, force: bool) -> None:
+    if not (dst.exists() or dst.is_symlink()):
+        os.rename(tmp, dst)
+        return
+    if not force:  # appeared while we were writing
+        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it")
+    if dst.is_dir() and not dst.is_symlink():
+        # Move the old output aside first, so `dst` is never missing a complete directory for long.
+        trash = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
+        os.rename(dst, trash / "old")
+        os.rename(tmp, dst)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        dst.unlink()
+        os.rename(tmp, dst)

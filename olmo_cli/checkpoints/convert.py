@@ -1,0 +1,259 @@
+"""The streaming conversion engine: read -> map -> write, one tensor at a time.
+
+Every conversion goes source format -> ModelSpec -> target format. The output is planned from
+shapes alone (`layout.plan`), written tensor by tensor into a temporary sibling of DST
+(`atomic.atomic_output_dir`) and renamed into place only when everything, `--verify` included,
+succeeded.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from olmo_cli.checkpoints import layout
+from olmo_cli.checkpoints.atomic import atomic_output_dir
+from olmo_cli.checkpoints.detect import detect_format
+from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
+from olmo_cli.checkpoints.spec import ModelSpec
+from olmo_cli.checkpoints.tensors import PlannedTensor, parse_size, write_safetensors, write_sharded
+from olmo_cli.errors import BadInputError, ExistsError, NotFoundError, UsageError
+from olmo_cli.reporting import NULL_REPORTER, Reporter
+
+TARGETS = ("hf", "native")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+# transformers may keep these buffers in old checkpoints; they are recomputed, never converted.
+_IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
+# Tokenizer identifiers by eos id, for HF -> native when the source names none (REFERENCE 3.1/3.3).
+_TOKENIZER_BY_EOS = {50279: "allenai/gpt-neox-olmo-dolma-v1_5", 100257: "allenai/dolma2-tokenizer"}
+
+
+@dataclass
+class ConvertResult:
+    dst: Path
+    source_format: str
+    target_format: str
+    n_tensors: int
+    bytes_written: int
+    max_logit_diff: float | None = None
+    architecture: str = ""
+    dtype: str = ""
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def format(self) -> str:
+        return self.target_format
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["dst"] = str(self.dst)
+        return data
+
+
+def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", force: bool = False,
+            tokenizer: str | None = None, reporter: Reporter = NULL_REPORTER, verify: bool = False,
+            revision: str | None = None, offline: bool = False) -> ConvertResult:
+    """Convert the checkpoint in `src` into `dst` (`to`: "hf" or "native").
+
+    `revision` (e.g. step20000-tokens84B) fills train.pt's step and tokens for native outputs.
+    """
+    src, dst = Path(src), Path(dst)
+    if to not in TARGETS:
+        raise UsageError(f"unknown target format {to!r}", hint="use --to hf or --to native")
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
+    shard_bytes = parse_size(shard_size)
+    source_format = detect_format(src)
+    if (source_format == "hf") == (to == "hf"):
+        other = "native" if to == "hf" else "hf"
+        raise UsageError(f"{src} is already in {'transformers' if to == 'hf' else 'native'} format",
+                         hint=f"use --to {other}")
+    _refuse_overlap(src, dst)
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
+
+    checkpoint = open_checkpoint(src, source_format)
+    check_tensors(checkpoint)
+    spec = checkpoint.spec
+    out_dtype = (spec.dtype or "float32") if dtype == "auto" else dtype
+    if to == "native":
+        spec = spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer, reporter))
+        if not dst.name.endswith("-unsharded"):
+            reporter.warn(f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "
+                          f"(e.g. {dst.name}-unsharded)")
+    else:
+        from olmo_cli.checkpoints.formats import hf
+
+        hf_config = hf.config_for(spec, out_dtype)  # unsupported architectures fail before any write
+
+    reporter.info(f"converting {source_format} ({checkpoint.architecture}) -> "
+                  f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}")
+    with atomic_output_dir(dst, force) as tmp:
+        if to == "hf":
+            files, written, n = _write_hf(checkpoint, tmp, hf_config, out_dtype, shard_bytes, tokenizer, reporter, offline)
+        else:
+            files, written, n = _write_native(checkpoint, spec, tmp, out_dtype, revision, reporter)
+        diff = None
+        if verify:
+            reporter.info("verifying: comparing logits of source and output on a fixed prompt")
+            from olmo_cli.checkpoints.verify import compare
+
+            output = open_checkpoint(tmp, "hf" if to == "hf" else "native")
+            diff = compare(checkpoint, output, out_dtype)
+            reporter.info(f"verified: max logit difference {diff:.3g}")
+    return ConvertResult(dst=dst, source_format=source_format, target_format=to, n_tensors=n,
+                         bytes_written=written, max_logit_diff=diff,
+                         architecture=spec.family if to == "hf" else "native", dtype=out_dtype, files=files)
+
+
+def _refuse_overlap(src: Path, dst: Path) -> None:
+    s, d = src.resolve(), dst.resolve()
+    if s == d or s in d.parents or d in s.parents:
+        raise UsageError(f"output {dst} overlaps the source {src}", hint="write the output somewhere else")
+
+
+def check_tensors(checkpoint: Checkpoint) -> None:
+    """The weights hold exactly the tensors the config implies, with the implied shapes."""
+    spec, reader = checkpoint.spec, checkpoint.reader
+    expected = layout.native_shapes(spec) if checkpoint.keys == "native" else layout.hf_shapes(spec)
+    present = [k for k in reader.keys() if not k.endswith(_IGNORED_SUFFIXES)]
+    if checkpoint.keys == "hf" and spec.weight_tying:
+        present = [k for k in present if k != "lm_head.weight"]  # some tied saves keep a copy
+    where = f"{checkpoint.path.name}/{reader.description}"
+    extra = [k for k in present if k not in expected]
+    if extra:
+        raise BadInputError(f"{where}: unexpected tensor {extra[0]!r}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
+                            hint="the weights do not match the config (biases, another architecture?)")
+    missing = [k for k in expected if k not in set(present)]
+    if missing:
+        raise BadInputError(f"{where}: missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+                            hint="the weights do not match the config")
+    for key, shape in expected.items():
+        actual = reader.info(key).shape
+        if tuple(actual) != tuple(shape):
+            raise BadInputError(f"{where}: {key} has shape {list(actual)} but the config implies {list(shape)}",
+                                hint="the config and the weights disagree")
+
+
+def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
+    import torch
+
+    target = getattr(torch, out_dtype)
+
+    def fetch(key: str):
+        return layout.materialize(table[key], checkpoint.reader.get).to(target)
+
+    return fetch
+
+
+def _write_hf(checkpoint: Checkpoint, tmp: Path, hf_config: dict, out_dtype: str, shard_bytes: int,
+              tokenizer: str | None, reporter: Reporter, offline: bool):
+    spec = checkpoint.spec
+    table = layout.plan(spec, "hf")
+    shapes = layout.hf_shapes(spec)
+    planned = [PlannedTensor(key, shapes[key], out_dtype) for key in table]
+    total = sum(t.nbytes for t in planned)
+    with reporter.progress("writing safetensors", total=total, unit="B") as bar:
+        files, written = write_sharded(tmp, planned, _fetcher(checkpoint, table, out_dtype), shard_bytes, bar.advance)
+    _write_json(tmp / "config.json", hf_config)
+    files.append("config.json")
+    files += _write_hf_tokenizer(checkpoint, tmp, tokenizer, reporter, offline)
+    written += sum((tmp / name).stat().st_size for name in files if not name.endswith(".safetensors"))
+    return files, written, len(planned)
+
+
+def _write_hf_tokenizer(checkpoint: Checkpoint, tmp: Path, override: str | None, reporter: Reporter,
+                        offline: bool) -> list[str]:
+    spec = checkpoint.spec
+    try:
+        from olmo_cli.checkpoints import tokenizers
+    except ImportError:  # the tokenizer module is a separate piece of work; weights stay usable
+        reporter.warn("tokenizer support is not available; the output has no tokenizer files")
+        return []
+    generation = tokenizers.generation_config(spec.eos_token_id, spec.pad_token_id, spec.bos_token_id)
+    _write_json(tmp / "generation_config.json", generation)
+    has_source = override or spec.tokenizer_identifier or (checkpoint.path / "tokenizer.json").is_file()
+    if not has_source:
+        reporter.warn("the source has no tokenizer and names none; the output has weights and config only "
+                      "(pass --tokenizer PATH|REPO to add one)")
+        return ["generation_config.json"]
+    before = set(p.name for p in tmp.iterdir())
+    tokenizers.write_hf_tokenizer(
+        tmp, source_dir=checkpoint.path, identifier=spec.tokenizer_identifier, override=override,
+        eos_token_id=spec.eos_token_id, pad_token_id=spec.pad_token_id, bos_token_id=spec.bos_token_id,
+        model_max_length=spec.max_sequence_length, embedding_size=spec.embedding_size,
+        offline=offline, reporter=reporter)
+    return ["generation_config.json"] + sorted(set(p.name for p in tmp.iterdir()) - before)
+
+
+def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Reporter) -> str:
+    """The `tokenizer.identifier` for a native output: --tokenizer, the source's tokenizer, or by eos id."""
+    guess = _TOKENIZER_BY_EOS.get(checkpoint.spec.eos_token_id)
+    try:
+        from olmo_cli.checkpoints import tokenizers
+    except ImportError:
+        tokenizers = None
+    if override:
+        if tokenizers is not None:
+            known = tokenizers.resolve_identifier(override)
+            if known is not None:
+                return known[0].name
+            if Path(override).expanduser().exists():
+                return tokenizers.hf_to_native_identifier(Path(override).expanduser())
+        return override
+    if tokenizers is not None and (checkpoint.path / "tokenizer.json").is_file():
+        return tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
+    if guess:
+        return guess
+    raise NotFoundError("cannot tell which tokenizer this model uses (native checkpoints name one in config.yaml)",
+                        hint="pass --tokenizer with an OLMo tokenizer name or a Hub tokenizer repo, "
+                             "e.g. --tokenizer allenai/gpt-neox-olmo-dolma-v1_5")
+
+
+def _write_native(checkpoint: Checkpoint, spec: ModelSpec, tmp: Path, out_dtype: str, revision: str | None,
+                  reporter: Reporter):
+    """model.pt via a scratch safetensors file: torch.save needs every tensor at once, so the fused
+    tensors are first streamed to disk and then saved from memory-mapped pages, not from RAM."""
+    import torch
+
+    from olmo_cli.checkpoints import tensors
+    from olmo_cli.checkpoints.formats import native
+
+    table = layout.plan(spec, "native")
+    shapes = layout.native_shapes(spec)
+    planned = [PlannedTensor(key, shapes[key], out_dtype) for key in table]
+    scratch = tmp / ".scratch.safetensors"
+    total = sum(t.nbytes for t in planned)
+    with reporter.progress("fusing tensors", total=total, unit="B") as bar:
+        write_safetensors(scratch, planned, _fetcher(checkpoint, table, out_dtype), bar.advance)
+    reporter.info("writing model.pt")
+    mapped = tensors.SafetensorsReader(scratch)
+    state = {t.key: mapped.get(t.key) for t in planned}
+    torch.save(state, tmp / "model.pt")
+    del state, mapped
+    scratch.unlink()
+    native.write_config(tmp, spec)
+    step, tokens = _step_and_tokens(revision)
+    native.write_train_state(tmp, step, tokens)
+    for name in ("model.pt", "train.pt", "config.yaml"):
+        (tmp / name).chmod(0o644)
+    files = ["config.yaml", "model.pt", "train.pt"]
+    return files, sum((tmp / f).stat().st_size for f in files), len(planned)
+
+
+def _step_and_tokens(revision: str | None) -> tuple[int, int]:
+    """step452000-tokens2000B -> (452000, 2_000_000_000_000); unknown -> (0, 0)."""
+    if not revision:
+        return 0, 0
+    step = re.search(r"step(\d+)", revision)
+    tokens = re.search(r"tokens(\d+)([BMT]?)", revision)
+    scale = {"": 1, "M": 10**6, "B": 10**9, "T": 10**12}
+    n_tokens = int(tokens.group(1)) * scale[tokens.group(2)] if tokens else 0
+    return (int(step.group(1)) if step else 0), n_tokens
+
+
+def _write_json(path: Path, value) -> None:
+    path.write_text(json.dumps(value, indent=2) + "\n")
+    path.chmod(0o644)

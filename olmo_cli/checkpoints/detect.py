@@ -1,0 +1,50 @@
+"""Which format a checkpoint directory is in, from its files alone (no weights are read)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError
+
+FORMATS = ("native", "hf_olmo", "hf")
+HF_MODEL_TYPES = ("olmo", "olmo2", "olmo3")
+_NATIVE_WEIGHTS = ("model.pt", "model.safetensors")
+
+
+def detect_format(path) -> str:
+    """"native" | "hf_olmo" | "hf"; BadInputError (or UnsupportedError for a known-other model) otherwise."""
+    path = Path(path)
+    if not path.exists():
+        raise NotFoundError(f"no such checkpoint directory: {path}")
+    if not path.is_dir():
+        raise BadInputError(f"{path} is a file; give the checkpoint's directory")
+    if (path / "config.yaml").is_file():
+        if any((path / name).is_file() for name in _NATIVE_WEIGHTS):
+            return "native"
+        if any(p.name.startswith(("rank", "model_and_optim")) or p.suffix == ".distcp" for p in path.iterdir()):
+            raise UnsupportedError(f"{path} is a sharded OLMo trainer checkpoint",
+                                   hint="unshard it with the OLMo package first (needs model.pt or model.safetensors)")
+        raise BadInputError(f"{path} has config.yaml but no model.pt or model.safetensors")
+    if (path / "model_and_optim").is_dir():
+        raise UnsupportedError(f"{path} is an OLMo-core distributed checkpoint",
+                               hint="convert it with OLMo-core's own tools first")
+    config_path = path / "config.json"
+    if not config_path.is_file():
+        raise BadInputError(f"{path} is not a checkpoint: no config.yaml (native OLMo) or config.json (transformers)")
+    try:
+        config = json.loads(config_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise BadInputError(f"{config_path}: not readable JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise BadInputError(f"{config_path}: not a JSON object")
+    # hf_olmo keeps the native field names (d_model, n_heads, ...) under model_type "olmo".
+    if "d_model" in config and config.get("model_type", "olmo") in ("olmo", "hf_olmo"):
+        return "hf_olmo"
+    model_type = config.get("model_type")
+    if model_type in HF_MODEL_TYPES:
+        return "hf"
+    if model_type is None:
+        raise BadInputError(f"{config_path} has no model_type")
+    raise UnsupportedError(f"model_type '{model_type}' is not an OLMo architecture this tool handles",
+                           hint=f"supported: native OLMo, legacy hf_olmo, transformers {', '.join(HF_MODEL_TYPES)}")

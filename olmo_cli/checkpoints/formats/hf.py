@@ -1,0 +1,150 @@
+"""transformers-native OLMo checkpoints: model_type olmo, olmo2 or olmo3 (olmo3 shares olmo2's tensors).
+
+Writing produces a config that transformers 5.x and 4.57 both read: `rope_parameters` (5.x) and a
+top-level `rope_theta` (4.57), `dtype` and `torch_dtype`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from olmo_cli.checkpoints.spec import ModelSpec
+from olmo_cli.errors import BadInputError, UnsupportedError
+
+MODEL_TYPES = ("olmo", "olmo2", "olmo3")
+ARCHITECTURES = {"olmo": "OlmoForCausalLM", "olmo2": "Olmo2ForCausalLM"}
+
+
+def read_config(directory: Path) -> dict[str, Any]:
+    path = directory / "config.json"
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise BadInputError(f"{path}: not readable JSON: {error}") from None
+    if not isinstance(config, dict):
+        raise BadInputError(f"{path}: not a JSON object")
+    return config
+
+
+def rope_theta(config: dict[str, Any], where: str) -> float:
+    params = config.get("rope_parameters") or config.get("rope_scaling")
+    if isinstance(params, dict) and params and all(isinstance(v, dict) for v in params.values()):
+        kinds = {json.dumps(v, sort_keys=True) for v in params.values()}  # olmo3: per layer type
+        if len(kinds) > 1:
+            raise UnsupportedError(f"{where}: different RoPE settings per layer type are not supported")
+        params = next(iter(params.values()))
+    if isinstance(params, dict):
+        kind = params.get("rope_type", params.get("type", "default"))
+        if kind not in (None, "default"):
+            raise UnsupportedError(f"{where}: RoPE scaling '{kind}' is not supported")
+        if "rope_theta" in params:
+            return float(params["rope_theta"])
+    return float(config.get("rope_theta", 10000.0))
+
+
+def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
+    model_type = config.get("model_type")
+    if model_type not in MODEL_TYPES:
+        raise UnsupportedError(f"{where}: model_type '{model_type}' is not supported",
+                               hint=f"supported transformers model types: {', '.join(MODEL_TYPES)}")
+    if config.get("attention_bias"):
+        raise UnsupportedError(f"{where}: biases (attention_bias: true) are not supported")
+    if config.get("hidden_act", "silu") != "silu":
+        raise UnsupportedError(f"{where}: activation '{config['hidden_act']}' is not supported")
+    layer_types = config.get("layer_types") or []
+    if any(t != "full_attention" for t in layer_types):
+        raise UnsupportedError(f"{where}: sliding-window attention layers (OLMo 3) are not supported",
+                               hint="the native OLMo trainer has no sliding-window attention")
+    try:
+        d = int(config["hidden_size"])
+        heads = int(config["num_attention_heads"])
+        olmo2 = model_type != "olmo"
+        embedding = int(config["vocab_size"])
+        eos = config.get("eos_token_id")
+        if isinstance(eos, list):
+            eos = eos[0] if eos else None
+        return ModelSpec(
+            d_model=d, n_layers=int(config["num_hidden_layers"]), n_heads=heads,
+            n_kv_heads=int(config.get("num_key_value_heads") or heads),
+            mlp_hidden=int(config["intermediate_size"]), embedding_size=embedding,
+            vocab_size=_tokenizer_vocab(eos, embedding),
+            max_sequence_length=int(config.get("max_position_embeddings", 2048)),
+            rope_theta=rope_theta(config, where), clip_qkv=config.get("clip_qkv"),
+            weight_tying=bool(config.get("tie_word_embeddings", False)),
+            norm_type="rms" if olmo2 else "layernorm", norm_affine=olmo2,
+            norm_eps=float(config.get("rms_norm_eps", 1e-6)) if olmo2 else 1e-5,
+            qk_norm=olmo2, norm_after=olmo2,
+            eos_token_id=eos, pad_token_id=config.get("pad_token_id"), bos_token_id=config.get("bos_token_id"),
+            dtype=config.get("dtype") or config.get("torch_dtype"),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise BadInputError(f"{where}: missing or bad field: {error}") from None
+
+
+def _tokenizer_vocab(eos: int | None, embedding_size: int) -> int:
+    """The tokenizer's vocabulary for the OLMo tokenizers (REFERENCE 3.3), else the embedding rows."""
+    known = {50279: 50280, 100257: 100278}
+    return known.get(eos, embedding_size) if eos is not None and known.get(eos, 0) <= embedding_size else embedding_size
+
+
+def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
+    """config.json for `spec` as transformers' olmo or olmo2."""
+    family = spec.family
+    if family == "olmo" and spec.norm_affine:
+        raise UnsupportedError("LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) has no transformers architecture",
+                               hint="transformers' olmo has parameter-free LayerNorm; olmo2 has weighted RMSNorm after each sublayer")
+    if family == "olmo" and spec.norm_eps != 1e-5:
+        raise UnsupportedError(f"layer_norm_eps {spec.norm_eps} is not supported by transformers' olmo (fixed 1e-5)")
+    if family == "olmo2" and not (spec.norm_after and spec.qk_norm and spec.norm_type == "rms" and spec.norm_affine):
+        missing = [name for name, ok in (("norm_after", spec.norm_after), ("QK-norm", spec.qk_norm),
+                                         ("RMSNorm", spec.norm_type == "rms"), ("norm weights", spec.norm_affine)) if not ok]
+        raise UnsupportedError(f"this mix of norms has no transformers architecture (OLMo-2 style without {', '.join(missing)})")
+    config: dict[str, Any] = {
+        "architectures": [ARCHITECTURES[family]], "model_type": family,
+        "hidden_size": spec.d_model, "intermediate_size": spec.mlp_hidden,
+        "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads,
+        "num_key_value_heads": spec.n_kv_heads, "hidden_act": "silu",
+        "max_position_embeddings": spec.max_sequence_length, "initializer_range": 0.02,
+        "vocab_size": spec.embedding_size, "tie_word_embeddings": spec.weight_tying,
+        "attention_bias": False, "attention_dropout": 0.0,
+        # Both spellings: 5.x reads rope_parameters, 4.57 reads the top-level rope_theta.
+        "rope_theta": float(spec.rope_theta),
+        "rope_parameters": {"rope_type": "default", "rope_theta": float(spec.rope_theta)},
+        "rope_scaling": None,
+        "bos_token_id": spec.bos_token_id, "eos_token_id": spec.eos_token_id, "pad_token_id": spec.pad_token_id,
+        "use_cache": True, "dtype": dtype, "torch_dtype": dtype,
+    }
+    if family == "olmo":
+        config["clip_qkv"] = spec.clip_qkv
+    else:
+        if spec.clip_qkv is not None:
+            raise UnsupportedError("clip_qkv with OLMo-2 style norms is not supported by transformers' olmo2")
+        config["rms_norm_eps"] = spec.norm_eps
+    return config
+
+
+def weights_reader(directory: Path):
+    from olmo_cli.checkpoints import tensors
+
+    index, single, bin_ = (directory / "model.safetensors.index.json", directory / "model.safetensors",
+                           directory / "pytorch_model.bin")
+    if index.is_file():
+        return tensors.ShardedSafetensorsReader(index)
+    if single.is_file():
+        return tensors.SafetensorsReader(single)
+    if bin_.is_file():
+        return tensors.PickleReader(bin_)
+    raise BadInputError(f"{directory}: no model.safetensors, model.safetensors.index.json or pytorch_model.bin")
+
+
+def open_checkpoint(directory: Path):
+    from olmo_cli.checkpoints.formats import Checkpoint
+    from olmo_cli.checkpoints.formats.native import _first_float_dtype
+
+    config = read_config(directory)
+    spec = spec_from_config(config, str(directory / "config.json"))
+    reader = weights_reader(directory)
+    spec = spec.with_(dtype=_first_float_dtype(reader) or spec.dtype)
+    return Checkpoint(directory, "hf", spec, reader, "hf", config["model_type"])

@@ -1,0 +1,67 @@
+"""ModelSpec: the one architecture description every checkpoint format reads and writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """An OLMo decoder, in the terms both the OLMo trainer and transformers can express.
+
+    `mlp_hidden` is the width of one SwiGLU half (transformers' intermediate_size); the native
+    fused `ff_proj` has twice as many rows. `embedding_size` is the number of embedding rows
+    (transformers' vocab_size); `vocab_size` is the tokenizer's vocabulary.
+    """
+
+    d_model: int
+    n_layers: int
+    n_heads: int
+    n_kv_heads: int
+    mlp_hidden: int
+    embedding_size: int
+    vocab_size: int
+    max_sequence_length: int
+    rope_theta: float = 10000.0
+    clip_qkv: float | None = None
+    weight_tying: bool = False
+    norm_type: str = "layernorm"  # "layernorm" (OLMo "default"/"low_precision") or "rms"
+    norm_affine: bool = False  # attn/ff/final norms carry weights
+    norm_eps: float = 1e-5
+    qk_norm: bool = False  # q_norm/k_norm over the whole projection (always with weights)
+    norm_after: bool = False  # OLMo-2: x + norm(f(x)) instead of x + f(norm(x))
+    eos_token_id: int | None = None
+    pad_token_id: int | None = None
+    bos_token_id: int | None = None
+    tokenizer_identifier: str | None = None
+    dtype: str | None = None  # the checkpoint's weight dtype, e.g. "float32"
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @property
+    def kv_dim(self) -> int:
+        return self.n_kv_heads * self.head_dim
+
+    @property
+    def family(self) -> str:
+        """The transformers architecture that can hold this model: "olmo" or "olmo2"."""
+        return "olmo2" if (self.norm_after or self.qk_norm or self.norm_type == "rms") else "olmo"
+
+    def with_(self, **changes) -> "ModelSpec":
+        return replace(self, **changes)
+
+    def n_parameters(self) -> int:
+        d, h, kv = self.d_model, self.mlp_hidden, self.kv_dim
+        per_layer = d * (d + 2 * kv) + d * d + 3 * d * h
+        if self.norm_affine:
+            per_layer += 2 * d
+        if self.qk_norm:
+            per_layer += d + kv
+        total = self.n_layers * per_layer + self.embedding_size * d
+        if not self.weight_tying:
+            total += self.embedding_size * d
+        if self.norm_affine:
+            total += d
+        return total

@@ -1,0 +1,395 @@
+"""Tensors on disk, one at a time: lazy readers for every weight file OLMo ships, and a
+streaming safetensors writer that plans shards from shapes alone.
+
+Readers never load a whole checkpoint: `model.pt` is memory-mapped by torch
+(`mmap=True, weights_only=True`), safetensors files are memory-mapped here, so a tensor's
+pages are file-backed (not anonymous memory) until something copies them.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import mmap
+import os
+import pickle
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from olmo_cli.errors import BadInputError
+
+# safetensors dtype names <-> torch dtype names (torch imported lazily).
+_ST_TO_TORCH = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+                "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
+                "BOOL": "bool", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+_TORCH_TO_ST = {v: k for k, v in _ST_TO_TORCH.items()}
+_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
+             "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "float8_e4m3fn": 1, "float8_e5m2": 1}
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+def dtype_name(dtype) -> str:
+    """'float32' for torch.float32 (and for 'float32')."""
+    return str(dtype).removeprefix("torch.")
+
+
+def nbytes(shape: Iterable[int], dtype: str) -> int:
+    n = _ITEMSIZE[dtype_name(dtype)]
+    for s in shape:
+        n *= s
+    return n
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    shape: tuple[int, ...]
+    dtype: str  # torch dtype name, e.g. "float32"
+
+
+class TensorReader:
+    """keys(), info(key) and get(key) over one checkpoint's weights."""
+
+    description = "weights"
+
+    def keys(self) -> list[str]:
+        raise NotImplementedError
+
+    def info(self, key: str) -> TensorInfo:
+        raise NotImplementedError
+
+    def get(self, key: str):
+        raise NotImplementedError
+
+
+# --- model.pt / pytorch_model.bin -------------------------------------------------------------
+
+class PickleReader(TensorReader):
+    """A `torch.save`d flat state dict, memory-mapped; code in the pickle is refused, not run."""
+
+    def __init__(self, path: Path):
+        import torch
+
+        self.path = Path(path)
+        self.description = self.path.name
+        try:
+            try:
+                state = torch.load(self.path, map_location="cpu", mmap=True, weights_only=True)
+            except RuntimeError as error:
+                if "mmap" not in str(error) and "zip" not in str(error).lower():
+                    raise
+                if _is_zip(self.path):
+                    raise  # a broken zip, not the old non-zip format
+                # Files from torch < 1.6 (not zip) cannot be memory-mapped.
+                state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise BadInputError(f"{self.path}: refused to load: the pickle holds more than tensors ({_short(first)})",
+                                hint="only plain state dicts are loaded; code in a checkpoint is never run") from None
+        except (RuntimeError, EOFError, OSError, ValueError, struct.error) as error:
+            raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error))}") from None
+        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+            raise BadInputError(f"{self.path}: expected a flat state dict of tensors")
+        self._state = state
+
+    def keys(self) -> list[str]:
+        return list(self._state)
+
+    def info(self, key: str) -> TensorInfo:
+        t = self._state[key]
+        return TensorInfo(tuple(t.shape), dtype_name(t.dtype))
+
+    def get(self, key: str):
+        return self._state[key]
+
+
+def _is_zip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(4) == b"PK\x03\x04"
+
+
+def _short(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+# --- safetensors ------------------------------------------------------------------------------
+
+class SafetensorsReader(TensorReader):
+    """One safetensors file, header validated against the file size, tensors memory-mapped."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.description = self.path.name
+        self._header, self._data_start = read_safetensors_header(self.path)
+        self._mmap = None
+
+    def keys(self) -> list[str]:
+        return list(self._header)
+
+    def info(self, key: str) -> TensorInfo:
+        entry = self._header[key]
+        return TensorInfo(tuple(entry["shape"]), _ST_TO_TORCH[entry["dtype"]])
+
+    def get(self, key: str):
+        import torch
+
+        entry = self._header[key]
+        dtype = getattr(torch, _ST_TO_TORCH[entry["dtype"]])
+        shape = tuple(entry["shape"])
+        start, end = entry["data_offsets"]
+        if end == start:
+            return torch.empty(shape, dtype=dtype)
+        if self._mmap is None:
+            with open(self.path, "rb") as f:
+                # Copy-on-write mapping: readable as a writable buffer for torch, never written.
+                self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+        count = (end - start) // _ITEMSIZE[dtype_name(dtype)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            flat = torch.frombuffer(self._mmap, dtype=dtype, count=count, offset=self._data_start + start)
+        return flat.reshape(shape)
+
+
+def read_safetensors_header(path: Path) -> tuple[dict, int]:
+    """(tensor entries without __metadata__, offset of the data area). BadInputError if damaged."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise BadInputError(f"{path}: not a safetensors file (only {len(head)} bytes)")
+        (length,) = struct.unpack("<Q", head)
+        if length > min(size - 8, _MAX_HEADER):
+            raise BadInputError(f"{path}: not a safetensors file, or truncated (header of {length} bytes in a {size}-byte file)")
+        raw = f.read(length)
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadInputError(f"{path}: safetensors header is not valid JSON (truncated or corrupt)") from None
+    if not isinstance(header, dict):
+        raise BadInputError(f"{path}: safetensors header is not a JSON object")
+    header.pop("__metadata__", None)
+    data_start = 8 + length
+    end_of_data = 0
+    for key, entry in header.items():
+        try:
+            dtype = _ST_TO_TORCH[entry["dtype"]]
+            shape = [int(s) for s in entry["shape"]]
+            start, end = (int(o) for o in entry["data_offsets"])
+        except (KeyError, TypeError, ValueError):
+            raise BadInputError(f"{path}: bad safetensors entry for {key!r}") from None
+        if end - start != nbytes(shape, dtype) or start < 0:
+            raise BadInputError(f"{path}: {key!r} has {end - start} bytes for shape {shape} {dtype}")
+        end_of_data = max(end_of_data, end)
+    if data_start + end_of_data > size:
+        raise BadInputError(f"{path}: truncated: the header promises {data_start + end_of_data} bytes, the file has {size}",
+                            hint="download the file again")
+    return header, data_start
+
+
+class ShardedSafetensorsReader(TensorReader):
+    """`model.safetensors.index.json` plus its shards."""
+
+    def __init__(self, index_path: Path):
+        self.path = Path(index_path)
+        self.description = self.path.name
+        try:
+            weight_map = json.loads(self.path.read_text())["weight_map"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise BadInputError(f"{self.path}: not a valid safetensors index") from None
+        self._files: dict[str, SafetensorsReader] = {}
+        self._where: dict[str, SafetensorsReader] = {}
+        for key, name in weight_map.items():
+            shard = self.path.parent / name
+            if name not in self._files:
+                if not shard.is_file():
+                    raise BadInputError(f"{self.path.parent}: shard {name} named by the index is missing")
+                self._files[name] = SafetensorsReader(shard)
+            if key not in self._files[name].keys():
+                raise BadInputError(f"{shard}: has no tensor {key!r} although the index says so")
+            self._where[key] = self._files[name]
+
+    def keys(self) -> list[str]:
+        return list(self._where)
+
+    def info(self, key: str) -> TensorInfo:
+        return self._where[key].info(key)
+
+    def get(self, key: str):
+        return self._where[key].get(key)
+
+
+class RenamedReader(TensorReader):
+    """Another reader seen through a key mapping (OLMo's encoded keys, hf_olmo's `model.` prefix)."""
+
+    def __init__(self, inner: TensorReader, rename: Callable[[str], str | None]):
+        self.inner = inner
+        self.description = inner.description
+        self._to_inner: dict[str, str] = {}
+        for key in inner.keys():
+            new = rename(key)
+            if new is not None:
+                self._to_inner[new] = key
+
+    def keys(self) -> list[str]:
+        return list(self._to_inner)
+
+    def info(self, key: str) -> TensorInfo:
+        return self.inner.info(self._to_inner[key])
+
+    def get(self, key: str):
+        return self.inner.get(self._to_inner[key])
+
+
+# --- OLMo's own safetensors flavour -----------------------------------------------------------
+
+class _KeysOnlyUnpickler(pickle.Unpickler):
+    """Admits only what pickle builds without globals (tuples, str, bool...); no class, no call."""
+
+    def find_class(self, module, name):
+        raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a key")
+
+    def persistent_load(self, pid):
+        raise pickle.UnpicklingError("persistent ids are not allowed in a key")
+
+
+def decode_olmo_key(encoded: str) -> tuple[str, bool]:
+    """OLMo's key encoding: urlsafe base64 of pickle((key_tuple, is_pickled)) -> ('a.b.c', is_pickled)."""
+    try:
+        raw = base64.urlsafe_b64decode(encoded.encode("ascii"))
+        value = _KeysOnlyUnpickler(io.BytesIO(raw)).load()
+    except Exception:
+        raise BadInputError(f"safetensors key {encoded[:40]!r} is neither a tensor name nor an OLMo-encoded key") from None
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bool) and isinstance(value[0], tuple):
+        parts, pickled = value
+    elif isinstance(value, tuple):
+        parts, pickled = value, False
+    else:
+        parts, pickled = None, False
+    if not parts or not all(isinstance(p, str) for p in parts):
+        raise BadInputError(f"OLMo safetensors key decodes to {type(value).__name__}, not a tuple of strings")
+    return ".".join(parts), pickled
+
+
+def looks_olmo_encoded(keys: list[str]) -> bool:
+    """OLMo-encoded keys are base64 of a pickle: they start with 'gA' (protocol 2+ opcode) and have no dots."""
+    return bool(keys) and all("." not in k and k.startswith("gA") for k in keys)
+
+
+def olmo_safetensors_reader(path: Path) -> TensorReader:
+    inner = SafetensorsReader(path)
+
+    def rename(encoded: str) -> str:
+        key, pickled = decode_olmo_key(encoded)
+        if pickled:
+            raise BadInputError(f"{path}: entry {key!r} is a pickled object, not a tensor; refused")
+        return key
+
+    return RenamedReader(inner, rename)
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PlannedTensor:
+    key: str
+    shape: tuple[int, ...]
+    dtype: str  # output dtype name
+
+    @property
+    def nbytes(self) -> int:
+        return nbytes(self.shape, self.dtype)
+
+
+def plan_shards(tensors: list[PlannedTensor], shard_size: int) -> list[list[PlannedTensor]]:
+    """Greedy, in order: a new shard starts when the next tensor would overflow the current one."""
+    shards: list[list[PlannedTensor]] = [[]]
+    used = 0
+    for t in tensors:
+        if shards[-1] and used + t.nbytes > shard_size:
+            shards.append([])
+            used = 0
+        shards[-1].append(t)
+        used += t.nbytes
+    return shards
+
+
+def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[[str], object],
+                      advance: Callable[[int], None] = lambda n: None) -> int:
+    """Write one safetensors file tensor by tensor; `fetch(key)` returns it in the planned dtype.
+
+    The header is computed from the plan, so only one tensor is ever held. Returns bytes written.
+    """
+    entries: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    offset = 0
+    for t in tensors:
+        entries[t.key] = {"dtype": _TORCH_TO_ST[t.dtype], "shape": list(t.shape),
+                          "data_offsets": [offset, offset + t.nbytes]}
+        offset += t.nbytes
+    header = json.dumps(entries, separators=(",", ":")).encode()
+    header += b" " * (-len(header) % 8)  # data starts 8-byte aligned
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(header)))
+        f.write(header)
+        for t in tensors:
+            tensor = fetch(t.key)
+            if tuple(tensor.shape) != t.shape or dtype_name(tensor.dtype) != t.dtype:
+                raise AssertionError(f"{t.key}: planned {t.shape} {t.dtype}, got {tuple(tensor.shape)} {tensor.dtype}")
+            _write_tensor(f, tensor)
+            del tensor
+            advance(t.nbytes)
+    os.chmod(path, 0o644)
+    return 8 + len(header) + offset
+
+
+def _write_tensor(f, tensor) -> None:
+    import torch
+
+    if tensor.numel() == 0:
+        return
+    flat = tensor.contiguous().reshape(-1)
+    f.write(memoryview(flat.view(torch.uint8).numpy()))
+
+
+def write_sharded(directory: Path, tensors: list[PlannedTensor], fetch: Callable[[str], object],
+                  shard_size: int, advance: Callable[[int], None] = lambda n: None) -> tuple[list[str], int]:
+    """`model.safetensors`, or `model-0000i-of-0000n.safetensors` + index. (file names, bytes)."""
+    shards = plan_shards(tensors, shard_size)
+    if len(shards) == 1:
+        names = ["model.safetensors"]
+    else:
+        names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    written = 0
+    for name, shard in zip(names, shards):
+        written += write_safetensors(directory / name, shard, fetch, advance)
+    if len(shards) > 1:
+        index = {"metadata": {"total_size": sum(t.nbytes for t in tensors)},
+                 "weight_map": {t.key: name for name, shard in zip(names, shards) for t in shard}}
+        index_path = directory / "model.safetensors.index.json"
+        index_path.write_text(json.dumps(index, indent=2) + "\n")
+        written += index_path.stat().st_size
+        names.append(index_path.name)
+    return names, written
+
+
+def parse_size(text: str | int) -> int:
+    """'5GB' -> 5_000_000_000, '500MiB' -> 524288000, '1000' -> 1000 (Hub conventions: GB is decimal)."""
+    if isinstance(text, int):
+        return text
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+             "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    s = text.strip().upper().replace(" ", "")
+    number = s.rstrip("KMGTIB")
+    unit = s[len(number):]
+    try:
+        value = float(number)
+    except ValueError:
+        value = -1
+    if unit not in units or value <= 0:
+        from olmo_cli.errors import UsageError
+
+        raise UsageError(f"bad size {text!r}", hint="use e.g. 5GB, 500MB, 2GiB")
+    return int(value * units[unit])
