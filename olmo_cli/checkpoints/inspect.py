@@ -1,0 +1,381 @@
+"""Describe a checkpoint without loading its weights: format, family, architecture, parameters, dtypes, tokenizer.
+
+Parameter counts and dtypes come from tensor headers only: a safetensors file's JSON header (8-byte
+length + JSON), or a `model.pt`/`pytorch_model.bin` mapped with `torch.load(mmap=True,
+weights_only=True)`, whose tensors are never read. For a Hub repo the safetensors headers are read with
+HTTP range requests, so inspecting a 7B revision downloads a few kilobytes of weights, not 27 GB.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from pathlib import Path
+from typing import Any, Iterable
+
+from olmo_cli.errors import BadInputError, UnsupportedError
+from olmo_cli.reporting import NULL_REPORTER, Reporter
+
+# safetensors dtype codes -> torch names, as people know them.
+SAFETENSORS_DTYPES = {
+    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
+    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
+}
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
+# Files that describe a Hub checkpoint (fetched to inspect it); weights are read remotely.
+METADATA_PATTERNS = ["*.json", "*.yaml", "*.txt", "*.md"]
+# Defaults of the OLMo trainer's ModelConfig, for native/hf_olmo configs that leave a field out.
+NATIVE_DEFAULTS = {"n_heads": 12, "n_layers": 12, "mlp_ratio": 4, "max_sequence_length": 1024, "vocab_size": 50257,
+                   "weight_tying": True, "layer_norm_type": "default", "layer_norm_with_affine": True,
+                   "attention_layer_norm": False, "norm_after": False, "rope_theta": 10000, "clip_qkv": None,
+                   "include_bias": True, "multi_query_attention": False}
+
+
+# ---------------------------------------------------------------------------------------------
+# Local checkpoints
+
+
+def inspect_checkpoint(path: Path) -> dict[str, Any]:
+    """Everything `olmo inspect` shows about a local checkpoint directory, as plain JSON-able values."""
+    path = Path(path)
+    if not path.is_dir():
+        raise BadInputError(f"not a checkpoint directory: {path}")
+    fmt = detect(path)
+    config = read_config(path, fmt)
+    summary = _summary(path, fmt, config)
+    weights = _weight_files(path)
+    summary.update(tensor_summary(headers_of_local_files(path, weights)))
+    summary["weights"] = [name for name in weights]
+    summary["files"] = list_files(path)
+    summary["size_bytes"] = sum(entry["bytes"] for entry in summary["files"])
+    return summary
+
+
+def detect(path: Path) -> str:
+    """native | hf_olmo | hf. Uses the conversion engine's detector when present."""
+    try:
+        from olmo_cli.checkpoints.detect import detect_format
+    except ImportError:  # the engine's detector is optional here: the rules are simple
+        return _detect_format(path)
+    return detect_format(path)
+
+
+def _detect_format(path: Path) -> str:
+    if (path / "config.yaml").is_file():
+        return "native"
+    if (path / "config.json").is_file():
+        config = _read_json(path / "config.json")
+        if "d_model" in config:
+            return "hf_olmo"
+        if "hidden_size" in config:
+            return "hf"
+        raise BadInputError(f"{path / 'config.json'} is not an OLMo config (no d_model or hidden_size)")
+    raise BadInputError(f"not a checkpoint directory: {path} has no config.yaml or config.json")
+
+
+def read_config(path: Path, fmt: str) -> dict[str, Any]:
+    if fmt == "native":
+        import yaml
+
+        try:
+            loaded = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            raise BadInputError(f"cannot read {path / 'config.yaml'}: {_first_line(error)}") from None
+        if not isinstance(loaded, dict) or not isinstance(loaded.get("model"), dict):
+            raise BadInputError(f"{path / 'config.yaml'} has no 'model:' section")
+        return loaded
+    return _read_json(path / "config.json")
+
+
+def _summary(path: Path, fmt: str, config: dict[str, Any]) -> dict[str, Any]:
+    from olmo_cli.checkpoints.tokenizers import describe_tokenizer
+
+    if fmt == "hf":
+        model_type = str(config.get("model_type") or "unknown")
+        family = {"olmo": "olmo1", "olmo2": "olmo2", "olmo3": "olmo3"}.get(model_type, model_type)
+        architecture = hf_architecture(config)
+        identifier = None
+    else:
+        model = config["model"] if fmt == "native" else config
+        architecture = native_architecture(model)
+        family = "olmo2" if (architecture["norm_after"] or architecture["qk_norm"] or architecture["norm"] == "rms") else "olmo1"
+        model_type = "olmo" if fmt == "hf_olmo" else None
+        tokenizer_section = config.get("tokenizer") if fmt == "native" else None
+        identifier = tokenizer_section.get("identifier") if isinstance(tokenizer_section, dict) else None
+    tokenizer = describe_tokenizer(source_dir=path, identifier=identifier)
+    if tokenizer is not None and architecture.get("vocab_size") is None:
+        architecture["vocab_size"] = tokenizer.vocab_size or None
+    tokenizer_dict = tokenizer.to_dict() if tokenizer else None
+    if tokenizer_dict is not None and identifier:
+        tokenizer_dict["identifier"] = identifier  # what config.yaml says; the name is what conversion writes
+    return {"path": str(path), "format": fmt, "model_type": model_type, "family": family,
+            "architecture": architecture, "tokenizer": tokenizer_dict}
+
+
+def native_architecture(model: dict[str, Any]) -> dict[str, Any]:
+    """The architecture of a native `model:` section (also hf_olmo's config.json: same field names)."""
+    value = dict(NATIVE_DEFAULTS)
+    value.update({key: item for key, item in model.items() if item is not None or key == "clip_qkv"})
+    try:
+        d_model, n_heads = int(value["d_model"]), int(value["n_heads"])
+    except (KeyError, TypeError, ValueError):
+        raise BadInputError("the model config has no usable d_model/n_heads") from None
+    kv_heads = 1 if value.get("multi_query_attention") else int(value.get("n_kv_heads") or n_heads)
+    fused = value.get("mlp_hidden_size") or d_model * value["mlp_ratio"]
+    norm_type = value["layer_norm_type"]
+    return {
+        "layers": int(value["n_layers"]), "d_model": d_model, "heads": n_heads, "kv_heads": kv_heads,
+        "head_dim": d_model // n_heads, "mlp_hidden": int(fused) // 2,
+        "vocab_size": int(value["vocab_size"]), "embedding_size": int(value.get("embedding_size") or value["vocab_size"]),
+        "context_length": int(value["max_sequence_length"]), "tied_embeddings": bool(value["weight_tying"]),
+        "norm": "rms" if norm_type == "rms" else "layernorm",
+        "norm_weights": bool(value["layer_norm_with_affine"]),
+        "norm_after": bool(value["norm_after"]), "qk_norm": bool(value["attention_layer_norm"]),
+        "rope_theta": value["rope_theta"], "clip_qkv": value.get("clip_qkv"), "bias": bool(value["include_bias"]),
+    }
+
+
+def hf_architecture(config: dict[str, Any]) -> dict[str, Any]:
+    """The architecture of a transformers config.json (olmo, olmo2, olmo3, or any llama-like)."""
+    try:
+        d_model, n_heads = int(config["hidden_size"]), int(config["num_attention_heads"])
+        layers = int(config["num_hidden_layers"])
+    except (KeyError, TypeError, ValueError):
+        raise BadInputError("config.json has no usable hidden_size/num_attention_heads/num_hidden_layers") from None
+    rope = config.get("rope_parameters") if isinstance(config.get("rope_parameters"), dict) else {}
+    olmo1 = config.get("model_type") == "olmo"
+    return {
+        "layers": layers, "d_model": d_model, "heads": n_heads,
+        "kv_heads": int(config.get("num_key_value_heads") or n_heads),
+        "head_dim": int(config.get("head_dim") or d_model // n_heads),
+        "mlp_hidden": config.get("intermediate_size"),
+        "vocab_size": None,  # the tokenizer's; filled in from the tokenizer files
+        "embedding_size": config.get("vocab_size"),
+        "context_length": config.get("max_position_embeddings"),
+        "tied_embeddings": bool(config.get("tie_word_embeddings", False)),
+        "norm": "layernorm" if olmo1 else "rms",
+        "norm_weights": not olmo1,
+        "norm_after": not olmo1 and config.get("model_type") in ("olmo2", "olmo3"),
+        "qk_norm": not olmo1 and config.get("model_type") in ("olmo2", "olmo3"),
+        "rope_theta": config.get("rope_theta", rope.get("rope_theta")),
+        "clip_qkv": config.get("clip_qkv"), "bias": bool(config.get("attention_bias", False)),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Tensor headers
+
+
+def _weight_files(path: Path) -> list[str]:
+    """The files holding the weights, relative to `path`: safetensors preferred over pickles of the same weights."""
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = path / index_name
+        if index.is_file():
+            weight_map = _read_json(index).get("weight_map") or {}
+            return sorted(set(weight_map.values()))
+    safetensors = sorted(file.name for file in path.glob("*.safetensors"))
+    if safetensors:
+        return safetensors
+    return [name for name in ("model.pt", "pytorch_model.bin") if (path / name).is_file()]
+
+
+def headers_of_local_files(path: Path, names: Iterable[str]) -> list[tuple[str, tuple[int, ...]]]:
+    """(dtype, shape) of every tensor in the named files, reading headers only."""
+    tensors: list[tuple[str, tuple[int, ...]]] = []
+    for name in names:
+        file = path / name
+        if not file.is_file():
+            raise BadInputError(f"weight file {name} is missing from {path}")
+        if name.endswith(".safetensors"):
+            tensors += safetensors_header_tensors(read_safetensors_header(file), file.stat().st_size, name)
+        else:
+            tensors += pickle_tensors(file)
+    return tensors
+
+
+def read_safetensors_header(file: Path) -> dict[str, Any]:
+    with open(file, "rb") as handle:
+        prefix = handle.read(8)
+        if len(prefix) < 8:
+            raise BadInputError(f"{file.name} is truncated: shorter than a safetensors header")
+        (length,) = struct.unpack("<Q", prefix)
+        if length > MAX_HEADER_BYTES:
+            raise BadInputError(f"{file.name} is not a safetensors file (header length {length})")
+        raw = handle.read(length)
+    if len(raw) < length:
+        raise BadInputError(f"{file.name} is truncated inside its safetensors header")
+    return parse_safetensors_header(raw, file.name)
+
+
+def parse_safetensors_header(raw: bytes, name: str) -> dict[str, Any]:
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadInputError(f"{name}: the safetensors header is not valid JSON") from None
+    if not isinstance(header, dict):
+        raise BadInputError(f"{name}: the safetensors header is not a JSON object")
+    header["__header_bytes__"] = len(raw)
+    return header
+
+
+def safetensors_header_tensors(header: dict[str, Any], file_size: int | None, name: str) -> list[tuple[str, tuple[int, ...]]]:
+    """(dtype, shape) per tensor; checks the data fits in the file (a truncated download is caught here)."""
+    data_bytes = None if file_size is None else file_size - 8 - header["__header_bytes__"]
+    tensors = []
+    for key, entry in header.items():
+        if key.startswith("__"):
+            continue
+        try:
+            dtype, shape, (start, end) = entry["dtype"], tuple(int(n) for n in entry["shape"]), entry["data_offsets"]
+        except (KeyError, TypeError, ValueError):
+            raise BadInputError(f"{name}: malformed safetensors entry for {key!r}") from None
+        if data_bytes is not None and end > data_bytes:
+            raise BadInputError(f"{name} is truncated: tensor {key!r} ends at byte {end} of {data_bytes}")
+        tensors.append((SAFETENSORS_DTYPES.get(dtype, dtype.lower()), shape))
+    return tensors
+
+
+def pickle_tensors(file: Path) -> list[tuple[str, tuple[int, ...]]]:
+    """(dtype, shape) of a torch.save'd state dict, mapped, never read, never unpickled beyond tensors."""
+    import pickle
+
+    import torch
+
+    try:
+        state = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise BadInputError(f"{file.name} refused: it is not a plain state dict ({_first_line(error)[:120]})") from None
+    except RuntimeError as error:
+        if "mmap" in str(error):
+            raise UnsupportedError(f"{file.name} uses torch's legacy (non-zip) format, which cannot be read without loading it",
+                                   hint="convert it with 'olmo convert' first") from None
+        raise BadInputError(f"{file.name} cannot be read (truncated or corrupt): {_first_line(error)[:160]}") from None
+    except (EOFError, OSError, ValueError) as error:
+        raise BadInputError(f"{file.name} cannot be read (truncated or corrupt): {_first_line(error)[:160]}") from None
+    if not isinstance(state, dict):
+        raise BadInputError(f"{file.name} does not hold a state dict")
+    return [(str(value.dtype).removeprefix("torch."), tuple(value.shape))
+            for value in state.values() if isinstance(value, torch.Tensor)]
+
+
+def tensor_summary(tensors: list[tuple[str, tuple[int, ...]]]) -> dict[str, Any]:
+    dtypes: dict[str, int] = {}
+    for dtype, shape in tensors:
+        dtypes[dtype] = dtypes.get(dtype, 0) + math.prod(shape)
+    return {"parameters": sum(dtypes.values()), "tensors": len(tensors), "dtypes": dtypes}
+
+
+def list_files(path: Path) -> list[dict[str, Any]]:
+    """Every file under `path` (following the HF cache's symlinks), with its size."""
+    files = []
+    for file in sorted(path.rglob("*")):
+        if file.is_file() and ".cache" not in file.relative_to(path).parts:
+            files.append({"name": file.relative_to(path).as_posix(), "bytes": file.stat().st_size})
+    return files
+
+
+# ---------------------------------------------------------------------------------------------
+# Hub checkpoints
+
+
+def inspect_source(source: str, revision: str | None = None, *, offline: bool = False,
+                   reporter: Reporter = NULL_REPORTER) -> dict[str, Any]:
+    """`olmo inspect`'s core: a local directory, or a Hub repo at a revision (metadata fetched, weight headers read remotely)."""
+    from olmo_cli.sources import is_local_path, locate
+
+    if source is not None and is_local_path(source):
+        located = locate(source, revision, offline=offline, reporter=reporter)
+        return inspect_checkpoint(located.path)
+    located = locate(source, revision, offline=offline, reporter=reporter, include=METADATA_PATTERNS)
+    path = located.path
+    fmt = detect(path)
+    summary = _summary(path, fmt, read_config(path, fmt))
+    summary.update({"path": str(path), "repo": located.repo, "revision": located.revision, "commit": located.commit})
+    remote_files = None if offline else _remote_files(located.repo, located.commit or located.revision)
+    local_files = {entry["name"]: entry["bytes"] for entry in list_files(path)}
+    all_files = dict(local_files, **(remote_files or {}))
+    weights = _weights_from_names(path, sorted(all_files))
+    local_weights = [name for name in weights if name in local_files]
+    if weights and len(local_weights) == len(weights):
+        summary.update(tensor_summary(headers_of_local_files(path, weights)))
+    elif not offline and weights and all(name.endswith(".safetensors") for name in weights):
+        summary.update(tensor_summary(_remote_safetensors_tensors(located.repo, located.commit or located.revision, weights)))
+    else:
+        summary.update({"parameters": None, "tensors": None, "dtypes": {}})
+        reporter.info("weights not downloaded and not safetensors: parameter count and dtypes unknown")
+    summary["weights"] = weights
+    summary["files"] = [{"name": name, "bytes": size, "cached": name in local_files} for name, size in sorted(all_files.items())]
+    summary["size_bytes"] = sum(all_files.values())
+    return summary
+
+
+def _weights_from_names(path: Path, names: list[str]) -> list[str]:
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        if (path / index_name).is_file():
+            return sorted(set((_read_json(path / index_name).get("weight_map") or {}).values()))
+    top = [name for name in names if "/" not in name]
+    safetensors = [name for name in top if name.endswith(".safetensors")]
+    return safetensors or [name for name in ("model.pt", "pytorch_model.bin") if name in top]
+
+
+def _remote_files(repo: str, revision: str) -> dict[str, int]:
+    from huggingface_hub import HfApi
+
+    from olmo_cli.hub.env import endpoint, token
+    from olmo_cli.hub.errors import hub_errors
+
+    with hub_errors(repo, revision):
+        entries = HfApi(endpoint=endpoint(), token=token()).list_repo_tree(repo, revision=revision, recursive=True)
+        return {entry.path: entry.size for entry in entries if getattr(entry, "size", None) is not None}
+
+
+def _remote_safetensors_tensors(repo: str, revision: str, names: list[str]) -> list[tuple[str, tuple[int, ...]]]:
+    """Headers of remote safetensors files by two range requests each; nothing else is downloaded."""
+    from huggingface_hub import get_session, hf_hub_url
+
+    from olmo_cli.hub.env import endpoint, token
+    from olmo_cli.hub.errors import hub_errors
+
+    headers = {"Authorization": f"Bearer {token()}"} if token() else {}
+    tensors = []
+    for name in names:
+        url = hf_hub_url(repo, name, revision=revision, endpoint=endpoint())
+        with hub_errors(repo, revision):
+            prefix = _range(get_session(), url, headers, 0, 7)
+            (length,) = struct.unpack("<Q", prefix)
+            if length > MAX_HEADER_BYTES:
+                raise BadInputError(f"{repo}/{name} is not a safetensors file (header length {length})")
+            raw = _range(get_session(), url, headers, 8, 8 + length - 1)
+        tensors += safetensors_header_tensors(parse_safetensors_header(raw, name), None, name)
+    return tensors
+
+
+def _range(session, url: str, headers: dict[str, str], start: int, end: int) -> bytes:
+    response = session.get(url, headers={**headers, "Range": f"bytes={start}-{end}"}, follow_redirects=True)
+    from huggingface_hub.utils import hf_raise_for_status
+
+    hf_raise_for_status(response)
+    return response.content[: end - start + 1]
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    try:
+        loaded = json.loads(Path(file).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BadInputError(f"cannot read {file}: {_first_line(error)}") from None
+    if not isinstance(loaded, dict):
+        raise BadInputError(f"{file} is not a JSON object")
+    return loaded
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+__all__ = ["inspect_checkpoint", "inspect_source"]

@@ -1,0 +1,112 @@
+"""`olmo inspect`: describe a checkpoint (format, architecture, parameters, dtypes, size, tokenizer, files)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt
+
+app = typer.Typer(rich_markup_mode=None)
+
+
+@app.command()
+def inspect(
+    source: Annotated[str, typer.Argument(help="A local checkpoint directory or a Hub repo id.", show_default=False)],
+    revision: RevisionOpt = None,
+    offline: OfflineOpt = False,
+    json_: JsonOpt = False,
+):
+    """Describe a checkpoint: format, family, architecture, parameters, dtypes, size, tokenizer, files.
+
+    Weights are never loaded: parameter counts come from tensor headers. For a Hub repo only the
+    small files are downloaded; safetensors headers are read with range requests.
+
+    \b
+    Examples:
+      olmo inspect ./step1000-unsharded
+      olmo inspect allenai/OLMo-1B --revision step20000-tokens84B
+      olmo inspect allenai/OLMo-2-1124-7B --json
+    """
+    from olmo_cli.checkpoints.inspect import inspect_source
+    from olmo_cli.cli.output import ConsoleReporter, print_json
+    from olmo_cli.hub.env import offline as offline_mode
+
+    summary = inspect_source(source, revision, offline=offline_mode(offline), reporter=ConsoleReporter(quiet=json_))
+    if json_:
+        print_json(summary)
+    else:
+        _print_summary(summary)
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    from olmo_cli.cli.output import print_lines
+
+    arch = summary["architecture"]
+    where = summary["path"]
+    if summary.get("repo"):
+        where = f"{summary['repo']} @ {summary['revision']}" + (f" ({summary['commit'][:12]})" if summary.get("commit") else "")
+    tokenizer = summary.get("tokenizer")
+    rows = [
+        ("checkpoint", where),
+        ("format", summary["format"] + (f" (model_type {summary['model_type']})" if summary.get("model_type") else "")),
+        ("family", summary["family"]),
+        ("parameters", _count(summary.get("parameters"))),
+        ("dtypes", ", ".join(f"{dtype} ({_count(n, exact=False)})" for dtype, n in summary.get("dtypes", {}).items()) or "unknown"),
+        ("size", _size(summary["size_bytes"])),
+        ("layers", arch["layers"]),
+        ("d_model", arch["d_model"]),
+        ("heads", f"{arch['heads']} (kv {arch['kv_heads']}, head dim {arch['head_dim']})"),
+        ("mlp hidden", arch["mlp_hidden"]),
+        ("vocab", f"{arch['vocab_size']} (embedding {arch['embedding_size']})"),
+        ("context", arch["context_length"]),
+        ("tied embeddings", _yes(arch["tied_embeddings"])),
+        ("norm", _norm(arch)),
+        ("rope_theta", arch["rope_theta"]),
+        ("clip_qkv", arch["clip_qkv"] if arch["clip_qkv"] is not None else "none"),
+        ("tokenizer", _tokenizer(tokenizer)),
+    ]
+    width = max(len(name) for name, _ in rows) + 2
+    lines = [f"{name.ljust(width)}{value}" for name, value in rows]
+    files = [(entry["name"] + ("" if entry.get("cached", True) else "  (not downloaded)"), _size(entry["bytes"]))
+             for entry in summary["files"]]
+    name_width = max((len(name) for name, _ in files), default=0) + 2
+    lines += ["", f"files ({len(files)}):"] + [f"  {name.ljust(name_width)}{size.rjust(9)}" for name, size in files]
+    print_lines(lines)
+
+
+def _norm(arch: dict[str, Any]) -> str:
+    parts = [arch["norm"] + ("" if arch["norm_weights"] else " (no weights)")]
+    if arch["qk_norm"]:
+        parts.append("qk-norm")
+    parts.append("after" if arch["norm_after"] else "before")
+    return ", ".join(parts)
+
+
+def _tokenizer(tokenizer: dict[str, Any] | None) -> str:
+    if not tokenizer:
+        return "none"
+    ids = ", ".join(f"{role} {tokenizer[role + '_token_id']} {tokenizer[role + '_token']!r}"
+                    for role in ("eos", "pad", "bos") if tokenizer.get(role + "_token_id") is not None)
+    return f"{tokenizer['name']}, from {tokenizer['source']}" + (f"; {ids}" if ids else "")
+
+
+def _yes(value: bool) -> str:
+    return "yes" if value else "no"
+
+
+def _count(value: int | None, exact: bool = True) -> str:
+    if value is None:
+        return "unknown"
+    for unit, scale in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.2f}{unit}" + (f" ({value:,})" if exact else "")
+    return f"{value:,}"
+
+
+def _size(value: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value} B"
