@@ -1,0 +1,243 @@
+"""`olmo quantize`: each CPU method writes a checkpoint that reloads elsewhere with the same logits.
+
+One tiny OLMo (hidden 64, the real OLMo-1 tokenizer, so the 50304-row embedding) is quantized with
+every CPU method; one fresh Python process then reloads all outputs with plain transformers and
+generates. The quality numbers of the report are recomputed here independently.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from olmo_cli.cli.app import app
+from olmo_cli.quantize.methods import QUANTIZE_METHODS, get_method, quantization_config
+from olmo_cli.quantize.run import quantize
+from tiny_models import OLMO1_TOKENIZER, make_hf
+
+CPU_METHODS = ("int8", "int8-dynamic", "fp16", "bf16")
+COMPUTE_DTYPE = {"int8": torch.bfloat16, "int8-dynamic": torch.bfloat16, "fp16": torch.float16, "bf16": torch.bfloat16}
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _make_source(directory: Path, arch: str = "olmo") -> Path:
+    make_hf(directory, arch=arch, vocab_size=50304, hidden_size=64, intermediate_size=256,
+            max_position_embeddings=256, eos_token_id=50279, pad_token_id=1)
+    for file in OLMO1_TOKENIZER.iterdir():
+        shutil.copy(file, directory / file.name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory) -> Path:
+    return _make_source(tmp_path_factory.mktemp("src") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def sample(source):
+    from olmo_cli.loading.model import load_tokenizer
+    from olmo_cli.quantize.quality import sample_ids
+
+    return sample_ids(load_tokenizer(source))
+
+
+@pytest.fixture(scope="module")
+def outputs(source, tmp_path_factory):
+    """method -> (output dir, report) for every CPU method."""
+    root = tmp_path_factory.mktemp("quantized")
+    return {method: (root / method, quantize(str(source), root / method, method=method)) for method in CPU_METHODS}
+
+
+@pytest.fixture(scope="module")
+def reloaded(outputs, sample, tmp_path_factory):
+    """Logits and greedy tokens of every output, loaded in ONE fresh process by plain transformers."""
+    work = tmp_path_factory.mktemp("reload")
+    torch.save(sample, work / "ids.pt")
+    script = (
+        "import sys, json, torch\n"
+        "from transformers import AutoModelForCausalLM\n"
+        "ids = torch.load(sys.argv[1] + '/ids.pt')\n"
+        "result = {}\n"
+        "for name, path in json.loads(sys.argv[2]).items():\n"
+        "    model = AutoModelForCausalLM.from_pretrained(path).eval()\n"
+        "    with torch.inference_mode():\n"
+        "        logits = model(ids).logits.float()\n"
+        "        new = model.generate(ids[:, :8], max_new_tokens=4, do_sample=False)[0, 8:].tolist()\n"
+        "    torch.save(logits, f'{sys.argv[1]}/{name}.pt')\n"
+        "    result[name] = {'dtype': str(model.dtype), 'new_tokens': new,\n"
+        "                    'weight_type': type(model.model.layers[0].mlp.up_proj.weight.data).__name__}\n"
+        "print(json.dumps(result))\n"
+    )
+    paths = {method: str(path) for method, (path, _) in outputs.items()}
+    done = subprocess.run([sys.executable, "-c", script, str(work), json.dumps(paths)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    return {method: (torch.load(work / f"{method}.pt"), info[method]) for method in CPU_METHODS}
+
+
+def _in_memory(source, method, ids):
+    """The logits of `method` applied in memory here, the way transformers does it at load time."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=COMPUTE_DTYPE[method],
+                                                 quantization_config=quantization_config(method)).eval()
+    with torch.inference_mode():
+        return model(ids).logits.float()
+
+
+def _reference(source, ids):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        return model(ids).logits
+
+
+@pytest.mark.parametrize("method", CPU_METHODS)
+def test_reloaded_output_matches_the_in_memory_quantized_model(method, source, sample, reloaded):
+    logits, info = reloaded[method]
+    assert info["dtype"] == str(COMPUTE_DTYPE[method])
+    if method.startswith("int8"):
+        assert info["weight_type"] == "Int8Tensor"  # really stored quantized, not dequantized
+    assert torch.equal(logits, _in_memory(source, method, sample))
+    assert len(info["new_tokens"]) == 4
+
+
+@pytest.mark.parametrize("method", CPU_METHODS)
+def test_report_numbers_are_measured(method, source, sample, outputs, reloaded):
+    path, report = outputs[method]
+    reference = _reference(source, sample)
+    quantized, _ = reloaded[method]
+    assert report.eval_tokens == sample.shape[1] > 50
+    assert report.max_logit_diff == pytest.approx((quantized - reference).abs().max().item(), rel=1e-6)
+    assert report.max_logit_diff > 0  # every method here loses some precision
+    top1 = (quantized.argmax(-1) == reference.argmax(-1)).float().mean().item()
+    assert report.top1_agreement == pytest.approx(top1) and 0.0 <= top1 <= 1.0
+    ppl = math.exp(torch.nn.functional.cross_entropy(reference[0, :-1], sample[0, 1:]).item())
+    assert report.ppl_before == pytest.approx(ppl, rel=1e-5)
+    assert math.isfinite(report.ppl_after) and report.ppl_after != report.ppl_before
+    weights = sum(p.stat().st_size for p in path.glob("*.safetensors"))
+    assert report.size_after == weights and report.size_before == (source / "model.safetensors").stat().st_size
+    assert report.ratio == pytest.approx(weights / report.size_before)
+    assert report.ratio < (0.52 if method in ("fp16", "bf16") else 0.5)
+
+
+def test_outputs_carry_tokenizer_and_quantization_config(outputs):
+    for method, (path, _) in outputs.items():
+        assert (path / "tokenizer.json").exists() and (path / "generation_config.json").exists()
+        config = json.loads((path / "config.json").read_text())
+        if method.startswith("int8"):
+            assert config["quantization_config"]["quant_method"] == "torchao"
+        else:
+            assert "quantization_config" not in config
+            assert config["dtype"] == str(COMPUTE_DTYPE[method]).replace("torch.", "")
+        assert not list(path.parent.glob(f".{method}.tmp-*"))  # the temporary sibling is gone
+
+
+def test_olmo_generate_runs_on_the_int8_output(outputs):
+    path, _ = outputs["int8"]
+    done = subprocess.run([sys.executable, "-m", "olmo_cli", "generate", str(path), "-p", "The lighthouse",
+                           "-n", "3", "--greedy"], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip()
+
+
+def test_cli_json_report_and_force(source, tmp_path):
+    dst = tmp_path / "out"
+    dst.mkdir()
+    (dst / "stale.txt").write_text("old")
+    runner = CliRunner()
+    refused = runner.invoke(app, ["quantize", str(source), str(dst), "--method", "bf16", "--no-check"])
+    assert refused.exit_code == 6 and "already exists" in refused.output
+    assert (dst / "stale.txt").exists()
+    result = runner.invoke(app, ["quantize", str(source), str(dst), "--method", "bf16", "--no-check", "--force", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["method"] == "bf16" and report["max_logit_diff"] is None and report["ratio"] < 0.51
+    assert not (dst / "stale.txt").exists() and (dst / "model.safetensors").exists()
+
+
+def test_unknown_method_is_a_usage_error(source, tmp_path):
+    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "int3"])
+    assert result.exit_code == 2
+    assert "unknown quantization method 'int3'" in result.output and "int8-dynamic" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_int4_without_cuda_is_unsupported(source, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "int4"])
+    assert result.exit_code == 8
+    assert "needs a CUDA GPU" in result.output and "--method int8" in result.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_nf4_without_bitsandbytes_says_how_to_install(source, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "nf4"])
+    assert result.exit_code == 8
+    assert "'bitsandbytes' package" in result.output and "pip install" in result.output
+
+
+def test_already_quantized_source_is_bad_input(outputs, tmp_path):
+    path, _ = outputs["int8"]
+    result = CliRunner().invoke(app, ["quantize", str(path), str(tmp_path / "again"), "--method", "int8"])
+    assert result.exit_code == 5
+    assert "already quantized (torchao)" in result.output
+    assert not (tmp_path / "again").exists()
+
+
+def test_output_inside_the_source_is_refused(source):
+    result = CliRunner().invoke(app, ["quantize", str(source), str(source / "int8")])
+    assert result.exit_code == 2 and "overlaps" in result.output
+
+
+def test_cast_contradicting_dtype_is_a_usage_error(source, tmp_path):
+    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "o"), "--method", "fp16", "--dtype", "bfloat16"])
+    assert result.exit_code == 2
+
+
+def test_streaming_cast_of_a_bin_checkpoint_matches_torch(tmp_path):
+    from olmo_cli.quantize.cast import cast_checkpoint
+    from safetensors.torch import load_file
+
+    src = tmp_path / "bin"
+    src.mkdir()
+    g = torch.Generator().manual_seed(0)
+    state = {"a.weight": torch.randn(5, 3, generator=g), "b.bias": torch.randn(7, generator=g),
+             "steps": torch.arange(4), "scalar": torch.tensor(2.5)}
+    torch.save(state, src / "pytorch_model.bin")
+    (src / "config.json").write_text(json.dumps({"model_type": "olmo", "torch_dtype": "float32"}))
+    dst = tmp_path / "out"
+    dst.mkdir()
+    assert cast_checkpoint(src, dst, "bfloat16") == 4
+    written = load_file(dst / "model.safetensors")
+    for name, tensor in state.items():
+        expected = tensor.to(torch.bfloat16) if tensor.is_floating_point() else tensor
+        assert written[name].dtype == expected.dtype and torch.equal(written[name], expected)
+    config = json.loads((dst / "config.json").read_text())
+    assert config["dtype"] == config["torch_dtype"] == "bfloat16"
+
+
+def test_method_table_names_and_configs():
+    from olmo_cli.cli.quantize import METHOD_HELP
+    from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
+
+    assert QUANTIZE_METHODS == ("int8", "int8-dynamic", "int4", "nf4", "fp16", "bf16")
+    assert all(name in METHOD_HELP for name in QUANTIZE_METHODS)
+    assert isinstance(quantization_config("int8").quant_type, Int8WeightOnlyConfig)
+    assert isinstance(quantization_config("INT8-dynamic").quant_type, Int8DynamicActivationInt8WeightConfig)
+    assert quantization_config("bf16") is None and quantization_config(None) is None
+    assert get_method("bfloat16").name == "bf16"
