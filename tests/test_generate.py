@@ -1,0 +1,240 @@
+"""`olmo generate` and the generation core: streaming, batches, seeds, stop strings, JSON, sweeps, errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tiny_models import OLMO1_TOKENIZER, make_hf
+
+from olmo_cli.cli.app import app
+from olmo_cli.errors import BadInputError, UsageError
+from olmo_cli.generate import SamplingParams, _Streamer, generate, read_prompts
+
+SHAPE = dict(vocab_size=50304, eos_token_id=50279, pad_token_id=1, max_position_embeddings=64)
+REPO = "allenai/OLMo-1B-hf"
+
+
+def make_model(directory: Path, seed: int = 0) -> Path:
+    make_hf(directory, seed=seed, **SHAPE)
+    for file in OLMO1_TOKENIZER.iterdir():
+        shutil.copy(file, directory / file.name)
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return make_model(tmp_path_factory.mktemp("gen") / "tiny")
+
+
+def run(*args: str, input: str | None = None):
+    return CliRunner().invoke(app, ["generate", *args], input=input)
+
+
+def completions(result) -> list[dict]:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)["completions"]
+
+
+def test_single_prompt_streams_the_same_text_json_reports(tiny):
+    streamed = run(str(tiny), "-p", "Language modeling is", "--greedy", "-n", "12")
+    assert streamed.exit_code == 0, streamed.output
+    as_json = completions(run(str(tiny), "-p", "Language modeling is", "--greedy", "-n", "12", "--json"))
+    assert len(as_json) == 1
+    assert streamed.stdout == as_json[0]["completion"] + "\n"
+    assert as_json[0]["completion_tokens"] == 12 and as_json[0]["prompt_tokens"] == 3
+    assert as_json[0]["finish_reason"] == "length"
+
+
+def test_json_has_prompt_counts_and_timings(tiny):
+    result = run(str(tiny), "-p", "Hello", "-n", "5", "--seed", "1", "--json")
+    payload = json.loads(result.stdout)
+    assert payload["device"] == "cpu" and payload["dtype"] == "float32" and payload["repo"] is None
+    assert payload["completions"][0]["prompt"] == "Hello"
+    timings = payload["timings"]
+    assert timings["new_tokens"] == 5 and timings["tokens_per_second"] > 0
+    assert 0 < timings["first_token_seconds"] <= timings["generate_seconds"]
+    assert timings["load_seconds"] > 0
+
+
+def test_stats_go_to_stderr(tiny):
+    result = run(str(tiny), "-p", "Hello", "-n", "4", "--greedy", "--stats")
+    assert result.exit_code == 0, result.output
+    assert "first token" in result.stderr and "tokens/s" in result.stderr
+    assert "tokens/s" not in result.stdout
+
+
+def test_same_seed_same_text_other_seed_other_text(tiny):
+    args = (str(tiny), "-p", "Once upon a time", "-n", "16", "--json", "--temperature", "1.5", "--top-k", "0", "--top-p", "1")
+    one = completions(run(*args, "--seed", "7"))[0]["completion"]
+    again = completions(run(*args, "--seed", "7"))[0]["completion"]
+    other = completions(run(*args, "--seed", "8"))[0]["completion"]
+    assert one == again
+    assert one != other
+
+
+def test_stdin_is_one_prompt(tiny):
+    piped = completions(run(str(tiny), "--greedy", "-n", "6", "--json", input="Once upon\na time\n"))
+    assert [c["prompt"] for c in piped] == ["Once upon\na time"]
+
+
+def test_prompts_file_runs_one_left_padded_batch_equal_to_single_runs(tiny, tmp_path):
+    prompts = ["Hello", "The capital of France is", "1 2 3 4 5 6"]
+    file = tmp_path / "prompts.txt"
+    file.write_text("\n".join([prompts[0], "", *prompts[1:]]) + "\n")
+    batch = completions(run(str(tiny), "-f", str(file), "--greedy", "-n", "8", "--json"))
+    assert [c["prompt"] for c in batch] == prompts
+    singles = [completions(run(str(tiny), "-p", p, "--greedy", "-n", "8", "--json"))[0]["completion"] for p in prompts]
+    assert [c["completion"] for c in batch] == singles
+    text = run(str(tiny), "-f", str(file), "--greedy", "-n", "8")
+    assert text.stdout.count("==> ") == 3 and singles[1] in text.stdout
+    stdin_file = completions(run(str(tiny), "-f", "-", "--greedy", "-n", "8", "--json", input="\n".join(prompts)))
+    assert [c["completion"] for c in stdin_file] == singles
+
+
+def test_num_return_sequences(tiny):
+    result = completions(run(str(tiny), "-p", "Hi", "-n", "6", "--seed", "3", "--num-return-sequences", "3", "--json",
+                             "--temperature", "2", "--top-k", "0", "--top-p", "1"))
+    assert [c["sequence"] for c in result] == [0, 1, 2]
+    assert len({c["completion"] for c in result}) > 1
+
+
+def test_stop_string_ends_the_text_and_is_not_printed(tiny):
+    full = completions(run(str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--json"))[0]["completion"]
+    stop = full[len(full) // 2: len(full) // 2 + 3]
+    expected = full[: full.index(stop)]
+    stopped = completions(run(str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--json", "--stop", stop))[0]
+    assert stopped["completion"] == expected and stopped["finish_reason"] == "stop"
+    assert stopped["completion_tokens"] < 12
+    streamed = run(str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--stop", stop)
+    assert streamed.stdout == expected + "\n"
+
+
+def test_streamer_holds_back_a_possible_stop_string():
+    class Chars:  # one character per token id
+        def decode(self, ids, skip_special_tokens=True):
+            return "".join(chr(i) for i in ids)
+
+    sent = []
+    streamer = _Streamer(Chars(), ("END",), sent.append)
+    streamer.put(None)  # the prompt
+    for char in "abEN":
+        streamer.put(_ids(ord(char)))
+    assert "".join(sent) == "ab"  # "EN" may start "END"
+    streamer.put(_ids(ord("x")))
+    assert "".join(sent) == "abENx"
+    for char in "yEND!":
+        streamer.put(_ids(ord(char)))
+    assert "".join(sent) == "abENxy"
+
+
+def _ids(value: int):
+    import torch
+
+    return torch.tensor([value])
+
+
+def test_compile_on_cpu_is_unsupported(tiny):
+    result = run(str(tiny), "-p", "Hi", "--compile", "--device", "cpu")
+    assert result.exit_code == 8 and "CUDA" in result.stderr
+
+
+def _files(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+@pytest.fixture
+def hub_repo(fake_hub, tmp_path):
+    revisions = {"step1000-tokens4B": 1, "step2000-tokens8B": 2, "step3000-tokens12B": 3}
+    branches = {name: _files(make_model(tmp_path / name, seed=seed)) for name, seed in revisions.items()}
+    branches["main"] = branches["step3000-tokens12B"]
+    fake_hub.add_repo(REPO, branches=branches)
+    return tmp_path
+
+
+def test_generation_from_the_hub_at_a_named_revision(hub_repo):
+    from_hub = json.loads(run(REPO, "--revision", "step2000", "-p", "Hello", "--greedy", "-n", "6", "--json").stdout)
+    assert from_hub["revision"] == "step2000-tokens8B" and from_hub["repo"] == REPO
+    local = completions(run(str(hub_repo / "step2000-tokens8B"), "-p", "Hello", "--greedy", "-n", "6", "--json"))
+    assert from_hub["completions"][0]["completion"] == local[0]["completion"]
+
+
+def test_sweep_across_revisions_in_training_order(hub_repo):
+    args = (REPO, "-r", "step3000-tokens12B", "-r", "step1000-tokens4B", "-p", "Hello", "--greedy", "-n", "5")
+    runs = json.loads(run(*args, "--json").stdout)
+    assert [r["revision"] for r in runs] == ["step1000-tokens4B", "step3000-tokens12B"]
+    for each in runs:
+        local = completions(run(str(hub_repo / each["revision"]), "-p", "Hello", "--greedy", "-n", "5", "--json"))
+        assert each["completions"][0]["completion"] == local[0]["completion"]
+    table = run(*args)
+    assert table.exit_code == 0, table.output
+    assert table.stdout.index("step1000-tokens4B") < table.stdout.index("step3000-tokens12B")
+    selected = json.loads(run(REPO, "--from", "step2000", "-p", "Hello", "--greedy", "-n", "3", "--json").stdout)
+    assert [r["revision"] for r in selected] == ["step2000-tokens8B", "step3000-tokens12B"]
+
+
+@pytest.mark.parametrize("args, code, message", [
+    ((), 2, "no model given"),
+    (("--revision", "step123456789-tokens1B"), 3, "no known repo"),
+    (("MODEL", "-p", ""), 5, "empty prompt"),
+    (("MODEL", "-p", "word " * 80), 5, "context"),
+    (("MODEL", "-p", "Hi", "--top-p", "1.5"), 2, "--top-p"),
+    (("MODEL", "-p", "Hi", "--max-new-tokens", "0"), 2, "--max-new-tokens"),
+    (("MODEL", "-p", "Hi", "--greedy", "--num-return-sequences", "2"), 2, "sampling"),
+    (("MODEL", "-p", "Hi", "--quantize", "int4"), 2, "--quantize"),
+    (("MODEL", "-p", "Hi", "--load-in-8bit", "--quantize", "int8"), 2, "one of"),
+])
+def test_bad_input_is_one_line_error(tiny, args, code, message):
+    args = tuple(str(tiny) if a == "MODEL" else a for a in args)
+    result = run(*args, *(() if any(a.startswith("-p") for a in args) else ("-p", "Hi")), input="")
+    assert result.exit_code == code, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_no_model_no_prompt_needs_a_model_first():
+    result = run()
+    assert result.exit_code == 2 and "no model given" in result.stderr
+
+
+def test_unknown_revision_on_the_hub(hub_repo):
+    result = run(REPO, "--revision", "step999999", "-p", "Hi")
+    assert result.exit_code == 3, result.output
+    assert result.stderr.startswith("error: ") and "999999" in result.stderr
+
+
+def test_bitsandbytes_missing_when_asked_for(tiny, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    for flag in ("--load-in-8bit", "--load-in-4bit"):
+        result = run(str(tiny), "-p", "Hi", flag)
+        assert result.exit_code == 8, result.output
+        assert "bitsandbytes" in result.stderr and "hint: pip install" in result.stderr
+
+
+def test_sampling_params_defaults_are_the_model_cards():
+    params = SamplingParams()
+    assert (params.max_new_tokens, params.top_k, params.top_p, params.sampling) == (100, 50, 0.95, True)
+    assert SamplingParams(temperature=0).generate_kwargs()["do_sample"] is False
+    with pytest.raises(UsageError):
+        SamplingParams(stop=("",)).validate()
+
+
+def test_read_prompts():
+    assert read_prompts("a\n\n b \n", one_per_line=True) == ["a", " b "]
+    assert read_prompts("a\nb\n", one_per_line=False) == ["a\nb"]
+
+
+def test_core_rejects_empty_prompts(tiny):
+    from olmo_cli.loading import load_model
+
+    loaded = load_model(str(tiny))
+    with pytest.raises(BadInputError, match="empty prompt"):
+        generate(loaded, ["  "], SamplingParams(max_new_tokens=2))
