@@ -21,6 +21,10 @@ pointerSize}` and its `oid`/blobId is the git sha1 of the LFS pointer. A small f
 oid are the git blob sha1 of its bytes. Identical bytes in several branches are one blob.
 Commit shas are deterministic 40-hex (sha1 of repo, branch and the file list).
 
+Test data: `safetensors_bytes({name: bytes})` (a valid safetensors file, no dependency) and
+`checkpoint_repo(hub, repo_id, steps, weight_bytes=...)` (OLMo-like step branches sharing config and
+tokenizer, with distinct weights).
+
 Helpers: `hub.commit(repo, rev)`, `hub.etag(repo, rev, path)`, `hub.file_bytes(repo, rev, path)`,
 `hub.sha256(repo, rev, path)`, `hub.is_lfs(repo, rev, path)`.
 
@@ -79,7 +83,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-__all__ = ["FakeHub", "Request", "demo_hub"]
+__all__ = ["FakeHub", "Request", "checkpoint_repo", "demo_hub", "safetensors_bytes"]
 
 _LFS_POINTER = "version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {size}\n"
 _DATE = "2024-01-01T00:00:00.000Z"
@@ -140,6 +144,14 @@ class _Fault:
 
 class _Hangup(Exception):
     """Raised inside the handler to close the connection mid-body."""
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):  # a client hung up: normal here
+            super().handle_error(request, client_address)
 
 
 class FakeHub:
@@ -261,7 +273,7 @@ class FakeHub:
     # ----- lifecycle -----
     def start(self) -> "FakeHub":
         for name in ("hub", "cdn"):
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self, name))
+            server = _QuietServer(("127.0.0.1", 0), _make_handler(self, name))
             server.daemon_threads = True
             thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fakehub-{name}", daemon=True)
             thread.start()
@@ -554,6 +566,42 @@ def _make_handler(hub: FakeHub, server_name: str):
             self._send(206, data[start:end + 1], {**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
 
     return Handler
+
+
+def safetensors_bytes(tensors: dict[str, bytes]) -> bytes:
+    """A valid safetensors file of 1-D uint8 tensors (no dependency: the format is a JSON header)."""
+    header, offset, body = {}, 0, b""
+    for name, data in tensors.items():
+        header[name] = {"dtype": "U8", "shape": [len(data)], "data_offsets": [offset, offset + len(data)]}
+        offset += len(data)
+        body += data
+    raw = json.dumps(header, separators=(",", ":")).encode()
+    raw += b" " * (-len(raw) % 8)
+    return len(raw).to_bytes(8, "little") + raw + body
+
+
+def checkpoint_repo(hub: FakeHub, repo_id: str, steps: list[int], *, weight_bytes: int = 64 * 1024,
+                    tokenizer_bytes: int = 4096, extra_files: dict[str, bytes] | None = None,
+                    main: bool = True) -> dict[str, dict[str, bytes]]:
+    """An OLMo-like repo: one branch per step (`step{N}-tokens{4N/1000}B`, plus `main` = the last),
+    each with a config and tokenizer shared by all revisions and distinct safetensors weights,
+    plus a README and a remote-code shim that downloads leave out. Returns the branches."""
+    tokenizer = json.dumps({"model": {"vocab": {f"t{i}": i for i in range(tokenizer_bytes // 12)}}}).encode()
+    config = json.dumps({"model_type": "olmo", "hidden_size": 16, "num_hidden_layers": 1}).encode()
+    branches: dict[str, dict[str, bytes]] = {}
+    for step in steps:
+        seed = hashlib.sha256(f"{repo_id}:{step}".encode()).digest()
+        weights = (seed * (weight_bytes // 32 + 1))[:weight_bytes]
+        files = {"config.json": config, "tokenizer.json": tokenizer,
+                 "tokenizer_config.json": b'{"eos_token": "<|endoftext|>"}',
+                 "model.safetensors": safetensors_bytes({"model.embed_tokens.weight": weights}),
+                 "README.md": b"# fake\n", "modeling_olmo.py": b"raise SystemExit('never run remote code')\n",
+                 **(extra_files or {})}
+        branches[f"step{step}-tokens{step * 4 // 1000}B"] = files
+    if main and steps:
+        branches["main"] = dict(branches[f"step{steps[-1]}-tokens{steps[-1] * 4 // 1000}B"])
+    hub.add_repo(repo_id, branches)
+    return branches
 
 
 def demo_hub() -> FakeHub:
