@@ -34,10 +34,10 @@ def locate_hf_checkpoint(source: str | None, revision: str | None = None, *, off
                          reporter: Reporter = NULL_REPORTER) -> tuple[Located, Path]:
     """`locate` then `hf_checkpoint_dir`: where the source is, and a transformers directory for it."""
     located = locate(source, revision, offline=offline, reporter=reporter)
-    return located, hf_checkpoint_dir(located, reporter=reporter)
+    return located, hf_checkpoint_dir(located, offline=offline, reporter=reporter)
 
 
-def hf_checkpoint_dir(located: Located, *, reporter: Reporter = NULL_REPORTER) -> Path:
+def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Reporter = NULL_REPORTER) -> Path:
     """A transformers-format directory with the weights of `located` (converting at most once)."""
     fmt = checkpoint_format(located.path)
     if fmt == "hf":
@@ -51,7 +51,7 @@ def hf_checkpoint_dir(located: Located, *, reporter: Reporter = NULL_REPORTER) -
 
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        convert(located.path, target, to="hf", reporter=reporter)
+        convert(located.path, target, to="hf", offline=offline, reporter=reporter)
     except ExistsError:
         # Another process finished the same conversion first; its result is as good as ours.
         if not (target / "config.json").exists():
