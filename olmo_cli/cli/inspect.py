@@ -59,7 +59,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("d_model", arch["d_model"]),
         ("heads", f"{arch['heads']} (kv {arch['kv_heads']}, head dim {arch['head_dim']})"),
         ("mlp hidden", arch["mlp_hidden"]),
-        ("vocab", f"{arch['vocab_size']} (embedding {arch['embedding_size']})"),
+        ("vocab", f"{arch['vocab_size'] or 'unknown'} (embedding {arch['embedding_size']})"),
         ("context", arch["context_length"]),
         ("tied embeddings", _yes(arch["tied_embeddings"])),
         ("norm", _norm(arch)),
