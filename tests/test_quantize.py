@@ -25,7 +25,6 @@ from tiny_models import OLMO1_TOKENIZER, make_hf
 
 CPU_METHODS = ("int8", "int8-dynamic", "fp16", "bf16")
 COMPUTE_DTYPE = {"int8": torch.bfloat16, "int8-dynamic": torch.bfloat16, "fp16": torch.float16, "bf16": torch.bfloat16}
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _make_source(directory: Path, arch: str = "olmo") -> Path:
@@ -74,14 +73,24 @@ def reloaded(outputs, sample, tmp_path_factory):
         "    torch.save(logits, f'{sys.argv[1]}/{name}.pt')\n"
         "    result[name] = {'dtype': str(model.dtype), 'new_tokens': new,\n"
         "                    'weight_type': type(model.model.layers[0].mlp.up_proj.weight.data).__name__}\n"
+        # `olmo generate DST` in the same fresh process (one interpreter start instead of two).
+        "import io, contextlib\n"
+        "from olmo_cli.cli.app import app\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out):\n"
+        "    code = app(args=['generate', sys.argv[3], '-p', 'The lighthouse', '-n', '3', '--greedy'],\n"
+        "               prog_name='olmo', standalone_mode=False)\n"
+        "result['olmo generate'] = {'exit': code or 0, 'text': out.getvalue()}\n"
         "print(json.dumps(result))\n"
     )
     paths = {method: str(path) for method, (path, _) in outputs.items()}
-    done = subprocess.run([sys.executable, "-c", script, str(work), json.dumps(paths)],
+    done = subprocess.run([sys.executable, "-c", script, str(work), json.dumps(paths), paths["int8"]],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     info = json.loads(done.stdout.strip().splitlines()[-1])
-    return {method: (torch.load(work / f"{method}.pt"), info[method]) for method in CPU_METHODS}
+    result = {method: (torch.load(work / f"{method}.pt"), info[method]) for method in CPU_METHODS}
+    result["olmo generate"] = info["olmo generate"]
+    return result
 
 
 def _in_memory(source, method, ids):
@@ -143,12 +152,9 @@ def test_outputs_carry_tokenizer_and_quantization_config(outputs):
         assert not list(path.parent.glob(f".{method}.tmp-*"))  # the temporary sibling is gone
 
 
-def test_olmo_generate_runs_on_the_int8_output(outputs):
-    path, _ = outputs["int8"]
-    done = subprocess.run([sys.executable, "-m", "olmo_cli", "generate", str(path), "-p", "The lighthouse",
-                           "-n", "3", "--greedy"], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip()
+def test_olmo_generate_runs_on_the_int8_output(reloaded):
+    generated = reloaded["olmo generate"]
+    assert generated["exit"] == 0 and generated["text"].strip()
 
 
 def test_cli_json_report_and_force(source, tmp_path):
