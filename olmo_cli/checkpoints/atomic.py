@@ -39,11 +39,20 @@ def atomic_output_dir(dst, force: bool = False) -> Iterator[Path]:
                             hint="choose an output directory you can write to") from None
     try:
         yield tmp
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; outputs get ordinary permissions
+        _ordinary_permissions(tmp)
         _replace(tmp, dst, force)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _ordinary_permissions(root: Path) -> None:
+    """mkdtemp makes 0700 and some writers 0600 (safetensors, a strict umask): outputs get 0755/0644."""
+    os.chmod(root, 0o755)
+    for path in root.rglob("*"):
+        if path.is_symlink():
+            continue
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 
 def _check_writable(parent: Path) -> None:

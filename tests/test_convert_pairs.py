@@ -1,0 +1,179 @@
+"""Every format pair and architecture variant converts to a model with the same logits.
+
+Native and hf_olmo sources are checked against tests/reference_olmo.py (an independent forward
+written from the OLMo definition), transformers sources against transformers itself. Norm weights
+are random in every tiny model, so a dropped or misplaced norm shows up in the logits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pytest
+import torch
+import yaml
+
+from olmo_cli.checkpoints.convert import convert
+from olmo_cli.checkpoints.detect import detect_format
+from reference_olmo import olmo_logits
+from tiny_models import make_hf, make_hf_olmo, make_native, native_config, native_state_dict
+
+IDS = torch.tensor([[3, 17, 42, 5, 9, 31, 0, 58, 12, 7, 44, 2]])
+TIGHT = dict(atol=1e-5, rtol=1e-5)
+
+
+def hf_logits(path, ids=IDS):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    with torch.no_grad():
+        return model(ids).logits
+
+
+def native_files(path):
+    config = yaml.safe_load((path / "config.yaml").read_text())["model"]
+    return torch.load(path / "model.pt", weights_only=True, mmap=True), config
+
+
+def hf_tensors(path):
+    from safetensors.torch import load_file
+
+    files = sorted(path.glob("*.safetensors"))
+    out = {}
+    for f in files:
+        out.update(load_file(f))
+    return out
+
+
+NATIVE_VARIANTS = {
+    "olmo1-tied-mha": ("olmo1", {}),
+    "olmo1-untied": ("olmo1", {"weight_tying": False}),
+    "olmo1-gqa": ("olmo1", {"n_kv_heads": 2}),
+    "olmo1-mqa": ("olmo1", {"multi_query_attention": True}),
+    "olmo1-clip-qkv": ("olmo1", {"clip_qkv": 0.3}),
+    "olmo1-rope-theta": ("olmo1", {"rope_theta": 123457}),
+    "olmo1-mlp-hidden-size": ("olmo1", {"mlp_hidden_size": 96, "mlp_ratio": 2}),
+    "olmo2": ("olmo2", {}),
+    "olmo2-gqa-tied": ("olmo2", {"n_kv_heads": 1, "weight_tying": True}),
+}
+
+
+@pytest.mark.parametrize("variant", list(NATIVE_VARIANTS))
+def test_native_to_hf_matches_reference_and_round_trips(tmp_path, variant):
+    arch, overrides = NATIVE_VARIANTS[variant]
+    src = make_native(tmp_path / "src", arch=arch, tokenizer=None, **overrides)
+    config = native_config(arch, **overrides)
+    state = native_state_dict(config)
+    expected = olmo_logits(state, config, IDS)
+
+    result = convert(src, tmp_path / "hf")
+    assert (result.source_format, result.target_format) == ("native", "hf")
+    assert result.architecture == ("olmo2" if arch == "olmo2" else "olmo")
+    assert detect_format(tmp_path / "hf") == "hf"
+    torch.testing.assert_close(hf_logits(tmp_path / "hf"), expected, **TIGHT)
+
+    # HF -> native gives back the identical tensors, and the config means the same model.
+    convert(tmp_path / "hf", tmp_path / "back-unsharded", to="native", tokenizer="allenai/gpt-neox-olmo-dolma-v1_5")
+    back, back_config = native_files(tmp_path / "back-unsharded")
+    assert set(back) == set(state)
+    for key, tensor in state.items():
+        assert torch.equal(back[key], tensor), key
+    torch.testing.assert_close(olmo_logits(back, back_config, IDS), expected, **TIGHT)
+
+
+@pytest.mark.parametrize("flavour", ["plain", "olmo"])
+def test_native_safetensors_flavours(tmp_path, flavour):
+    src = make_native(tmp_path / "src", arch="olmo2", safetensors=flavour, tokenizer=None, weight_tying=True)
+    config = native_config("olmo2", weight_tying=True)
+    result = convert(src, tmp_path / "hf", verify=True)
+    assert result.max_logit_diff is not None and result.max_logit_diff < 1e-4
+    torch.testing.assert_close(hf_logits(tmp_path / "hf"), olmo_logits(native_state_dict(config), config, IDS), **TIGHT)
+
+
+@pytest.mark.parametrize("weights", ["bin", "safetensors", "both"])
+def test_hf_olmo_to_hf_matches_reference(tmp_path, weights):
+    src = make_hf_olmo(tmp_path / "src", weights=weights, tokenizer=weights == "both", weight_tying=weights != "bin")
+    source_config = json.loads((src / "config.json").read_text())
+    state = native_state_dict(source_config)
+    assert detect_format(src) == "hf_olmo"
+    result = convert(src, tmp_path / "hf")
+    assert result.source_format == "hf_olmo"
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["model_type"] == "olmo" and "auto_map" not in config
+    assert config["rope_theta"] == 10000.0 and config["rope_parameters"]["rope_theta"] == 10000.0
+    ids = IDS % source_config["vocab_size"]
+    torch.testing.assert_close(hf_logits(tmp_path / "hf", ids), olmo_logits(state, source_config, ids), **TIGHT)
+    assert not list((tmp_path / "hf").glob("*.py"))  # no remote-code shims carried over
+
+
+def test_hf_olmo_output_carries_a_plain_tokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
+    src = make_hf_olmo(tmp_path / "src", weights="safetensors")
+    convert(src, tmp_path / "hf")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tokenizer.eos_token_id == 50279 and tokenizer.pad_token_id == 1
+    generation = json.loads((tmp_path / "hf" / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == 50279
+
+
+@pytest.mark.parametrize("arch,sharded", [("olmo", False), ("olmo", True), ("olmo2", True)])
+def test_hf_to_native_matches_transformers_and_round_trips(tmp_path, arch, sharded):
+    extra = {"num_key_value_heads": 2} if arch == "olmo2" else {"clip_qkv": 0.4}
+    src = make_hf(tmp_path / "src", arch=arch, sharded=sharded, **extra)
+    expected = hf_logits(src)
+    dst = tmp_path / "step0-unsharded"
+    result = convert(src, dst, to="native", tokenizer="allenai/dolma2-tokenizer", revision="step1000-tokens4B")
+    assert sorted(result.files) == ["config.yaml", "model.pt", "train.pt"]
+    state, config = native_files(dst)
+    torch.testing.assert_close(olmo_logits(state, config, IDS), expected, **TIGHT)
+
+    # What the OLMo trainer needs (REFERENCE 3.1): integer rope_theta, explicit no-bias fields,
+    # exactly the expected keys, a plain train.pt, a tokenizer identifier.
+    assert isinstance(config["rope_theta"], int) and config["include_bias"] is False
+    assert config["block_type"] == "sequential" and config["weight_tying"] is (arch == "olmo")
+    assert not [k for k in state if "inv_freq" in k or not k.startswith("transformer.")]
+    train = torch.load(dst / "train.pt", weights_only=True)
+    assert train["global_step"] == 1000 and train["global_train_tokens_seen"] == 4 * 10**9
+    full = yaml.safe_load((dst / "config.yaml").read_text())
+    assert full["tokenizer"]["identifier"] == "allenai/dolma2-tokenizer"
+
+    convert(dst, tmp_path / "hf-again")
+    original, again = hf_tensors(src), hf_tensors(tmp_path / "hf-again")
+    assert set(original) == set(again)
+    assert all(torch.equal(original[k], again[k]) for k in original)
+
+
+def test_cast_to_bfloat16_shards_and_plain_permissions(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None, weight_tying=False)
+    old = os.umask(0o077)  # safetensors would write 0600 here; outputs must still be 0644
+    try:
+        result = convert(src, tmp_path / "hf", dtype="bfloat16", shard_size="10KB", verify=True)
+    finally:
+        os.umask(old)
+    out = tmp_path / "hf"
+    index = json.loads((out / "model.safetensors.index.json").read_text())
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 1 and all((out / s).is_file() for s in shards)
+    assert result.dtype == "bfloat16" and result.max_logit_diff is not None
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    for f in out.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o644, f.name
+    tensors = hf_tensors(out)
+    assert all(t.dtype == torch.bfloat16 for t in tensors.values())
+    config = native_config("olmo1", weight_tying=False)
+    source = native_state_dict(config)
+    assert torch.equal(tensors["lm_head.weight"], source["transformer.ff_out.weight"].to(torch.bfloat16))
+    assert json.loads((out / "config.json").read_text())["dtype"] == "bfloat16"
+
+
+def test_swiglu_halves_go_up_then_gate(tmp_path):
+    """The first half of ff_proj is up_proj, the second gate_proj (REFERENCE 3.1)."""
+    src = make_native(tmp_path / "src", tokenizer=None)
+    convert(src, tmp_path / "hf")
+    ff = native_state_dict(native_config("olmo1"))["transformer.blocks.1.ff_proj.weight"]
+    out = hf_tensors(tmp_path / "hf")
+    assert torch.equal(out["model.layers.1.mlp.up_proj.weight"], ff[:64])
+    assert torch.equal(out["model.layers.1.mlp.gate_proj.weight"], ff[64:])
