@@ -125,3 +125,13 @@ def test_formatting_then_parsing_gives_the_same_fields_and_name(step, tokens, st
 @given(st.text(alphabet="step_tokensBagi0123456789-/", max_size=40) | st.text(max_size=20))
 def test_any_string_parses_without_error_and_formats_back(text):
     assert format_revision(parse_revision(text)) == text
+
+
+def test_the_packaged_index_is_the_top_level_revisions_txt():
+    from importlib import resources
+
+    top_level = Path(__file__).resolve().parent.parent / "revisions.txt"
+    packaged = resources.files("olmo_cli").joinpath("data/revisions.txt").read_text(encoding="utf-8")
+    assert packaged == top_level.read_text(encoding="utf-8")
+    assert {repo: names for repo, names in parse_index(packaged).items()} == \
+           {repo: bundled_revisions(repo) for repo in known_repos()}
