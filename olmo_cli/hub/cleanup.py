@@ -32,7 +32,9 @@ class RemovalPlan:
 def plan_removal(repo: str, names: list[str]) -> RemovalPlan:
     cache = RepoCache.of(repo)
     everything = scan_repo(repo)
-    targets = [r for r in everything if r.name in set(names)]
+    from olmo_cli.revisions.names import parse_revision
+
+    targets = sorted((r for r in everything if r.name in set(names)), key=lambda r: parse_revision(r.name).sort_key)
     plan = RemovalPlan(repo, targets)
     kept_commits = {r.commit for r in everything if r.name not in set(names)}
     for revision in targets:
