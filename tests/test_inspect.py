@@ -32,7 +32,11 @@ def _hf_dir(directory: Path, model_type: str = "olmo2", dtype=torch.bfloat16, to
               "model.layers.0.self_attn.k_proj.weight": (8, 16), "model.layers.0.self_attn.v_proj.weight": (8, 16),
               "model.layers.0.self_attn.o_proj.weight": (16, 16), "model.layers.0.mlp.gate_proj.weight": (64, 16),
               "model.layers.0.mlp.up_proj.weight": (64, 16), "model.layers.0.mlp.down_proj.weight": (16, 64),
-              "model.norm.weight": (16,), "lm_head.weight": (64, 16)}
+              "lm_head.weight": (64, 16)}
+    if model_type != "olmo":  # OLMo-2 style: post-norms with weights and QK-norm over the whole projection
+        shapes.update({"model.norm.weight": (16,), "model.layers.0.post_attention_layernorm.weight": (16,),
+                       "model.layers.0.post_feedforward_layernorm.weight": (16,),
+                       "model.layers.0.self_attn.q_norm.weight": (16,), "model.layers.0.self_attn.k_norm.weight": (8,)})
     save_file({key: torch.ones(shape, dtype=dtype) for key, shape in shapes.items()}, directory / "model.safetensors",
               metadata={"format": "pt"})
     if tokenizer:
@@ -93,10 +97,13 @@ def test_hf_families_and_bf16(tmp_path, model_type, family):
     path, parameters = _hf_dir(tmp_path / "hf", model_type)
     summary = inspect_checkpoint(path)
     assert (summary["format"], summary["family"]) == ("hf", family)
-    assert summary["dtypes"] == {"bfloat16": parameters} and summary["tensors"] == 10
+    assert summary["dtypes"] == {"bfloat16": parameters} and summary["tensors"] == (9 if model_type == "olmo" else 14)
     assert summary["architecture"]["rope_theta"] == 500000.0
     assert summary["architecture"]["kv_heads"] == 2 and summary["architecture"]["context_length"] == 4096
     assert summary["tokenizer"] is None
+    from olmo_cli.checkpoints.inspect import estimated_parameters
+
+    assert estimated_parameters(summary["architecture"]) == parameters
 
 
 def test_hf_sharded_uses_the_index(tmp_path):
@@ -106,7 +113,7 @@ def test_hf_sharded_uses_the_index(tmp_path):
     tensors = load_file(path / "model.safetensors")
     (path / "model.safetensors").unlink()
     keys = sorted(tensors)
-    halves = {"model-00001-of-00002.safetensors": keys[:5], "model-00002-of-00002.safetensors": keys[5:]}
+    halves = {"model-00001-of-00002.safetensors": keys[:7], "model-00002-of-00002.safetensors": keys[7:]}
     for name, part in halves.items():
         save_file({key: tensors[key] for key in part}, path / name, metadata={"format": "pt"})
     (path / "model.safetensors.index.json").write_text(json.dumps(
@@ -114,6 +121,17 @@ def test_hf_sharded_uses_the_index(tmp_path):
     (path / "stray.safetensors").write_bytes(b"not counted")  # only the index's files are weights
     summary = inspect_checkpoint(path)
     assert summary["parameters"] == parameters and summary["weights"] == sorted(halves)
+
+
+def test_config_estimate_matches_the_headers(tmp_path):
+    from olmo_cli.checkpoints.inspect import estimated_parameters
+
+    checkpoints = [tiny_models.make_native(tmp_path / "n1", "olmo1", n_kv_heads=2, weight_tying=False),
+                   tiny_models.make_native(tmp_path / "n2", "olmo2", safetensors="plain"),
+                   tiny_models.make_hf_olmo(tmp_path / "h1", tokenizer=False)]
+    for path in checkpoints:
+        summary = inspect_checkpoint(path)
+        assert estimated_parameters(summary["architecture"]) == summary["parameters"], path
 
 
 def test_truncated_safetensors_is_bad_input(tmp_path):
@@ -201,5 +219,6 @@ def test_hub_repo_offline_uses_the_cache(tmp_path, fake_hub):
     inspect_source("someone/tiny-olmo")  # caches the small files
     offline = inspect_source("someone/tiny-olmo", offline=True)
     assert offline["format"] == "hf" and offline["parameters"] is None
+    assert offline["parameters_from_config"] == inspect_checkpoint(path)["parameters"]
     with pytest.raises(NotFoundError):
         inspect_source("someone/missing")

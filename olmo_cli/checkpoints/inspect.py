@@ -164,6 +164,22 @@ def hf_architecture(config: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def estimated_parameters(arch: dict[str, Any]) -> int | None:
+    """Parameters an OLMo model with this architecture has (for when the weights cannot be read)."""
+    try:
+        d, layers, hidden = arch["d_model"], arch["layers"], arch["mlp_hidden"]
+        kv, rows = arch["kv_heads"] * arch["head_dim"], arch["embedding_size"]
+        per_layer = d * (arch["heads"] * arch["head_dim"] + 2 * kv) + arch["heads"] * arch["head_dim"] * d + 3 * d * hidden
+    except (KeyError, TypeError):
+        return None
+    if arch["norm_weights"]:
+        per_layer += 2 * d
+    if arch["qk_norm"]:
+        per_layer += arch["heads"] * arch["head_dim"] + kv
+    total = layers * per_layer + rows * d * (1 if arch["tied_embeddings"] else 2)
+    return total + (d if arch["norm_weights"] else 0)
+
+
 # ---------------------------------------------------------------------------------------------
 # Tensor headers
 
@@ -303,8 +319,10 @@ def inspect_source(source: str, revision: str | None = None, *, offline: bool = 
     elif not offline and weights and all(name.endswith(".safetensors") for name in weights):
         summary.update(tensor_summary(_remote_safetensors_tensors(located.repo, located.commit or located.revision, weights)))
     else:
-        summary.update({"parameters": None, "tensors": None, "dtypes": {}})
-        reporter.info("weights not downloaded and not safetensors: parameter count and dtypes unknown")
+        estimate = estimated_parameters(summary["architecture"]) if summary["family"] in ("olmo1", "olmo2", "olmo3") else None
+        summary.update({"parameters": None, "tensors": None, "dtypes": {}, "parameters_from_config": estimate})
+        reporter.info("the weights are not downloaded (and not safetensors, or offline): parameter count and dtypes "
+                      "unknown" + (f"; the config implies {estimate:,} parameters" if estimate else ""))
     summary["weights"] = weights
     summary["files"] = [{"name": name, "bytes": size, "cached": name in local_files} for name, size in sorted(all_files.items())]
     summary["size_bytes"] = sum(all_files.values())

@@ -201,9 +201,10 @@ def hf_to_native_identifier(tokenizer: Path | TokenizerInfo | str, *, fallback: 
     Known OLMo tokenizers get their Hub tokenizer repo (which the OLMo trainer loads from anywhere);
     others get `fallback` (e.g. the source Hub repo, which carries the tokenizer.json) or an error.
     """
+    path: Path | None
     if isinstance(tokenizer, TokenizerInfo):
-        if _known_by_name(tokenizer.name) or tokenizer.name == PII_SPECIAL_NAME:
-            return _known_by_name(tokenizer.name).name if _known_by_name(tokenizer.name) else PII_SPECIAL_NAME
+        if tokenizer.name in {known.name for known in KNOWN_TOKENIZERS} | {PII_SPECIAL_NAME}:
+            return tokenizer.name
         path = Path(tokenizer.source) if Path(tokenizer.source).exists() else None
     else:
         path = Path(tokenizer)
@@ -437,13 +438,6 @@ def _special(vocab: dict[int, str], model_id: int | None, configured: str | None
     if token is not None and token in ids:
         return ids[token], token
     return None, None
-
-
-def _known_by_name(name: str) -> KnownTokenizer | None:
-    for known in KNOWN_TOKENIZERS:
-        if name == known.name:
-            return known
-    return None
 
 
 def _write_json(file: Path, value: Any) -> None:

@@ -13,7 +13,7 @@ app = typer.Typer(rich_markup_mode=None)
 
 @app.command()
 def inspect(
-    source: Annotated[str, typer.Argument(help="A local checkpoint directory or a Hub repo id.", show_default=False)],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A local checkpoint directory or a Hub repo id.", show_default=False)],
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     json_: JsonOpt = False,
@@ -52,7 +52,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("checkpoint", where),
         ("format", summary["format"] + (f" (model_type {summary['model_type']})" if summary.get("model_type") else "")),
         ("family", summary["family"]),
-        ("parameters", _count(summary.get("parameters"))),
+        ("parameters", _count(summary.get("parameters")) + (f" (the config implies {_count(summary['parameters_from_config'])})"
+                                                            if summary.get("parameters_from_config") else "")),
         ("dtypes", ", ".join(f"{dtype} ({_count(n, exact=False)})" for dtype, n in summary.get("dtypes", {}).items()) or "unknown"),
         ("size", _size(summary["size_bytes"])),
         ("layers", arch["layers"]),
