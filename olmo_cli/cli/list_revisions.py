@@ -7,7 +7,7 @@ import typer
 from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
                                   QuietOpt, RepoArg, StageOpt, ToOpt)
 
-app = typer.Typer(rich_markup_mode=None)
+app = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to the root app
 
 
 @app.command()

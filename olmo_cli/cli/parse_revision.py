@@ -8,7 +8,7 @@ import typer
 
 from olmo_cli.cli.options import JsonOpt
 
-app = typer.Typer(rich_markup_mode=None)
+app = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to the root app
 
 
 @app.command()

@@ -7,7 +7,7 @@ import typer
 from olmo_cli.cli.completion import complete_revision
 from olmo_cli.cli.options import JsonOpt, OfflineOpt, RepoOpt
 
-app = typer.Typer(rich_markup_mode=None)
+app = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to the root app
 
 
 @app.command()
