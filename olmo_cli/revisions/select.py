@@ -94,6 +94,8 @@ class Selection:
         if self.stage is not None:
             kept = [r for r in kept if r.stage == self.stage]
         low, high = self.bounds()
+        if low and high and (low.step is None) != (high.step is None):
+            _check_mixed_order(low, high, kept)
         if low:
             kept = [r for r in kept if (v := low.value_of(r)) is not None and v >= low.value]
         if high:
@@ -109,6 +111,15 @@ class Selection:
     def _filters(self) -> bool:
         return any(value is not None for value in
                    (self.start, self.end, self.every, self.log_spaced, self.stage))
+
+
+def _check_mixed_order(low: Bound, high: Bound, revisions: Sequence[Revision]) -> None:
+    """A step bound and a token bound can only be compared through the revisions themselves."""
+    first = next((r for r in revisions if (v := low.value_of(r)) is not None and v >= low.value), None)
+    last = next((r for r in reversed(revisions) if (v := high.value_of(r)) is not None and v <= high.value), None)
+    if first is not None and last is not None and first.sort_key > last.sort_key:
+        raise UsageError(f"--from {low.text} comes after --to {high.text} ({first.name} is later than {last.name})",
+                         hint="swap them: --from is the earlier end of the range")
 
 
 def log_spaced(revisions: Sequence[Revision], count: int) -> list[Revision]:
