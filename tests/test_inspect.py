@@ -222,3 +222,12 @@ def test_hub_repo_offline_uses_the_cache(tmp_path, fake_hub):
     assert offline["parameters_from_config"] == inspect_checkpoint(path)["parameters"]
     with pytest.raises(NotFoundError):
         inspect_source("someone/missing")
+
+
+@pytest.mark.parametrize("name, parameters", [("OLMo-1B", 1_176_764_416), ("OLMo-7B", 6_888_095_744)])
+def test_real_hf_olmo_configs_without_weights(tmp_path, data_dir, name, parameters):
+    (tmp_path / "config.json").write_bytes((data_dir / "hf_olmo_configs" / f"{name}.config.json").read_bytes())
+    summary = inspect_checkpoint(tmp_path)
+    assert (summary["format"], summary["family"]) == ("hf_olmo", "olmo1")
+    assert summary["parameters"] is None and summary["parameters_from_config"] == parameters  # the published sizes
+    assert summary["architecture"]["context_length"] == 2048

@@ -46,7 +46,11 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
     config = read_config(path, fmt)
     summary = _summary(path, fmt, config)
     weights = _weight_files(path)
-    summary.update(tensor_summary(headers_of_local_files(path, weights)))
+    if weights:
+        summary.update(tensor_summary(headers_of_local_files(path, weights)))
+    else:  # a config without weights: say what the config implies rather than "0 parameters"
+        summary.update({"parameters": None, "tensors": None, "dtypes": {},
+                        "parameters_from_config": estimated_parameters(summary["architecture"])})
     summary["weights"] = [name for name in weights]
     summary["files"] = list_files(path)
     summary["size_bytes"] = sum(entry["bytes"] for entry in summary["files"])
