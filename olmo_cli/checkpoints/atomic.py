@@ -30,7 +30,7 @@ def atomic_output_dir(dst, force: bool = False) -> Iterator[Path]:
     if dst.exists() and not force:
         raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
     parent = dst.parent
-    _check_writable(parent)
+    check_writable(parent)
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(dst), dir=parent))
@@ -55,13 +55,15 @@ def _ordinary_permissions(root: Path) -> None:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 
-def _check_writable(parent: Path) -> None:
+def check_writable(parent: Path) -> None:
     """A clear error before any work, for an output under a file or in a read-only directory."""
+    parent = Path(parent).absolute()
     existing = parent
-    while not existing.exists():
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise BadInputError(f"cannot write into {parent}: {existing} is not a directory",
+        what = "it is a file" if existing == parent else f"{existing} is a file"
+        raise BadInputError(f"cannot write into {parent}: {what}",
                             hint="choose an output directory you can write to")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise BadInputError(f"cannot write into {parent}: permission denied",

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from olmo_cli.checkpoints import layout
-from olmo_cli.checkpoints.atomic import atomic_output_dir
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_writable
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.spec import ModelSpec
@@ -73,6 +73,7 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
     _refuse_overlap(src, dst)
     if (dst.exists() or dst.is_symlink()) and not force:
         raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
+    check_writable(dst.absolute().parent)
 
     checkpoint = open_checkpoint(src, source_format)
     check_tensors(checkpoint)

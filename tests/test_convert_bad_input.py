@@ -1,0 +1,283 @@
+"""Bad input: each a one-line error with the right exit code, and nothing left at DST.
+
+Also the output's atomicity: an existing DST needs --force, an unwritable DST fails before any
+work, and SIGINT in the middle of writing leaves neither DST nor a temporary sibling.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from olmo_cli.checkpoints.atomic import atomic_output_dir
+from olmo_cli.checkpoints.convert import convert
+from olmo_cli.checkpoints.detect import detect_format
+from olmo_cli.checkpoints.tensors import decode_olmo_key
+from olmo_cli.cli.app import app
+from olmo_cli.errors import BadInputError, ExistsError, UnsupportedError
+from tiny_models import make_hf, make_hf_olmo, make_native
+
+TESTS = Path(__file__).parent
+
+
+def run_convert(*argv):
+    return CliRunner().invoke(app, ["convert", *map(str, argv)])
+
+
+def assert_one_line_failure(result, code, *fragments):
+    assert result.exit_code == code, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines and lines[0].startswith("error: "), result.stderr
+    assert len([line for line in lines if line.startswith("error: ")]) == 1
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def assert_nothing_at(dst: Path):
+    assert not dst.exists()
+    assert not [p for p in dst.parent.iterdir() if p.name.startswith(f".{dst.name}.")]
+
+
+def edit_config_yaml(directory: Path, **changes):
+    config = yaml.safe_load((directory / "config.yaml").read_text())
+    for key, value in changes.items():
+        if value is None:
+            config["model"].pop(key)
+        else:
+            config["model"][key] = value
+    (directory / "config.yaml").write_text(yaml.safe_dump(config))
+
+
+def truncate(path: Path, keep: float = 0.6):
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_truncated_model_pt(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    truncate(src / "model.pt")
+    result = run_convert(src, tmp_path / "out")
+    assert_one_line_failure(result, 5, "model.pt")
+    assert_nothing_at(tmp_path / "out")
+
+
+@pytest.mark.parametrize("maker", ["native", "hf"])
+def test_truncated_safetensors(tmp_path, maker):
+    if maker == "native":
+        src = make_native(tmp_path / "src", safetensors="plain", tokenizer=None)
+        args = [src, tmp_path / "out"]
+    else:
+        src = make_hf(tmp_path / "src")
+        args = [src, tmp_path / "out", "--to", "native", "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5"]
+    truncate(src / "model.safetensors")
+    result = run_convert(*args)
+    assert_one_line_failure(result, 5, "truncated")
+    assert_nothing_at(tmp_path / "out")
+
+
+def test_config_yaml_missing_required_fields(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    edit_config_yaml(src, d_model=None, n_layers=None)
+    result = run_convert(src, tmp_path / "out")
+    assert_one_line_failure(result, 5, "missing required model field", "d_model", "n_layers")
+    assert_nothing_at(tmp_path / "out")
+
+
+def test_shapes_that_disagree_with_the_config(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    edit_config_yaml(src, mlp_ratio=4)
+    result = run_convert(src, tmp_path / "out")
+    assert_one_line_failure(result, 5, "ff_proj.weight", "shape")
+    assert_nothing_at(tmp_path / "out")
+
+
+def test_missing_tensor_is_named(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    edit_config_yaml(src, weight_tying=False)  # now transformer.ff_out.weight is expected
+    with pytest.raises(BadInputError, match="missing tensor 'transformer.ff_out.weight'"):
+        convert(src, tmp_path / "out")
+
+
+def test_unknown_model_type(tmp_path):
+    src = make_hf(tmp_path / "src")
+    config = json.loads((src / "config.json").read_text())
+    config["model_type"] = "llama"
+    (src / "config.json").write_text(json.dumps(config))
+    result = run_convert(src, tmp_path / "out", "--to", "native")
+    assert_one_line_failure(result, 8, "model_type 'llama'")
+    assert_nothing_at(tmp_path / "out")
+
+
+@pytest.mark.parametrize("change,feature", [
+    ({"include_bias": True}, "biases"),
+    ({"block_group_size": 2}, "block_group_size 2"),
+    ({"alibi": True, "rope": False}, "ALiBi"),
+    ({"block_type": "llama"}, "block_type 'llama'"),
+])
+def test_unsupported_features_are_named(tmp_path, change, feature):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    edit_config_yaml(src, **change)
+    with pytest.raises(UnsupportedError, match=feature):
+        convert(src, tmp_path / "out")
+    assert_nothing_at(tmp_path / "out")
+
+
+def test_hf_sliding_window_and_rope_scaling_are_unsupported(tmp_path):
+    src = make_hf(tmp_path / "src", arch="olmo2")
+    config = json.loads((src / "config.json").read_text())
+    config["rope_parameters"] = {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0}
+    (src / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedError, match="RoPE scaling 'yarn'"):
+        convert(src, tmp_path / "out", to="native")
+    config["model_type"], config["layer_types"] = "olmo3", ["sliding_attention", "full_attention"]
+    config["rope_parameters"] = {"rope_type": "default", "rope_theta": 500000.0}
+    (src / "config.json").write_text(json.dumps(config))
+    with pytest.raises(UnsupportedError, match="sliding-window"):
+        convert(src, tmp_path / "out", to="native")
+
+
+class _Payload:
+    """Pickles as a call to os.system: loading it unsafely would create the marker file."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_model_pt_with_a_code_payload_is_refused_not_run(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    marker = tmp_path / "PWNED"
+    state = torch.load(src / "model.pt", weights_only=True)
+    state["transformer.extra"] = _Payload(marker)
+    torch.save(state, src / "model.pt")
+    result = run_convert(src, tmp_path / "out")
+    assert_one_line_failure(result, 5, "refused")
+    assert not marker.exists()
+    assert_nothing_at(tmp_path / "out")
+
+
+def test_olmo_safetensors_key_with_a_code_payload_is_refused(tmp_path):
+    marker = tmp_path / "PWNED"
+    evil = base64.urlsafe_b64encode(pickle.dumps(_Payload(marker))).decode()
+    with pytest.raises(BadInputError):
+        decode_olmo_key(evil)
+    assert not marker.exists()
+    good = base64.urlsafe_b64encode(pickle.dumps((("transformer", "wte", "weight"), False))).decode()
+    assert decode_olmo_key(good) == ("transformer.wte.weight", False)
+
+
+def test_not_a_checkpoint(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BadInputError, match="not a checkpoint"):
+        detect_format(tmp_path / "empty")
+    result = run_convert(tmp_path / "empty", tmp_path / "out")
+    assert_one_line_failure(result, 5, "not a checkpoint")
+
+
+def test_formats_are_detected(tmp_path):
+    assert detect_format(make_native(tmp_path / "n", tokenizer=None)) == "native"
+    assert detect_format(make_hf_olmo(tmp_path / "o", tokenizer=False)) == "hf_olmo"
+    assert detect_format(make_hf(tmp_path / "h")) == "hf"
+
+
+def test_existing_dst_needs_force(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    dst = tmp_path / "out"
+    dst.mkdir()
+    (dst / "keep.txt").write_text("old")
+    result = run_convert(src, dst)
+    assert_one_line_failure(result, 6, "already exists")
+    assert (dst / "keep.txt").read_text() == "old"
+    result = run_convert(src, dst, "--force", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n_tensors"] == 15
+    assert not (dst / "keep.txt").exists() and (dst / "model.safetensors").is_file()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_dst_that_cannot_be_written(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    if os.geteuid() == 0 or os.access("/", os.W_OK):
+        # Permissions do not stop root: use a parent that is a regular file instead.
+        parent = tmp_path / "a-file"
+        parent.write_text("")
+    else:
+        parent = tmp_path / "read-only"
+        parent.mkdir()
+        parent.chmod(0o555)
+    try:
+        result = run_convert(src, parent / "out")
+        assert_one_line_failure(result, 5, "cannot write into")
+    finally:
+        if parent.is_dir():
+            parent.chmod(0o755)
+    assert not (parent / "out").exists()
+
+
+def test_atomic_output_dir_cleans_up_on_keyboard_interrupt(tmp_path):
+    dst = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output_dir(dst) as tmp:
+            (tmp / "half.bin").write_bytes(b"x" * 10)
+            raise KeyboardInterrupt
+    assert_nothing_at(dst)
+    with atomic_output_dir(dst) as tmp:
+        (tmp / "whole.bin").write_bytes(b"x")
+    assert (dst / "whole.bin").is_file()
+    with pytest.raises(ExistsError):
+        with atomic_output_dir(dst):
+            pass
+
+
+# The child converts with a writer slowed to 0.3 s per tensor, so SIGINT lands mid-write.
+_SLOW_CHILD = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import olmo_cli.checkpoints.tensors as tensors
+real = tensors._write_tensor
+def slow(f, tensor):
+    time.sleep(0.3)
+    real(f, tensor)
+tensors._write_tensor = slow
+from olmo_cli.cli.app import app
+app(args=["convert", {src!r}, {dst!r}], prog_name="olmo")
+"""
+
+
+def test_sigint_mid_write_leaves_nothing(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    dst = tmp_path / "out"
+    code = _SLOW_CHILD.format(tests=str(TESTS), src=str(src), dst=str(dst))
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        partial = []
+        while time.monotonic() < deadline and child.poll() is None:
+            partial = [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial-")]
+            if partial and any(partial[0].glob("*.safetensors")):
+                break
+            time.sleep(0.05)
+        assert partial, "the child never started writing"
+        child.send_signal(signal.SIGINT)
+        _, stderr = child.communicate(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == 130, stderr
+    assert "error: interrupted" in stderr
+    assert_nothing_at(dst)
