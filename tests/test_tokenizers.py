@@ -215,6 +215,13 @@ def test_model_ids_win_over_tokenizer_config_with_a_warning(tmp_path):
     assert any("embedding" in message for message in reporter.warnings)
 
 
+def test_model_eos_that_is_not_the_known_eos_warns(tmp_path):
+    reporter = Recorder()
+    info = tk.write_hf_tokenizer(tmp_path, identifier="allenai/dolma2-tokenizer", eos_token_id=50, reporter=reporter)
+    assert info.eos_token_id == 50 and info.eos_token != "<|endoftext|>"
+    assert any("eos" in message and "<|endoftext|>" in message for message in reporter.warnings)
+
+
 def test_generation_config_is_valid_for_transformers():
     from transformers import GenerationConfig
 

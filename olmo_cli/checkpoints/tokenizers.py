@@ -431,8 +431,9 @@ def _special(vocab: dict[int, str], model_id: int | None, configured: str | None
         if token is None:
             reporter.warn(f"the model's {role} id {model_id} is outside the tokenizer's vocabulary; no {role} token written")
             return int(model_id), None
-        if configured is not None and configured != token:
-            reporter.warn(f"the tokenizer's {role} token is {configured!r} but the model's {role} id {model_id} is {token!r}; using {token!r}")
+        expected = configured or default
+        if expected is not None and expected != token:
+            reporter.warn(f"the tokenizer's {role} token is {expected!r} but the model's {role} id {model_id} is {token!r}; using {token!r}")
         return int(model_id), token
     token = configured or default
     if token is not None and token in ids:
