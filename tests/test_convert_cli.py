@@ -1,0 +1,73 @@
+"""`olmo convert` end to end: Hub sources through the shared core, --json, --verify, help."""
+
+from __future__ import annotations
+
+import json
+
+import torch
+from typer.testing import CliRunner
+
+from olmo_cli.cli.app import app
+from tiny_models import make_hf, make_hf_olmo
+
+
+def files_of(directory):
+    return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+
+
+def test_hub_hf_olmo_revision_to_hf(tmp_path, fake_hub):
+    src = make_hf_olmo(tmp_path / "src", weights="safetensors")
+    fake_hub.add_repo("test/OLMo-tiny", branches={"main": files_of(src), "step1000-tokens4B": files_of(src)})
+    result = CliRunner().invoke(app, ["convert", "test/OLMo-tiny", "--revision", "step1000-tokens4B",
+                                      str(tmp_path / "out"), "--json", "--verify"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["source_format"] == "hf_olmo" and data["target_format"] == "hf"
+    assert data["source"] == "test/OLMo-tiny@step1000-tokens4B"
+    assert data["max_logit_diff"] < 1e-4
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["architectures"] == ["OlmoForCausalLM"] and config["eos_token_id"] == 50279
+
+
+def test_hub_hf_revision_to_native_records_the_step(tmp_path, fake_hub):
+    src = make_hf(tmp_path / "src", eos_token_id=50279, vocab_size=50304)
+    fake_hub.add_repo("test/OLMo-tiny-hf", branches={"main": files_of(src), "step2000-tokens8B": files_of(src)})
+    dst = tmp_path / "step2000-unsharded"
+    result = CliRunner().invoke(app, ["convert", "test/OLMo-tiny-hf", "-r", "step2000-tokens8B", str(dst), "--to", "native"])
+    assert result.exit_code == 0, result.output
+    assert "step2000-tokens8B" in result.stdout and "native" in result.stdout
+    train = torch.load(dst / "train.pt", weights_only=True)
+    assert train["global_step"] == 2000 and train["global_train_tokens_seen"] == 8 * 10**9
+    # The eos id says which OLMo tokenizer it is when the source names none.
+    assert "identifier: allenai/gpt-neox-olmo-dolma-v1_5" in (dst / "config.yaml").read_text()
+
+
+def test_verify_failure_exits_7_and_writes_nothing(tmp_path, monkeypatch):
+    from olmo_cli.checkpoints import verify
+
+    src = make_hf(tmp_path / "src")
+    real = verify.hf_logits
+    monkeypatch.setattr(verify, "hf_logits", lambda path, ids: real(path, ids) + 1.0)
+    result = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "out-unsharded"), "--to", "native",
+                                      "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5", "--verify"])
+    assert result.exit_code == 7, result.output
+    assert "max logit difference" in result.stderr
+    assert not (tmp_path / "out-unsharded").exists()
+
+
+def test_usage_errors(tmp_path):
+    src = make_hf(tmp_path / "src")
+    runner = CliRunner()
+    same = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "hf"])
+    assert same.exit_code == 2 and "already in transformers format" in same.stderr
+    bad = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--dtype", "int3"])
+    assert bad.exit_code == 2 and "dtype" in bad.stderr
+    size = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--shard-size", "lots"])
+    assert size.exit_code == 2 and "bad size" in size.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_help_has_examples():
+    result = CliRunner().invoke(app, ["convert", "--help"])
+    assert result.exit_code == 0
+    assert "olmo convert allenai/OLMo-1B --revision" in result.stdout and "--to native" in result.stdout
