@@ -109,3 +109,30 @@ def test_gaps_need_two_checkpoints_and_ignore_stage_changes():
     runs = [parse_revision(n) for n in ["stage1-step1-tokens1B", "stage1-step2-tokens1B", "stage1-step3-tokens1B",
                                          "stage2-step1000-tokens9B"]]
     assert find_gaps(runs) == []
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_REAL = revisions("allenai/OLMo-1B")
+
+
+@settings(max_examples=150, deadline=None)
+@given(low=st.none() | st.integers(0, 800_000), span=st.integers(0, 800_000),
+       every=st.none() | st.integers(1, 50_000), log=st.none() | st.integers(1, 40),
+       limit=st.none() | st.integers(1, 50))
+def test_selection_properties_over_the_real_1b_list(low, span, every, log, limit):
+    high = None if low is None else low + span
+    kept = Selection(start=None if low is None else str(low), end=None if high is None else f"step{high}",
+                     every=every, log_spaced=log, limit=limit).apply(_REAL)
+    steps = [r.step for r in kept]
+    assert steps == sorted(set(steps))  # training order, no duplicates
+    assert set(names(kept)) <= set(names(_REAL))
+    if low is not None:
+        assert all(low <= s <= high for s in steps)
+    if every is not None:
+        assert all(s % every == 0 for s in steps)
+    if limit is not None:
+        assert len(kept) <= limit
+    if log is not None:
+        assert len(kept) <= log
