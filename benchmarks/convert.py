@@ -1,0 +1,165 @@
+"""Convert a synthetic OLMo-1B-shaped native checkpoint to transformers: wall time and peak anonymous memory.
+
+    python benchmarks/convert.py --quick                        # d_model 512, 4 layers (seconds)
+    flock /tmp/olmo-heavy.lock python benchmarks/convert.py     # OLMo-1B shape: ~4.7 GB model.pt,
+                                                                # ~10 GB RAM for the baseline, ~15 GB disk
+
+Contenders, each a child process whose RssAnon (/proc/<pid>/status) is sampled in a thread, in
+the same run on the same (page-cached) source file:
+- `cp` of model.pt (the floor: reading and writing the bytes once);
+- `olmo convert SRC DST` to float32 and to bfloat16 (streaming, one tensor at a time);
+- a load-everything baseline: `torch.load` of the whole model.pt, split into transformers keys
+  (cloned, as save_file refuses shared storage), then `safetensors.torch.save_file`.
+Goals (issue 3): peak anonymous memory <= 1 GiB for every output dtype; wall <= 2x the cp.
+The source is generated once, tensor by tensor (never the whole model in memory), and removed
+at the end unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from common import PeakAnonMemory, env_for_benchmark  # noqa: E402
+
+GIB = 1024**3
+GOAL_ANON = 1 * GIB
+GOAL_CP_RATIO = 2.0
+# OLMo-1B (REFERENCE 1 and 3.1): d_model 2048, 16 layers, 16 heads, mlp_ratio 8, tied, 50304 rows.
+OLMO_1B = dict(d_model=2048, n_layers=16, n_heads=16, mlp_ratio=8, vocab_size=50280, embedding_size=50304)
+QUICK = dict(OLMO_1B, d_model=512, n_layers=4, n_heads=8)
+
+BASELINE = r"""
+import sys, torch, yaml
+from safetensors.torch import save_file
+src, dst = sys.argv[1], sys.argv[2]
+state = torch.load(src + "/model.pt", map_location="cpu", weights_only=True)  # the whole model in RAM
+m = yaml.safe_load(open(src + "/config.yaml"))["model"]
+d, h = m["d_model"], m["d_model"] * m["mlp_ratio"] // 2
+out = {"model.embed_tokens.weight": state.pop("transformer.wte.weight")}
+for i in range(m["n_layers"]):
+    n, t = f"transformer.blocks.{i}.", f"model.layers.{i}."
+    qkv, ff = state.pop(n + "att_proj.weight"), state.pop(n + "ff_proj.weight")
+    out[t + "self_attn.q_proj.weight"] = qkv[:d].clone()
+    out[t + "self_attn.k_proj.weight"] = qkv[d:2 * d].clone()
+    out[t + "self_attn.v_proj.weight"] = qkv[2 * d:].clone()
+    out[t + "self_attn.o_proj.weight"] = state.pop(n + "attn_out.weight")
+    out[t + "mlp.up_proj.weight"] = ff[:h].clone()
+    out[t + "mlp.gate_proj.weight"] = ff[h:].clone()
+    out[t + "mlp.down_proj.weight"] = state.pop(n + "ff_out.weight")
+save_file(out, dst + "/model.safetensors", metadata={"format": "pt"})
+"""
+
+
+def make_source(directory: Path, shape: dict, seed: int = 0) -> Path:
+    """A native checkpoint (config.yaml + model.pt) written tensor by tensor.
+
+    torch.save needs every tensor at once, so the random tensors are first streamed into a
+    scratch safetensors file and saved from its memory map (file-backed pages, not RAM).
+    """
+    import torch
+    import yaml
+
+    from olmo_cli.checkpoints import layout
+    from olmo_cli.checkpoints.formats.native import model_fields, spec_from_model_fields
+    from olmo_cli.checkpoints.tensors import PlannedTensor, SafetensorsReader, write_safetensors
+
+    fields = dict(shape, rope=True, include_bias=False, layer_norm_with_affine=False,
+                  weight_tying=True, max_sequence_length=2048, eos_token_id=50279, pad_token_id=1)
+    spec = spec_from_model_fields(fields, "benchmark")
+    directory.mkdir(parents=True, exist_ok=True)
+    planned = [PlannedTensor(k, s, "float32") for k, s in layout.native_shapes(spec).items()]
+    generator = torch.Generator().manual_seed(seed)
+
+    def random_tensor(key):
+        return torch.empty(dict((t.key, t.shape) for t in planned)[key]).normal_(0, 0.02, generator=generator)
+
+    scratch = directory / "scratch.safetensors"
+    write_safetensors(scratch, planned, random_tensor)
+    mapped = SafetensorsReader(scratch)
+    torch.save({t.key: mapped.get(t.key) for t in planned}, directory / "model.pt")
+    del mapped
+    scratch.unlink()
+    config = {"model": model_fields(spec), "tokenizer": {"identifier": "allenai/gpt-neox-olmo-dolma-v1_5"}}
+    (directory / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return directory
+
+
+def measure(label: str, argv: list[str], env: dict) -> dict:
+    start = time.perf_counter()
+    child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with PeakAnonMemory(child.pid, interval=0.02) as peak:
+        stdout, stderr = child.communicate()
+    wall = time.perf_counter() - start
+    if child.returncode != 0:
+        raise SystemExit(f"{label} failed ({child.returncode}):\n{stderr[-2000:]}")
+    return {"label": label, "wall_s": round(wall, 2), "peak_anon_mib": round(peak.peak_bytes / 2**20, 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a small model with the same shape rules")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to put the temporary files (default: a temp dir)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--keep", action="store_true", help="keep the generated source")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    shape = QUICK if args.quick else OLMO_1B
+    work = Path(tempfile.mkdtemp(prefix="olmo-bench-convert-", dir=args.workdir))
+    env = env_for_benchmark(args.threads)
+    results = []
+    try:
+        t0 = time.perf_counter()
+        src = make_source(work / "src", shape)
+        size = (src / "model.pt").stat().st_size
+        generate_s = time.perf_counter() - t0
+        cases = [("cp model.pt", ["cp", str(src / "model.pt"), str(work / "cp.pt")], work / "cp.pt")]
+        for dtype in ("float32", "bfloat16"):
+            out = work / f"hf-{dtype}"
+            cases.append((f"olmo convert --dtype {dtype}",
+                          [sys.executable, "-m", "olmo_cli", "convert", str(src), str(out), "--dtype", dtype], out))
+        (work / "baseline").mkdir()
+        cases.append(("load everything + save_file", [sys.executable, "-c", BASELINE, str(src), str(work / "baseline")],
+                      work / "baseline"))
+        # Warm the page cache once so every contender reads the source from memory alike.
+        subprocess.run(["cat", str(src / "model.pt")], stdout=subprocess.DEVNULL, check=True)
+        for label, argv, output in cases:
+            results.append(measure(label, argv, env))
+            shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink(missing_ok=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+
+    cp = results[0]["wall_s"]
+    for r in results:
+        r["x_cp"] = round(r["wall_s"] / cp, 2) if cp else None
+    ours = [r for r in results if r["label"].startswith("olmo convert")]
+    summary = {
+        "shape": shape, "model_pt_bytes": size, "generate_s": round(generate_s, 1), "threads": args.threads,
+        "results": results,
+        "goal_peak_anon_ok": all(r["peak_anon_mib"] * 2**20 <= GOAL_ANON for r in ours),
+        "goal_wall_ok": all(r["wall_s"] <= GOAL_CP_RATIO * cp for r in ours),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"source: model.pt {size / 1e9:.2f} GB ({'quick' if args.quick else 'OLMo-1B'} shape), "
+          f"generated in {generate_s:.0f} s; {args.threads} threads")
+    print(f"{'contender':34} {'wall s':>8} {'x cp':>6} {'peak anon MiB':>14}")
+    for r in results:
+        print(f"{r['label']:34} {r['wall_s']:8.2f} {r['x_cp']:6.2f} {r['peak_anon_mib']:14.1f}")
+    print(f"goals: peak anon <= 1 GiB: {'met' if summary['goal_peak_anon_ok'] else 'MISSED'}; "
+          f"wall <= 2x cp: {'met' if summary['goal_wall_ok'] else 'MISSED'}")
+
+
+if __name__ == "__main__":
+    main()
