@@ -18,8 +18,8 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print names only,
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
 
 # Selection of many revisions (olmo_cli.revisions.select.Selection takes these fields).
-FromOpt = Annotated[Optional[str], typer.Option("--from", help="First revision to include: step100000, 100000, 1.5T, 800B.", show_default=False)]
-ToOpt = Annotated[Optional[str], typer.Option("--to", help="Last revision to include: step200000, 200000, 2T, 2000B.", show_default=False)]
+FromOpt = Annotated[Optional[str], typer.Option("--from", help="First revision to include: step100000, 100000, 1.5T, 800B.", autocompletion=complete_revision, show_default=False)]
+ToOpt = Annotated[Optional[str], typer.Option("--to", help="Last revision to include: step200000, 200000, 2T, 2000B.", autocompletion=complete_revision, show_default=False)]
 EveryOpt = Annotated[Optional[int], typer.Option("--every", help="Keep revisions whose step is a multiple of N.", show_default=False)]
 LogSpacedOpt = Annotated[Optional[int], typer.Option("--log-spaced", help="Keep N revisions spread evenly in log(step).", show_default=False)]
 StageOpt = Annotated[Optional[int], typer.Option("--stage", help="Keep revisions of this training stage only.", show_default=False)]

@@ -25,7 +25,10 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: st
     table = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
     for row in rows:
         table.add_row(*("" if cell is None else str(cell) for cell in row))
-    Console(soft_wrap=True).print(table)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:  # piped or captured: never wrap or cut cells
+        console = Console(soft_wrap=True, width=10_000)
+    console.print(table)
 
 
 def say(message: str) -> None:

@@ -47,13 +47,13 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
         raise NetworkError(f"the Hub answered {status or 'an error'} for {what}{at}: {_first_line(error)}",
                            hint="try again later, or use --offline") from None
     except Exception as error:
-        if _is_transport_error(error):
+        if is_transport_error(error):
             raise NetworkError(f"cannot reach {_host()}: {_first_line(error) or type(error).__name__}",
                                hint="check your connection or HF_ENDPOINT, or use --offline") from None
         raise
 
 
-def _is_transport_error(error: Exception) -> bool:
+def is_transport_error(error: Exception) -> bool:
     kinds: tuple[type, ...] = (ConnectionError, TimeoutError)
     for client in ("httpx2", "httpx"):  # huggingface_hub 2.x uses httpx2, 1.x httpx
         try:

@@ -102,14 +102,14 @@ class _Unreachable(Exception):
 def _ask_hub(repo: str) -> dict[str, str]:
     from huggingface_hub import HfApi  # here, not at the top: only online paths pay for it
 
-    from olmo_cli.hub.errors import _is_transport_error, hub_errors
+    from olmo_cli.hub.errors import is_transport_error, hub_errors
 
     api = HfApi(endpoint=env.endpoint(), token=env.token())
     try:
         with hub_errors(repo):
             refs = api.list_repo_refs(repo)
     except NetworkError as error:
-        if error.__context__ is not None and _is_transport_error(error.__context__):
+        if error.__context__ is not None and is_transport_error(error.__context__):
             raise _Unreachable(error) from None
         raise
     commits = {ref.name: ref.target_commit for ref in refs.branches}
