@@ -58,8 +58,10 @@ def test_verify_failure_exits_7_and_writes_nothing(tmp_path, monkeypatch):
 def test_usage_errors(tmp_path):
     src = make_hf(tmp_path / "src")
     runner = CliRunner()
-    same = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "hf"])
-    assert same.exit_code == 2 and "already in transformers format" in same.stderr
+    overlap = runner.invoke(app, ["convert", str(src), str(src / "inside"), "--to", "native"])
+    assert overlap.exit_code == 2 and "overlaps" in overlap.stderr
+    target = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "gguf"])
+    assert target.exit_code == 2 and "--to hf or --to native" in target.stderr
     bad = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--dtype", "int3"])
     assert bad.exit_code == 2 and "dtype" in bad.stderr
     size = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--shard-size", "lots"])

@@ -177,3 +177,36 @@ def test_swiglu_halves_go_up_then_gate(tmp_path):
     out = hf_tensors(tmp_path / "hf")
     assert torch.equal(out["model.layers.1.mlp.up_proj.weight"], ff[:64])
     assert torch.equal(out["model.layers.1.mlp.gate_proj.weight"], ff[64:])
+
+
+def test_hf_olmo_to_native_and_native_recast(tmp_path):
+    """Same key naming on both sides: hf_olmo -> native, OLMo-flavour safetensors -> model.pt, hf -> hf."""
+    src = make_hf_olmo(tmp_path / "src", weights="bin", tokenizer=False, n_kv_heads=2)
+    source_config = json.loads((src / "config.json").read_text())
+    state = native_state_dict(source_config)
+    convert(src, tmp_path / "a-unsharded", to="native", tokenizer="allenai/gpt-neox-olmo-dolma-v1_5")
+    back, config = native_files(tmp_path / "a-unsharded")
+    assert set(back) == set(state) and all(torch.equal(back[k], state[k]) for k in state)
+    assert config["n_kv_heads"] == 2
+
+    flavoured = make_native(tmp_path / "olmo-st", safetensors="olmo", tokenizer="allenai/gpt-neox-olmo-dolma-v1_5")
+    convert(flavoured, tmp_path / "b-unsharded", to="native", dtype="bfloat16")
+    back, _ = native_files(tmp_path / "b-unsharded")
+    expected = native_state_dict(native_config("olmo1"))
+    assert all(torch.equal(back[k], expected[k].to(torch.bfloat16)) for k in expected)
+
+    hf = make_hf(tmp_path / "hf", arch="olmo2")
+    convert(hf, tmp_path / "hf16", dtype="float16")
+    original, cast = hf_tensors(hf), hf_tensors(tmp_path / "hf16")
+    assert set(original) == set(cast) and all(torch.equal(cast[k], original[k].half()) for k in original)
+
+
+def test_native_with_tokenizer_identifier_gets_a_working_tokenizer(tmp_path):
+    from transformers import AutoTokenizer
+
+    src = make_native(tmp_path / "src", vocab_size=50280, embedding_size=50304, eos_token_id=50279,
+                      tokenizer="tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json")
+    convert(src, tmp_path / "hf")
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
+    assert tokenizer.eos_token_id == 50279 and tokenizer.decode([50279]) == "<|endoftext|>"
+    assert "auto_map" not in json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())

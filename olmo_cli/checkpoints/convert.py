@@ -66,10 +66,6 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     shard_bytes = parse_size(shard_size)
     source_format = detect_format(src)
-    if (source_format == "hf") == (to == "hf"):
-        other = "native" if to == "hf" else "hf"
-        raise UsageError(f"{src} is already in {'transformers' if to == 'hf' else 'native'} format",
-                         hint=f"use --to {other}")
     _refuse_overlap(src, dst)
     if (dst.exists() or dst.is_symlink()) and not force:
         raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
@@ -152,7 +148,7 @@ def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
 def _write_hf(checkpoint: Checkpoint, tmp: Path, hf_config: dict, out_dtype: str, shard_bytes: int,
               tokenizer: str | None, reporter: Reporter, offline: bool):
     spec = checkpoint.spec
-    table = layout.plan(spec, "hf")
+    table = layout.plan(spec, "hf", checkpoint.keys)
     shapes = layout.hf_shapes(spec)
     planned = [PlannedTensor(key, shapes[key], out_dtype) for key in table]
     total = sum(t.nbytes for t in planned)
@@ -190,7 +186,8 @@ def _write_hf_tokenizer(checkpoint: Checkpoint, tmp: Path, override: str | None,
 
 
 def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Reporter) -> str:
-    """The `tokenizer.identifier` for a native output: --tokenizer, the source's tokenizer, or by eos id."""
+    """The `tokenizer.identifier` for a native output: --tokenizer, the source's identifier or
+    tokenizer files, or the OLMo tokenizer its eos id implies."""
     guess = _TOKENIZER_BY_EOS.get(checkpoint.spec.eos_token_id)
     try:
         from olmo_cli.checkpoints import tokenizers
@@ -204,6 +201,8 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
             if Path(override).expanduser().exists():
                 return tokenizers.hf_to_native_identifier(Path(override).expanduser())
         return override
+    if checkpoint.spec.tokenizer_identifier:  # native -> native keeps its identifier
+        return checkpoint.spec.tokenizer_identifier
     if tokenizers is not None and (checkpoint.path / "tokenizer.json").is_file():
         return tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
     if guess:
@@ -222,7 +221,7 @@ def _write_native(checkpoint: Checkpoint, spec: ModelSpec, tmp: Path, out_dtype:
     from olmo_cli.checkpoints import tensors
     from olmo_cli.checkpoints.formats import native
 
-    table = layout.plan(spec, "native")
+    table = layout.plan(spec, "native", checkpoint.keys)
     shapes = layout.native_shapes(spec)
     planned = [PlannedTensor(key, shapes[key], out_dtype) for key in table]
     scratch = tmp / ".scratch.safetensors"

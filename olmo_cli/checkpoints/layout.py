@@ -91,8 +91,15 @@ def hf_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def plan(spec: ModelSpec, to: str) -> dict[str, list[Piece]]:
-    """For each output key (in writing order), the pieces of input tensors it is made of."""
+def plan(spec: ModelSpec, to: str, source: str | None = None) -> dict[str, list[Piece]]:
+    """For each output key (in writing order), the pieces of input tensors it is made of.
+
+    `to` and `source` are key namings ("native" or "hf"); the same naming on both sides (a cast,
+    a re-shard, hf_olmo -> native) maps every tensor to itself.
+    """
+    if source == to:
+        shapes = native_shapes(spec) if to == "native" else hf_shapes(spec)
+        return {key: [Piece(key)] for key in shapes}
     if to == "hf":
         return {link.hf: [Piece(link.native, link.rows)] for link in links(spec)}
     if to == "native":

@@ -29,10 +29,11 @@ def convert(
     """Convert between native OLMo, legacy hf_olmo and transformers checkpoints.
 
     Pairs: native -> hf (transformers olmo, or olmo2 for OLMo-2-style models); hf_olmo (the
-    original allenai/OLMo-1B and OLMo-7B repos) -> hf, without remote code; hf -> native
-    (config.yaml, model.pt, train.pt: a directory the OLMo trainer starts from with --load_path;
-    name it ...-unsharded). Tensors are streamed one at a time; the output appears only when
-    complete (an interrupted run leaves nothing at DST).
+    original allenai/OLMo-1B and OLMo-7B repos) -> hf, without remote code; hf or hf_olmo ->
+    native (config.yaml, model.pt, train.pt: a directory the OLMo trainer starts from with
+    --load_path; name it ...-unsharded). Same-format runs re-cast or re-shard. Tensors are
+    streamed one at a time; the output appears only when complete (an interrupted run leaves
+    nothing at DST).
 
     \b
     Examples:
