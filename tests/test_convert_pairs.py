@@ -210,3 +210,21 @@ def test_native_with_tokenizer_identifier_gets_a_working_tokenizer(tmp_path):
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
     assert tokenizer.eos_token_id == 50279 and tokenizer.decode([50279]) == "<|endoftext|>"
     assert "auto_map" not in json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
+
+
+@pytest.mark.parametrize("name,params,hidden,tied", [
+    ("OLMo-1B", 1_176_764_416, 8192, True),
+    ("OLMo-7B", 6_888_095_744, 11008, False),
+    ("OLMo-7B-Twin-2T", 6_888_095_744, 11008, False),
+])
+def test_real_hf_olmo_configs_parse(tmp_path, data_dir, name, params, hidden, tied):
+    from olmo_cli.checkpoints.formats import hf, hf_olmo
+
+    (tmp_path / "config.json").write_bytes((data_dir / "hf_olmo_configs" / f"{name}.config.json").read_bytes())
+    (tmp_path / "pytorch_model.bin").write_bytes(b"")
+    assert detect_format(tmp_path) == "hf_olmo"
+    spec = hf_olmo.read_spec(tmp_path)
+    assert spec.n_parameters() == params and spec.eos_token_id == 50279
+    config = hf.config_for(spec, "float32")
+    assert config["intermediate_size"] == hidden and config["tie_word_embeddings"] is tied
+    assert config["vocab_size"] == 50304 and config["rope_theta"] == 10000.0
