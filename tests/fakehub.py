@@ -55,6 +55,7 @@ Auth and faults
                                 `Retry-After: retry_after` when given)
     hub.drop_connection("model.safetensors", after_bytes=N, times=1, method="GET")
                                 announce the full body, send N bytes of it, then close the socket
+    hub.latency = 0.05          every answer waits this long first (a far-away Hub; benchmarks)
     hub.throttle("model.safetensors", bytes_per_second=1_000_000)
                                 send matching GET bodies slowly (in small chunks), so a test can
                                 kill a client mid-file; `hub.throttle(substr, None)` lifts it
@@ -161,6 +162,7 @@ class FakeHub:
         self.repos: dict[str, _Repo] = {}
         self.requests: list[Request] = []
         self.token: str | None = None
+        self.latency = 0.0  # seconds added before every answer (a far-away Hub), for benchmarks
         self._faults: list[_Fault] = []
         self._throttles: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -340,6 +342,7 @@ def _list_tree(files: dict[str, _Blob], commit: str, base: str, recursive: bool,
 def _make_handler(hub: FakeHub, server_name: str):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out at once: no 40 ms delayed-ACK stalls
 
         def log_message(self, *args) -> None:  # keep test output clean
             pass
@@ -359,6 +362,8 @@ def _make_handler(hub: FakeHub, server_name: str):
             hub._log(self._record)
             length = int(self.headers.get("Content-Length") or 0)
             self._body = self.rfile.read(length) if length else b""
+            if hub.latency:
+                time.sleep(hub.latency)
             try:
                 fault = hub._take_fault(method, self.path, body=False)
                 if fault is not None:

@@ -109,13 +109,14 @@ class DryRun:
 
 def dry_run(repo: str, revisions: list[str], *, include=None, exclude=None, all_files=False) -> DryRun:
     plans, errors = [], {}
-    for revision in revisions:
-        try:
-            plans.append(plan_revision(repo, revision, include=include, exclude=exclude, all_files=all_files))
-        except OlmoError as error:
-            if _stops_sweep(error):
-                raise
-            errors[revision] = error.message
+    for revision, plan in zip(revisions, _plan_all(repo, revisions, 8, include=include, exclude=exclude,
+                                                   all_files=all_files)):
+        if isinstance(plan, OlmoError):
+            if _stops_sweep(plan):
+                raise plan
+            errors[revision] = plan.message
+        else:
+            plans.append(plan)
     return DryRun(repo, plans, errors)
 
 
@@ -127,16 +128,15 @@ def download_revisions(repo: str, revisions: list[str], *, include=None, exclude
         check_local_dir(local_dir)
     result = SweepResult(repo)
     plans: list[RevisionPlan] = []
-    for revision in revisions:
+    listed = _plan_all(repo, revisions, max_workers, include=include, exclude=exclude, all_files=all_files)
+    for revision, plan in zip(revisions, listed):
         outcome = RevisionOutcome(revision)
         result.outcomes.append(outcome)
-        try:
-            plan = plan_revision(repo, revision, include=include, exclude=exclude, all_files=all_files)
-        except OlmoError as error:
-            if _stops_sweep(error):
-                raise
-            outcome.fail(error)
-            reporter.warn(f"{repo}@{revision}: {error.message}")
+        if isinstance(plan, OlmoError):
+            if _stops_sweep(plan):
+                raise plan
+            outcome.fail(plan)
+            reporter.warn(f"{repo}@{revision}: {plan.message}")
             continue
         if not plan.files:
             outcome.fail(NotFoundError(f"no files of {repo}@{revision} match", hint="check --include/--exclude"))
@@ -156,6 +156,21 @@ def download_revisions(repo: str, revisions: list[str], *, include=None, exclude
     return result
 
 
+def _plan_all(repo: str, revisions: list[str], max_workers: int, **choice) -> list[RevisionPlan | OlmoError]:
+    """List every revision (one request each), several at a time: the Hub's latency, not its
+    bandwidth, is what a long sweep's listing costs."""
+    def one(revision: str) -> RevisionPlan | OlmoError:
+        try:
+            return plan_revision(repo, revision, **choice)
+        except OlmoError as error:
+            return error
+
+    if len(revisions) == 1:
+        return [one(revisions[0])]
+    with ThreadPoolExecutor(max_workers=max(1, min(max_workers, 8))) as pool:
+        return list(pool.map(one, revisions))
+
+
 def _stops_sweep(error: OlmoError) -> bool:
     """Failures that every other revision would hit too: stop instead of failing them one by one."""
     from olmo_cli.errors import AuthError
@@ -167,7 +182,7 @@ def _stops_sweep(error: OlmoError) -> bool:
 
 def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max_workers: int,
                   reporter: Reporter) -> None:
-    from olmo_cli.hub.transfer import fetch_blob
+    from olmo_cli.hub.transfer import fetch_blob, new_client
 
     cache = RepoCache.of(repo)
     first_user: dict[str, RevisionPlan] = {}  # etag -> the first revision (in order) that needs it
@@ -204,7 +219,7 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
             try:
                 if not outcome.error:
                     fetch_blob(repo, plan.commit, remote, endpoint=endpoint, token=token, cache=cache,
-                               on_bytes=on_bytes)
+                               on_bytes=on_bytes, client=client)
                     with lock:
                         outcome.downloaded += remote.size
             except OlmoError as error:
@@ -217,9 +232,13 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
                     remaining[plan.revision] -= 1
                 bar.describe(label())
 
-        with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
-            futures = [pool.submit(one, remote) for remote in todo]
-            errors = [f.exception() for f in futures]
+        client = new_client()
+        try:
+            with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+                futures = [pool.submit(one, remote) for remote in todo]
+                errors = [f.exception() for f in futures]
+        finally:
+            client.close()
         stop = next((e for e in errors if e is not None), None)
         if stop is not None:
             raise stop
