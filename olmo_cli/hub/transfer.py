@@ -108,6 +108,8 @@ def _transfer(http, client, url, token, remote, cache, on_bytes, policy) -> int:
     transferred = 0
     attempt = 0
     restarted = False
+    if remote.size == 0:
+        partial.touch()  # nothing to fetch; still checked and renamed like any other file
     while True:
         have = partial.stat().st_size if partial.exists() else 0
         if have > remote.size:  # not a prefix of this file: start over
@@ -161,8 +163,8 @@ def _get(http, client, url, token, remote, partial: Path, have: int, on_bytes) -
                 raise _Retry(f"the Hub answered {status}", response.headers.get("Retry-After"))
             if status not in (200, 206):
                 raise NetworkError(f"{remote.path}: the Hub answered {status}")
-            mode_append = status == 206
-            if not mode_append and have:  # the server ignored Range: start the file over
+            mode_append = status == 206 and _range_start(response) == have
+            if not mode_append and have:  # the server ignored our Range (or answered another): start over
                 partial.unlink(missing_ok=True)
                 on_bytes(-have)
             try:
@@ -180,6 +182,15 @@ def _get(http, client, url, token, remote, partial: Path, have: int, on_bytes) -
     except http.TransportError as error:
         raise _Retry(f"{type(error).__name__}: {error}") from None
     return written
+
+
+def _range_start(response) -> int | None:
+    """The first byte offset of a 206 answer (`Content-Range: bytes 1000-65535/65536`)."""
+    value = response.headers.get("Content-Range", "")
+    try:
+        return int(value.split()[1].split("-")[0])
+    except (IndexError, ValueError):
+        return None
 
 
 def _mib(path: Path) -> str:
