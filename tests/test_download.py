@@ -115,6 +115,26 @@ def test_empty_files_and_nested_paths_are_fetched(fake_hub):
                             path.parent.parent / "blobs" / fake_hub.sha256(REPO, "main", "extra/notes.txt"))
 
 
+def test_fetch_revision_falls_back_to_the_cache_when_the_hub_is_unreachable(hub, monkeypatch):
+    from olmo_cli.errors import NetworkError
+    from olmo_cli.hub.download import fetch_revision
+    from olmo_cli.reporting import Reporter
+
+    class Collect(Reporter):
+        warnings: list[str] = []
+
+        def warn(self, message):
+            self.warnings.append(message)
+
+    path = fetch_revision(REPO, rev(1000))
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    reporter = Collect()
+    assert fetch_revision(REPO, rev(1000), reporter=reporter) == path
+    assert len(reporter.warnings) == 1 and "using the cached" in reporter.warnings[0]
+    with pytest.raises(NetworkError, match="cannot reach"):
+        fetch_revision(REPO, rev(2000))
+
+
 # ----- faults -----
 def test_dropped_connection_500_and_429_all_end_with_the_right_sha256(hub):
     hub.fail("cdn-lfs", status=500, times=1)

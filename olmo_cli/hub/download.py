@@ -136,7 +136,8 @@ def download_revisions(repo: str, revisions: list[str], *, include=None, exclude
             if _stops_sweep(plan):
                 raise plan
             outcome.fail(plan)
-            reporter.warn(f"{repo}@{revision}: {plan.message}")
+            if len(revisions) > 1:  # a lone revision's error reaches the caller anyway
+                reporter.warn(f"{repo}@{revision}: {plan.message}")
             continue
         if not plan.files:
             outcome.fail(NotFoundError(f"no files of {repo}@{revision} match", hint="check --include/--exclude"))
