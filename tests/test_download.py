@@ -209,6 +209,23 @@ def test_killed_download_resumes_with_less_than_a_whole_file(fake_hub, tmp_path)
     assert hashlib.sha256(data).hexdigest() == fake_hub.sha256(REPO, "main", "model.safetensors")
 
 
+def test_ctrl_c_stops_promptly_and_keeps_partial_files(fake_hub):
+    checkpoint_repo(fake_hub, REPO, [1000, 2000], weight_bytes=2 * 1024 * 1024, main=False)
+    fake_hub.throttle("cdn-lfs", bytes_per_second=1024 * 1024)
+    process = subprocess.Popen([sys.executable, "-m", "olmo_cli", "download", REPO, "--from", "0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while fake_hub.bytes_sent("cdn-lfs") < 300_000 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    start = time.monotonic()
+    assert process.wait(timeout=10) == 130
+    assert time.monotonic() - start < 3  # not after the throttled files finish
+    assert process.stderr.read().strip().endswith("error: interrupted")
+    blobs = hub_cache_dir() / "models--allenai--OLMo-fake" / "blobs"
+    assert any(p.name.endswith(".incomplete") and p.stat().st_size > 0 for p in blobs.iterdir())
+
+
 def partial_size_at_kill(hub: FakeHub) -> int:
     """The offset the rerun asked for: what the killed process had written to disk."""
     ranged = [r for r in hub.requests if "cdn-lfs" in r.path and r.headers.get("range")]

@@ -203,7 +203,11 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
     lock = threading.Lock()
     remaining = {plan.revision: sum(1 for f in todo if first_user[f.etag] is plan) for plan in plans}
     endpoint, token = env.endpoint(), env.token()
-    label = lambda: next((f"{repo}@{p.revision}" for p in plans if remaining[p.revision]), repo)  # noqa: E731
+    cancelled = threading.Event()  # Ctrl-C: workers stop at their next chunk; partial files stay for resume
+
+    def label() -> str:
+        """The earliest revision (in training order) still waiting for files."""
+        return next((f"{repo}@{p.revision}" for p in plans if remaining[p.revision]), repo)
 
     with reporter.progress(label(), total=total, unit="B") as bar:
         bar.advance(partial)  # resumed bytes count as done
@@ -213,6 +217,8 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
             outcome = _outcome(result, plan.revision)
 
             def on_bytes(n: int) -> None:
+                if cancelled.is_set():
+                    raise KeyboardInterrupt
                 with lock:
                     result.transferred += max(n, 0)
                 bar.advance(n)
@@ -235,9 +241,15 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
 
         client = new_client()
         try:
-            with ThreadPoolExecutor(max_workers=max(1, max_workers)) as pool:
+            pool = ThreadPoolExecutor(max_workers=max(1, max_workers))
+            try:
                 futures = [pool.submit(one, remote) for remote in todo]
                 errors = [f.exception() for f in futures]
+            except BaseException:
+                cancelled.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            pool.shutdown()
         finally:
             client.close()
         stop = next((e for e in errors if e is not None), None)
