@@ -85,3 +85,8 @@ def test_a_revision_that_is_not_cached_fails(hub):
     checkpoint_repo(hub, "allenai/other", [5000], main=False)
     result = CliRunner().invoke(app, ["verify", "allenai/other"])
     assert result.exit_code == 3 and "nothing of allenai/other is in the local cache" in result.stderr
+
+
+def test_a_named_revision_that_is_not_cached_is_not_found(hub):
+    result = verify("-r", "step1000-tokens4B", "-r", "main")
+    assert result.exit_code == 3 and "1 of 2 revisions of allenai/OLMo-fake are not in the local cache" in result.stderr

@@ -83,6 +83,9 @@ def verify(
             for path in r.extra:
                 say(f"extra    {r.revision}/{path}")
     bad = [r for r in reports if not r.ok]
+    if bad and all(r.commit is None for r in bad):
+        raise NotFoundError(f"{len(bad)} of {len(reports)} revisions of {repo} are not in the local cache",
+                            hint=f"run 'olmo download {repo} --revision REV' first")
     if bad:
         raise MismatchError(f"{len(bad)} of {len(reports)} revisions of {repo} do not match the Hub",
                             hint=f"run 'olmo download {repo} --revision REV' to fetch missing files; "
