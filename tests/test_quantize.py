@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from olmo_cli.cli.app import app
 from olmo_cli.quantize.methods import QUANTIZE_METHODS, get_method, quantization_config
 from olmo_cli.quantize.run import quantize
-from tiny_models import OLMO1_TOKENIZER, make_hf
+from tiny_models import OLMO1_TOKENIZER, make_hf, make_native
 
 CPU_METHODS = ("int8", "int8-dynamic", "fp16", "bf16")
 COMPUTE_DTYPE = {"int8": torch.bfloat16, "int8-dynamic": torch.bfloat16, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -149,12 +149,23 @@ def test_outputs_carry_tokenizer_and_quantization_config(outputs):
         else:
             assert "quantization_config" not in config
             assert config["dtype"] == str(COMPUTE_DTYPE[method]).replace("torch.", "")
-        assert not list(path.parent.glob(f".{method}.tmp-*"))  # the temporary sibling is gone
+        assert not list(path.parent.glob(f".{method}.partial-*"))  # the temporary sibling is gone
 
 
 def test_olmo_generate_runs_on_the_int8_output(reloaded):
     generated = reloaded["olmo generate"]
     assert generated["exit"] == 0 and generated["text"].strip()
+
+
+def test_native_checkpoint_is_converted_then_quantized(tmp_path):
+    src = make_native(tmp_path / "step1000-unsharded", vocab_size=50280, embedding_size=50304, eos_token_id=50279,
+                      pad_token_id=1, d_model=64, n_heads=4, max_sequence_length=64)
+    report = quantize(str(src), tmp_path / "out", method="int8")
+    assert report.eval_tokens == 64  # the sample text is cut to the model's context
+    assert 0 < report.max_logit_diff and 0.0 <= report.top1_agreement <= 1.0 and math.isfinite(report.ppl_after)
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["model_type"] == "olmo" and config["quantization_config"]["quant_method"] == "torchao"
+    assert (tmp_path / "out" / "tokenizer.json").exists()
 
 
 def test_cli_json_report_and_force(source, tmp_path):

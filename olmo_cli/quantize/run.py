@@ -81,7 +81,7 @@ def quantize(
     if tokenizer is not None:
         from olmo_cli.quantize.quality import logits_of, sample_ids
 
-        ids = sample_ids(tokenizer)
+        ids = sample_ids(tokenizer, max_tokens=_context_length(hf_dir))
         reporter.info(f"reference: float32 logits of {located.describe()} on {ids.shape[1]} tokens")
         model = _load(hf_dir, "float32", device)
         reference = logits_of(model, ids)
@@ -140,6 +140,12 @@ def refuse_quantized(hf_dir: Path) -> None:
         kind = qconfig.get("quant_method", "unknown") if isinstance(qconfig, dict) else "unknown"
         raise BadInputError(f"{hf_dir} is already quantized ({kind})",
                             hint="quantize the full-precision checkpoint it was made from")
+
+
+def _context_length(hf_dir: Path, cap: int = 256) -> int:
+    """Evaluate on at most `cap` tokens, and never beyond what the model was built for."""
+    config = json.loads((hf_dir / "config.json").read_text())
+    return min(cap, int(config.get("max_position_embeddings") or cap))
 
 
 def _compute_dtype(method: Method, dtype: str) -> str:
