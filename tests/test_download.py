@@ -154,6 +154,21 @@ def test_dropped_connection_500_and_429_all_end_with_the_right_sha256(hub):
                if r.server == "cdn" and "model.safetensors" in r.path and r.status in (200, 206)) == weights
 
 
+def test_many_drops_with_progress_still_finish_but_a_dead_file_gives_up(hub, monkeypatch):
+    from olmo_cli.hub import transfer
+
+    monkeypatch.setattr(transfer, "DEFAULT_POLICY", transfer.RetryPolicy(attempts=3, base_delay=0.01))
+    hub.drop_connection("model.safetensors", after_bytes=3000, times=10)  # more drops than attempts
+    assert olmo("download", REPO, "-r", rev(1000)).exit_code == 0
+    assert_intact(hub, rev(1000))
+    hub.fail(hub.sha256(REPO, rev(2000), "model.safetensors"), status=503, times=100)
+    result = olmo("download", REPO, "-r", rev(2000), "-r", rev(3000), "--json")
+    assert result.exit_code == 1
+    failed, ok = json.loads(result.stdout)["revisions"]
+    assert "giving up after 3 attempts (the Hub answered 503)" in failed["error"] and ok["ok"]
+    assert error_line(result) == "error: 1 of 2 revisions failed"
+
+
 def test_a_sweep_transfers_shared_tokenizer_and_config_once(hub):
     result = olmo("download", REPO, "--from", "1000", "--to", "3000", "--json")
     assert result.exit_code == 0, result.output

@@ -44,6 +44,9 @@ class RetryPolicy:
         return min(self.base_delay * 2 ** attempt, self.max_delay) * (0.5 + random.random() / 2)
 
 
+DEFAULT_POLICY = RetryPolicy()
+
+
 def _http():
     try:
         import httpx2 as http  # what huggingface_hub 2.x uses
@@ -77,7 +80,7 @@ class _Retry(Exception):
 
 def fetch_blob(repo: str, commit: str, remote: RemoteFile, *, endpoint: str, token: str | None,
                cache: RepoCache, on_bytes: Callable[[int], None] = lambda n: None,
-               policy: RetryPolicy = RetryPolicy(), client=None) -> int:
+               policy: RetryPolicy | None = None, client=None) -> int:
     """Make `blobs/<etag>` exist with the right bytes; returns the bytes transferred.
 
     `on_bytes(n)` is called as bytes arrive (negative when a bad partial file is thrown away).
@@ -93,6 +96,7 @@ def fetch_blob(repo: str, commit: str, remote: RemoteFile, *, endpoint: str, tok
         if blob.is_file():  # another process finished it while we waited
             return 0
         http = _http()
+        policy = policy or DEFAULT_POLICY
         own_client = client is None
         client = client or new_client()
         try:
@@ -103,9 +107,15 @@ def fetch_blob(repo: str, commit: str, remote: RemoteFile, *, endpoint: str, tok
                 client.close()
 
 
-def _transfer(http, client, url, token, remote, cache, on_bytes, policy) -> int:
+def _transfer(http, client, url, token, remote, cache, report, policy) -> int:
     partial = cache.incomplete(remote.etag)
     transferred = 0
+
+    def on_bytes(n: int) -> None:
+        nonlocal transferred
+        transferred += max(n, 0)
+        report(n)
+
     attempt = 0
     restarted = False
     if remote.size == 0:
@@ -126,16 +136,21 @@ def _transfer(http, client, url, token, remote, cache, on_bytes, policy) -> int:
                 raise MismatchError(f"{remote.path}: downloaded bytes do not match the Hub's hash twice in a row")
             restarted = True
             continue
+        failure: _Retry | None = None
         try:
-            got = _get(http, client, url, token, remote, partial, have, on_bytes)
-            transferred += got
-            if got:
-                attempt = 0
+            _get(http, client, url, token, remote, partial, have, on_bytes)
         except _Retry as retry:
+            failure = retry
+        now = partial.stat().st_size if partial.exists() else 0
+        if now > have:  # progress, even on a dropped connection: the count of failures starts again
+            attempt = 0
+        elif failure is None and now < remote.size:
+            failure = _Retry("the Hub ended the file early and sent nothing new")
+        if failure is not None:
             if attempt + 1 >= policy.attempts:
-                raise NetworkError(f"{remote.path}: giving up after {policy.attempts} attempts ({retry})",
+                raise NetworkError(f"{remote.path}: giving up after {policy.attempts} attempts ({failure})",
                                    hint="run the same command again: it continues where it stopped") from None
-            time.sleep(policy.delay(attempt, retry.retry_after))
+            time.sleep(policy.delay(attempt, failure.retry_after))
             attempt += 1
 
 
