@@ -7,6 +7,7 @@
 Contenders, each a child process whose RssAnon (/proc/<pid>/status) is sampled in a thread, in
 the same run on the same (page-cached) source file:
 - `cp` of model.pt (the floor: reading and writing the bytes once);
+- the startup alone (interpreter + torch import), the fixed part of every `olmo convert`;
 - `olmo convert SRC DST` to float32 and to bfloat16 (streaming, one tensor at a time);
 - a load-everything baseline: `torch.load` of the whole model.pt, split into transformers keys
   (cloned, as save_file refuses shared storage), then `safetensors.torch.save_file`.
@@ -122,12 +123,16 @@ def main() -> None:
         src = make_source(work / "src", shape)
         size = (src / "model.pt").stat().st_size
         generate_s = time.perf_counter() - t0
-        cases = [("cp model.pt", ["cp", str(src / "model.pt"), str(work / "cp.pt")], work / "cp.pt")]
+        cases = [("cp model.pt", ["cp", str(src / "model.pt"), str(work / "cp.pt")], work / "cp.pt"),
+                 # The fixed cost inside every `olmo convert`: the interpreter, Typer and torch.
+                 ("startup only (python, torch import)",
+                  [sys.executable, "-c", "import torch, yaml, olmo_cli.cli.convert"], work / "none")]
         for dtype in ("float32", "bfloat16"):
             out = work / f"hf-{dtype}"
             cases.append((f"olmo convert --dtype {dtype}",
                           [sys.executable, "-m", "olmo_cli", "convert", str(src), str(out), "--dtype", dtype], out))
         (work / "baseline").mkdir()
+        (work / "none").mkdir()
         cases.append(("load everything + save_file", [sys.executable, "-c", BASELINE, str(src), str(work / "baseline")],
                       work / "baseline"))
         # Warm the page cache once so every contender reads the source from memory alike.

@@ -249,11 +249,13 @@ _SLOW_CHILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
 import olmo_cli.checkpoints.tensors as tensors
-real = tensors._write_tensor
-def slow(f, tensor):
-    time.sleep(0.3)
-    real(f, tensor)
-tensors._write_tensor = slow
+def slowed(real):
+    def slow(f, tensor):
+        time.sleep(0.3)
+        real(f, tensor)
+    return slow
+tensors._write_tensor = slowed(tensors._write_tensor)
+tensors._copy_range = slowed(tensors._copy_range)
 from olmo_cli.cli.app import app
 app(args=["convert", {src!r}, {dst!r}], prog_name="olmo")
 """

@@ -228,3 +228,19 @@ def test_real_hf_olmo_configs_parse(tmp_path, data_dir, name, params, hidden, ti
     config = hf.config_for(spec, "float32")
     assert config["intermediate_size"] == hidden and config["tie_word_embeddings"] is tied
     assert config["vocab_size"] == 50304 and config["rope_theta"] == 10000.0
+
+
+def test_uncast_tensors_are_copied_file_to_file(tmp_path, monkeypatch):
+    """Without a cast, every tensor (whole or a row slice) is a byte range of the source file."""
+    from olmo_cli.checkpoints import tensors
+
+    def no_memory_path(f, tensor):
+        raise AssertionError("a tensor went through memory although no cast was needed")
+
+    monkeypatch.setattr(tensors, "_write_tensor", no_memory_path)
+    for flavour in (False, "plain"):
+        src = make_native(tmp_path / f"src-{flavour}", safetensors=flavour, tokenizer=None, weight_tying=False)
+        convert(src, tmp_path / f"hf-{flavour}")
+        out = hf_tensors(tmp_path / f"hf-{flavour}")
+        state = native_state_dict(native_config("olmo1", weight_tying=False))
+        assert torch.equal(out["model.layers.0.self_attn.v_proj.weight"], state["transformer.blocks.0.att_proj.weight"][32:48])

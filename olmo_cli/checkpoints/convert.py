@@ -135,12 +135,23 @@ def check_tensors(checkpoint: Checkpoint) -> None:
 
 
 def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
+    """fetch(key) -> the output tensor in `out_dtype`; or, when it is an uncast byte range of a
+    source file (a whole tensor or a row slice of one), that range, for a kernel-side copy."""
     import torch
 
     target = getattr(torch, out_dtype)
+    reader = checkpoint.reader
 
     def fetch(key: str):
-        return layout.materialize(table[key], checkpoint.reader.get).to(target)
+        pieces = table[key]
+        if len(pieces) == 1 and reader.info(pieces[0].key).dtype == out_dtype:
+            piece = pieces[0]
+            where = reader.file_range(piece.key)
+            if where is not None:
+                if piece.rows is None:
+                    return where
+                return where.rows(*piece.rows, reader.info(piece.key).shape[0])
+        return layout.materialize(pieces, reader.get).to(target)
 
     return fetch
 

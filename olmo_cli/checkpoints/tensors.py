@@ -50,10 +50,27 @@ class TensorInfo:
     dtype: str  # torch dtype name, e.g. "float32"
 
 
+@dataclass(frozen=True)
+class FileRange:
+    """A tensor's raw bytes as they lie in a file: copied file-to-file by the kernel when no cast is needed."""
+
+    path: Path
+    offset: int
+    nbytes: int
+
+    def rows(self, start: int, stop: int, total_rows: int) -> "FileRange":
+        row = self.nbytes // total_rows if total_rows else 0
+        return FileRange(self.path, self.offset + start * row, (stop - start) * row)
+
+
 class TensorReader:
     """keys(), info(key) and get(key) over one checkpoint's weights."""
 
     description = "weights"
+
+    def file_range(self, key: str) -> FileRange | None:
+        """Where the tensor's bytes lie, when they are stored contiguous and uncompressed; else None."""
+        return None
 
     def keys(self) -> list[str]:
         raise NotImplementedError
@@ -105,6 +122,30 @@ class PickleReader(TensorReader):
     def get(self, key: str):
         return self._state[key]
 
+    def file_range(self, key: str) -> FileRange | None:
+        if not hasattr(self, "_ranges"):
+            self._ranges = self._storage_ranges()
+        return self._ranges.get(key)
+
+    def _storage_ranges(self) -> dict[str, FileRange]:
+        """Loading onto the meta device records each storage's offset in the zip (no data is read)."""
+        import torch
+
+        try:
+            meta = torch.load(self.path, map_location="meta", weights_only=True)
+        except Exception:
+            return {}
+        ranges = {}
+        for key, t in meta.items():
+            offset = getattr(t.untyped_storage(), "_checkpoint_offset", None)
+            if offset is None or not t.is_contiguous() or key not in self._state:
+                continue
+            size = t.numel() * t.element_size()
+            if tuple(t.shape) != tuple(self._state[key].shape) or size == 0:
+                continue
+            ranges[key] = FileRange(self.path, int(offset) + t.storage_offset() * t.element_size(), size)
+        return ranges
+
 
 def _is_zip(path: Path) -> bool:
     with open(path, "rb") as f:
@@ -152,6 +193,10 @@ class SafetensorsReader(TensorReader):
             warnings.simplefilter("ignore")
             flat = torch.frombuffer(self._mmap, dtype=dtype, count=count, offset=self._data_start + start)
         return flat.reshape(shape)
+
+    def file_range(self, key: str) -> FileRange | None:
+        start, end = self._header[key]["data_offsets"]
+        return FileRange(self.path, self._data_start + start, end - start) if end > start else None
 
 
 def read_safetensors_header(path: Path) -> tuple[dict, int]:
@@ -221,6 +266,9 @@ class ShardedSafetensorsReader(TensorReader):
     def get(self, key: str):
         return self._where[key].get(key)
 
+    def file_range(self, key: str) -> FileRange | None:
+        return self._where[key].file_range(key)
+
 
 class RenamedReader(TensorReader):
     """Another reader seen through a key mapping (OLMo's encoded keys, hf_olmo's `model.` prefix)."""
@@ -242,6 +290,9 @@ class RenamedReader(TensorReader):
 
     def get(self, key: str):
         return self.inner.get(self._to_inner[key])
+
+    def file_range(self, key: str) -> FileRange | None:
+        return self.inner.file_range(self._to_inner[key])
 
 
 # --- OLMo's own safetensors flavour -----------------------------------------------------------
@@ -336,9 +387,14 @@ def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[
         f.write(header)
         for t in tensors:
             tensor = fetch(t.key)
-            if tuple(tensor.shape) != t.shape or dtype_name(tensor.dtype) != t.dtype:
-                raise AssertionError(f"{t.key}: planned {t.shape} {t.dtype}, got {tuple(tensor.shape)} {tensor.dtype}")
-            _write_tensor(f, tensor)
+            if isinstance(tensor, FileRange):
+                if tensor.nbytes != t.nbytes:
+                    raise AssertionError(f"{t.key}: planned {t.nbytes} bytes, the source range has {tensor.nbytes}")
+                _copy_range(f, tensor)
+            else:
+                if tuple(tensor.shape) != t.shape or dtype_name(tensor.dtype) != t.dtype:
+                    raise AssertionError(f"{t.key}: planned {t.shape} {t.dtype}, got {tuple(tensor.shape)} {tensor.dtype}")
+                _write_tensor(f, tensor)
             del tensor
             advance(t.nbytes)
     os.chmod(path, 0o644)
@@ -352,6 +408,33 @@ def _write_tensor(f, tensor) -> None:
         return
     flat = tensor.contiguous().reshape(-1)
     f.write(memoryview(flat.view(torch.uint8).numpy()))
+
+
+def _copy_range(f, source: FileRange) -> None:
+    """Copy bytes file-to-file inside the kernel (copy_file_range), falling back to read/write."""
+    f.flush()
+    out = f.fileno()
+    with open(source.path, "rb") as src:
+        offset, left = source.offset, source.nbytes
+        try:
+            while left > 0:
+                n = os.copy_file_range(src.fileno(), out, min(left, 1 << 30), offset)
+                if n == 0:
+                    raise BadInputError(f"{source.path}: ended early (truncated?)")
+                offset += n
+                left -= n
+        except OSError:
+            # No copy_file_range here (another filesystem, an old kernel): plain buffered copy.
+            src.seek(offset)
+            while left > 0:
+                chunk = src.read(min(left, 64 << 20))
+                if not chunk:
+                    raise BadInputError(f"{source.path}: ended early (truncated?)") from None
+                f.write(chunk)
+                left -= len(chunk)
+            f.flush()
+    # copy_file_range wrote through the descriptor: move the Python file position past it.
+    f.seek(0, os.SEEK_END)
 
 
 def write_sharded(directory: Path, tensors: list[PlannedTensor], fetch: Callable[[str], object],
