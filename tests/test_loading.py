@@ -207,3 +207,10 @@ def test_checkpoint_without_tokenizer_is_bad_input(tmp_path):
     source = make_hf(tmp_path / "bare", **TOKENIZER_SHAPE)
     with pytest.raises(BadInputError, match="no tokenizer"):
         load_model(str(source))
+
+
+def test_load_model_is_public_in_olmo_cli():
+    import olmo_cli
+    from olmo_cli.loading import load_model as core
+
+    assert olmo_cli.load_model is core
