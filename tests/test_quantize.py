@@ -168,6 +168,15 @@ def test_native_checkpoint_is_converted_then_quantized(tmp_path):
     assert (tmp_path / "out" / "tokenizer.json").exists()
 
 
+def test_hub_revision_source(fake_hub, source, tmp_path):
+    files = {path.name: path.read_bytes() for path in source.iterdir() if path.is_file()}
+    fake_hub.add_repo("someone/tiny-olmo-hf", branches={"main": files, "step1000-tokens4B": files})
+    report = quantize("someone/tiny-olmo-hf", tmp_path / "out", method="bf16", revision="step1000-tokens4B", check=False)
+    assert report.source == "someone/tiny-olmo-hf@step1000-tokens4B"
+    assert report.size_before == len(files["model.safetensors"]) and report.ratio == pytest.approx(0.5, abs=0.01)
+    assert (tmp_path / "out" / "tokenizer.json").read_bytes() == files["tokenizer.json"]
+
+
 def test_cli_json_report_and_force(source, tmp_path):
     dst = tmp_path / "out"
     dst.mkdir()
