@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -95,6 +96,8 @@ def make_source(directory: Path, shape: dict, seed: int = 0) -> Path:
 
 
 def measure(label: str, argv: list[str], env: dict) -> dict:
+    # Every contender starts with no dirty pages from the one before (writeback would slow it).
+    os.sync()
     start = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakAnonMemory(child.pid, interval=0.02) as peak:
@@ -110,7 +113,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a small model with the same shape rules")
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the temporary files (default: a temp dir)")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--keep", action="store_true", help="keep the generated source")
+    parser.add_argument("--keep", action="store_true", help="keep the generated source (in --workdir)")
+    parser.add_argument("--source", type=Path, default=None, help="reuse a source generated before with --keep")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -120,7 +124,7 @@ def main() -> None:
     results = []
     try:
         t0 = time.perf_counter()
-        src = make_source(work / "src", shape)
+        src = args.source or make_source(work / "src", shape)
         size = (src / "model.pt").stat().st_size
         generate_s = time.perf_counter() - t0
         cases = [("cp model.pt", ["cp", str(src / "model.pt"), str(work / "cp.pt")], work / "cp.pt"),
