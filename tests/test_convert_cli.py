@@ -73,3 +73,21 @@ def test_help_has_examples():
     result = CliRunner().invoke(app, ["convert", "--help"])
     assert result.exit_code == 0
     assert "olmo convert allenai/OLMo-1B --revision" in result.stdout and "--to native" in result.stdout
+
+
+def test_uncast_native_to_hf_does_not_import_torch(tmp_path):
+    """Shapes and byte offsets come from model.pt's zip index; the bytes are copied by the kernel."""
+    import subprocess
+    import sys
+
+    from tiny_models import make_native
+
+    src = make_native(tmp_path / "src", tokenizer=None)
+    code = ("import sys\nfrom olmo_cli.cli.app import app\n"
+            f"try:\n    app(args=['convert', {str(src)!r}, {str(tmp_path / 'out')!r}], prog_name='olmo')\n"
+            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "out" / "model.safetensors").is_file()

@@ -137,9 +137,6 @@ def check_tensors(checkpoint: Checkpoint) -> None:
 def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
     """fetch(key) -> the output tensor in `out_dtype`; or, when it is an uncast byte range of a
     source file (a whole tensor or a row slice of one), that range, for a kernel-side copy."""
-    import torch
-
-    target = getattr(torch, out_dtype)
     reader = checkpoint.reader
 
     def fetch(key: str):
@@ -151,7 +148,9 @@ def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
                 if piece.rows is None:
                     return where
                 return where.rows(*piece.rows, reader.info(piece.key).shape[0])
-        return layout.materialize(pieces, reader.get).to(target)
+        import torch  # only here: an uncast conversion from zip or safetensors never needs it
+
+        return layout.materialize(pieces, reader.get).to(getattr(torch, out_dtype))
 
     return fetch
 

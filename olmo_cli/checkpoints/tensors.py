@@ -16,6 +16,7 @@ import os
 import pickle
 import struct
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -85,13 +86,31 @@ class TensorReader:
 # --- model.pt / pytorch_model.bin -------------------------------------------------------------
 
 class PickleReader(TensorReader):
-    """A `torch.save`d flat state dict, memory-mapped; code in the pickle is refused, not run."""
+    """A `torch.save`d flat state dict; code in the pickle is refused, not run.
+
+    Shapes, dtypes and byte offsets come from reading the zip's `data.pkl` with an unpickler that
+    knows only the handful of names a plain state dict uses (stand-ins, nothing imported or
+    called), so an uncast conversion needs no torch at all. Tensors themselves come from
+    `torch.load(mmap=True, weights_only=True)`, on first use. Anything the index reader does not
+    recognise falls back to torch's own weights-only loader.
+    """
 
     def __init__(self, path: Path):
-        import torch
-
         self.path = Path(path)
         self.description = self.path.name
+        self._state = None
+        try:
+            self._index = read_torch_zip_index(self.path)
+        except _NotPlain:
+            self._index = None
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as error:
+            raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error))}") from None
+        if self._index is None:
+            self._load()
+
+    def _load(self):
+        import torch
+
         try:
             try:
                 state = torch.load(self.path, map_location="cpu", mmap=True, weights_only=True)
@@ -111,40 +130,139 @@ class PickleReader(TensorReader):
         if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
             raise BadInputError(f"{self.path}: expected a flat state dict of tensors")
         self._state = state
+        return state
 
     def keys(self) -> list[str]:
-        return list(self._state)
+        return list(self._index) if self._index is not None else list(self._state)
 
     def info(self, key: str) -> TensorInfo:
+        if self._index is not None:
+            entry = self._index[key]
+            return TensorInfo(entry.shape, entry.dtype)
         t = self._state[key]
         return TensorInfo(tuple(t.shape), dtype_name(t.dtype))
 
     def get(self, key: str):
-        return self._state[key]
+        state = self._state if self._state is not None else self._load()
+        return state[key]
 
     def file_range(self, key: str) -> FileRange | None:
-        if not hasattr(self, "_ranges"):
-            self._ranges = self._storage_ranges()
-        return self._ranges.get(key)
+        if self._index is None:
+            return None
+        entry = self._index[key]
+        return entry.range if entry.range is not None and entry.range.nbytes > 0 else None
 
-    def _storage_ranges(self) -> dict[str, FileRange]:
-        """Loading onto the meta device records each storage's offset in the zip (no data is read)."""
-        import torch
 
+# --- the torch.save zip format, read without torch ----------------------------------------------
+
+_STORAGE_DTYPES = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
+                   "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
+                   "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool"}
+
+
+class _NotPlain(Exception):
+    """The pickle uses something the index reader does not know: let torch's loader decide."""
+
+
+@dataclass(frozen=True)
+class _Storage:
+    dtype: str
+    key: str
+    numel: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    shape: tuple[int, ...]
+    dtype: str
+    range: FileRange | None  # None when not contiguous
+
+
+def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
+    return ("tensor", storage, int(storage_offset), tuple(size), tuple(stride))
+
+
+def _ordered_dict(*args):
+    if args:
+        raise _NotPlain("OrderedDict with items")
+    return {}
+
+
+class _IndexUnpickler(pickle.Unpickler):
+    """Builds (storage, offset, size, stride) tuples for tensors; knows no other globals."""
+
+    def find_class(self, module, name):
+        if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
+            return _rebuild_tensor
+        if (module, name) == ("collections", "OrderedDict"):
+            return _ordered_dict
+        if module == "torch" and name in _STORAGE_DTYPES:
+            return name
+        raise _NotPlain(f"{module}.{name}")
+
+    def persistent_load(self, pid):
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
+            raise _NotPlain("persistent id")
+        _, storage_type, key, _location, numel = pid
+        if storage_type not in _STORAGE_DTYPES:
+            raise _NotPlain(str(storage_type))
+        return _Storage(_STORAGE_DTYPES[storage_type], str(key), int(numel))
+
+
+def read_torch_zip_index(path: Path) -> dict[str, _Entry]:
+    """{key: shape, dtype, byte range} of a torch.save zip holding a flat dict of tensors."""
+    if not _is_zip(path):
+        raise _NotPlain("not a zip")
+    size = path.stat().st_size
+    with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+        pickles = [n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl"]
+        if len(pickles) != 1:
+            raise _NotPlain("no single data.pkl")
+        prefix = pickles[0][: -len("data.pkl")]
         try:
-            meta = torch.load(self.path, map_location="meta", weights_only=True)
-        except Exception:
-            return {}
-        ranges = {}
-        for key, t in meta.items():
-            offset = getattr(t.untyped_storage(), "_checkpoint_offset", None)
-            if offset is None or not t.is_contiguous() or key not in self._state:
-                continue
-            size = t.numel() * t.element_size()
-            if tuple(t.shape) != tuple(self._state[key].shape) or size == 0:
-                continue
-            ranges[key] = FileRange(self.path, int(offset) + t.storage_offset() * t.element_size(), size)
-        return ranges
+            state = _IndexUnpickler(io.BytesIO(archive.read(pickles[0]))).load()
+        except _NotPlain:
+            raise
+        except Exception as error:  # malformed pickle: let torch's loader report it
+            raise _NotPlain(str(error)) from None
+        if not isinstance(state, dict):
+            raise _NotPlain("not a dict")
+        index = {}
+        for key, value in state.items():
+            if not (isinstance(key, str) and isinstance(value, tuple) and value and value[0] == "tensor"):
+                raise _NotPlain(f"entry {key!r}")
+            _, storage, offset, shape, stride = value
+            info = archive.getinfo(f"{prefix}data/{storage.key}")
+            if info.compress_type != zipfile.ZIP_STORED:
+                raise _NotPlain("compressed storage")
+            raw.seek(info.header_offset)
+            header = raw.read(30)
+            if len(header) < 30 or header[:4] != b"PK\x03\x04":
+                raise zipfile.BadZipFile(f"bad local header for {info.filename}")
+            name_len, extra_len = struct.unpack("<HH", header[26:30])
+            start = info.header_offset + 30 + name_len + extra_len
+            item = _ITEMSIZE[storage.dtype]
+            if start + storage.numel * item > size or info.file_size != storage.numel * item:
+                raise BadInputError(f"{path}: truncated: tensor {key!r} runs past the end of the file",
+                                    hint="download or copy the file again")
+            numel = 1
+            for s_ in shape:
+                numel *= s_
+            contiguous = _is_contiguous(shape, stride)
+            if offset + numel > storage.numel:
+                raise BadInputError(f"{path}: tensor {key!r} is larger than its storage")
+            byte_range = FileRange(path, start + offset * item, numel * item) if contiguous else None
+            index[key] = _Entry(tuple(shape), storage.dtype, byte_range)
+    return index
+
+
+def _is_contiguous(shape, stride) -> bool:
+    expected = 1
+    for size_, stride_ in zip(reversed(shape), reversed(stride)):
+        if size_ != 1 and stride_ != expected:
+            return False
+        expected *= size_
+    return True
 
 
 def _is_zip(path: Path) -> bool:
