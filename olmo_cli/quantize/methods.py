@@ -47,7 +47,7 @@ LOAD_METHODS = tuple(name for name, method in METHODS.items() if method.backend 
 
 INSTALL_HINTS = {
     "torchao": "pip install 'olmo-cli[quant]' (torchao)",
-    "bitsandbytes": "pip install 'olmo-cli[bnb]' (bitsandbytes), or use --method int8 (torchao)",
+    "bitsandbytes": "pip install 'olmo-cli[bnb]' (bitsandbytes), or use int8 (torchao, the [quant] extra)",
 }
 INT4_GROUP_SIZE = 128
 
@@ -78,7 +78,7 @@ def require_backend(name: str | None, *, allowed: tuple[str, ...] = LOAD_METHODS
             cuda = torch.cuda.is_available()
         if not cuda:
             raise UnsupportedError(f"{method.name} quantization needs a CUDA GPU (torchao has no CPU kernel that packs int4)",
-                                   hint="on a CPU-only machine use --method int8 (or nf4 with bitsandbytes)")
+                                   hint="without a CUDA GPU use int8 (torchao), or nf4 with bitsandbytes installed")
     return method
 
 
