@@ -217,6 +217,16 @@ def test_nf4_without_bitsandbytes_says_how_to_install(source, tmp_path, monkeypa
     assert "'bitsandbytes' package" in result.output and "pip install" in result.output
 
 
+def test_int8_without_torchao_says_how_to_install(source, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
+    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out")])
+    assert result.exit_code == 8
+    assert "'torchao' package" in result.output and "olmo-cli[quant]" in result.output
+
+
 def test_already_quantized_source_is_bad_input(outputs, tmp_path):
     path, _ = outputs["int8"]
     result = CliRunner().invoke(app, ["quantize", str(path), str(tmp_path / "again"), "--method", "int8"])
