@@ -245,6 +245,24 @@ def test_cast_contradicting_dtype_is_a_usage_error(source, tmp_path):
     assert result.exit_code == 2
 
 
+def test_sharded_source_without_tokenizer_casts_shard_by_shard(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    src = make_hf(tmp_path / "sharded", arch="olmo2", sharded=True)
+    shards = sorted(p.name for p in src.glob("*.safetensors"))
+    assert len(shards) > 1
+    report = quantize(str(src), tmp_path / "out", method="bf16")
+    assert report.max_logit_diff is None  # no tokenizer: no quality check, said as a warning
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.safetensors")) == shards
+    index = json.loads((tmp_path / "out" / "model.safetensors.index.json").read_text())
+    assert set(index["weight_map"].values()) == set(shards)
+    ids = torch.tensor([[3, 9, 27, 5]])
+    with torch.inference_mode():
+        expected = AutoModelForCausalLM.from_pretrained(src, dtype=torch.bfloat16)(ids).logits
+        got = AutoModelForCausalLM.from_pretrained(tmp_path / "out")(ids).logits
+    assert got.dtype == torch.bfloat16 and torch.equal(got, expected)
+
+
 def test_streaming_cast_of_a_bin_checkpoint_matches_torch(tmp_path):
     from olmo_cli.quantize.cast import cast_checkpoint
     from safetensors.torch import load_file
