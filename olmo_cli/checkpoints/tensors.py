@@ -500,9 +500,9 @@ def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[
         offset += t.nbytes
     header = json.dumps(entries, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # data starts 8-byte aligned
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(header)))
-        f.write(header)
+    # Unbuffered: tensor bytes go straight from the tensor (or the source file) to the kernel.
+    with open(path, "wb", buffering=0) as f:
+        _write_all(f, struct.pack("<Q", len(header)) + header)
         for t in tensors:
             tensor = fetch(t.key)
             if isinstance(tensor, FileRange):
@@ -525,12 +525,19 @@ def _write_tensor(f, tensor) -> None:
     if tensor.numel() == 0:
         return
     flat = tensor.contiguous().reshape(-1)
-    f.write(memoryview(flat.view(torch.uint8).numpy()))
+    _write_all(f, memoryview(flat.view(torch.uint8).numpy()))
+
+
+def _write_all(f, data) -> None:
+    """An unbuffered file may take less than asked (and caps one write near 2 GiB): loop."""
+    view = memoryview(data).cast("B")
+    while len(view):
+        n = f.write(view[: 1 << 30])
+        view = view[n:]
 
 
 def _copy_range(f, source: FileRange) -> None:
     """Copy bytes file-to-file inside the kernel (copy_file_range), falling back to read/write."""
-    f.flush()
     out = f.fileno()
     with open(source.path, "rb") as src:
         offset, left = source.offset, source.nbytes
@@ -548,11 +555,8 @@ def _copy_range(f, source: FileRange) -> None:
                 chunk = src.read(min(left, 64 << 20))
                 if not chunk:
                     raise BadInputError(f"{source.path}: ended early (truncated?)") from None
-                f.write(chunk)
+                _write_all(f, chunk)
                 left -= len(chunk)
-            f.flush()
-    # copy_file_range wrote through the descriptor: move the Python file position past it.
-    f.seek(0, os.SEEK_END)
 
 
 def write_sharded(directory: Path, tensors: list[PlannedTensor], fetch: Callable[[str], object],
