@@ -123,7 +123,8 @@ def check_tensors(checkpoint: Checkpoint) -> None:
     if extra:
         raise BadInputError(f"{where}: unexpected tensor {extra[0]!r}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
                             hint="the weights do not match the config (biases, another architecture?)")
-    missing = [k for k in expected if k not in set(present)]
+    present_set = set(present)
+    missing = [k for k in expected if k not in present_set]
     if missing:
         raise BadInputError(f"{where}: missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
                             hint="the weights do not match the config")
