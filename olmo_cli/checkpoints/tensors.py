@@ -490,7 +490,8 @@ def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[
                       advance: Callable[[int], None] = lambda n: None) -> int:
     """Write one safetensors file tensor by tensor; `fetch(key)` returns it in the planned dtype.
 
-    The header is computed from the plan, so only one tensor is ever held. Returns bytes written.
+    The header is computed from the plan, so at most two tensors are held: the one being written
+    and the next, fetched (read, sliced, cast) meanwhile in a worker thread. Returns bytes written.
     """
     entries: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
@@ -503,8 +504,7 @@ def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[
     # Unbuffered: tensor bytes go straight from the tensor (or the source file) to the kernel.
     with open(path, "wb", buffering=0) as f:
         _write_all(f, struct.pack("<Q", len(header)) + header)
-        for t in tensors:
-            tensor = fetch(t.key)
+        for t, tensor in zip(tensors, _one_ahead([t.key for t in tensors], fetch)):
             if isinstance(tensor, FileRange):
                 if tensor.nbytes != t.nbytes:
                     raise AssertionError(f"{t.key}: planned {t.nbytes} bytes, the source range has {tensor.nbytes}")
@@ -517,6 +517,25 @@ def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[
             advance(t.nbytes)
     os.chmod(path, 0o644)
     return 8 + len(header) + offset
+
+
+def _one_ahead(keys: list[str], fetch: Callable[[str], object]):
+    """fetch(key) for each key in order, the next one computed while the caller uses the current."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not keys:
+        return
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="olmo-fetch")
+    try:
+        pending = pool.submit(fetch, keys[0])
+        for next_key in keys[1:]:
+            current = pending.result()
+            pending = pool.submit(fetch, next_key)
+            yield current
+            del current
+        yield pending.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _write_tensor(f, tensor) -> None:
