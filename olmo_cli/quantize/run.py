@@ -19,11 +19,12 @@ from pathlib import Path
 from olmo_cli.errors import BadInputError, UsageError
 from olmo_cli.quantize.atomic import atomic_output_dir, check_destination
 from olmo_cli.quantize.files import copy_side_files, weights_bytes
+from olmo_cli.quantize.memory import fix_mmap_threshold, release_free_memory
 from olmo_cli.quantize.methods import QUANTIZE_METHODS, Method, get_method, quantization_config, require_backend
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
-SHARD_SIZE = "5GB"
+SHARD_SIZE = "1GB"  # safetensors builds each file in memory before writing it: smaller files, lower peak
 
 
 @dataclass
@@ -68,6 +69,7 @@ def quantize(
     check_destination(dst, force)
     require_backend(chosen.name, allowed=QUANTIZE_METHODS)
     device = "cuda" if chosen.needs_cuda else "cpu"
+    fix_mmap_threshold()
 
     from olmo_cli.loading import locate_hf_checkpoint
 
@@ -199,6 +201,7 @@ def _logits_from(path: Path, dtype: str, device: str, ids):
 
 def _free_memory() -> None:
     gc.collect()
+    release_free_memory()
     try:
         import torch
 
