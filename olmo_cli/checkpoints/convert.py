@@ -136,8 +136,9 @@ def check_tensors(checkpoint: Checkpoint) -> None:
 
 
 def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
-    """fetch(key) -> the output tensor in `out_dtype`; or, when it is an uncast byte range of a
-    source file (a whole tensor or a row slice of one), that range, for a kernel-side copy."""
+    """fetch(key) -> the output tensor (any dtype: the writer casts it to `out_dtype`); or, when it
+    is an uncast byte range of a source file (a whole tensor or a row slice of one), that range,
+    for a kernel-side copy."""
     reader = checkpoint.reader
 
     def fetch(key: str):
@@ -149,9 +150,8 @@ def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
                 if piece.rows is None:
                     return where
                 return where.rows(*piece.rows, reader.info(piece.key).shape[0])
-        import torch  # only here: an uncast conversion from zip or safetensors never needs it
-
-        return layout.materialize(pieces, reader.get).to(getattr(torch, out_dtype))
+        # The writer casts while copying into the output file (no cast copy in RAM).
+        return layout.materialize(pieces, reader.get)
 
     return fetch
 

@@ -488,35 +488,89 @@ def plan_shards(tensors: list[PlannedTensor], shard_size: int) -> list[list[Plan
 
 def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[[str], object],
                       advance: Callable[[int], None] = lambda n: None) -> int:
-    """Write one safetensors file tensor by tensor; `fetch(key)` returns it in the planned dtype.
+    """Write one safetensors file tensor by tensor. Returns bytes written.
 
-    The header is computed from the plan, so at most two tensors are held: the one being written
-    and the next, fetched (read, sliced, cast) meanwhile in a worker thread. Returns bytes written.
+    `fetch(key)` gives either a `FileRange` (bytes already in the planned dtype: copied
+    file-to-file by the kernel) or a tensor of the planned shape in any dtype, which is cast
+    straight into the output file's memory map: no output-sized buffer exists in RAM, and the
+    output pages are file-backed. The header comes from the plan, so nothing waits for all
+    tensors; the next tensor is fetched (read, sliced) in a worker thread meanwhile.
     """
     entries: dict[str, object] = {"__metadata__": {"format": "pt"}}
-    offset = 0
+    total = 0
     for t in tensors:
         entries[t.key] = {"dtype": _TORCH_TO_ST[t.dtype], "shape": list(t.shape),
-                          "data_offsets": [offset, offset + t.nbytes]}
-        offset += t.nbytes
+                          "data_offsets": [total, total + t.nbytes]}
+        total += t.nbytes
     header = json.dumps(entries, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # data starts 8-byte aligned
-    # Unbuffered: tensor bytes go straight from the tensor (or the source file) to the kernel.
-    with open(path, "wb", buffering=0) as f:
+    data_start = 8 + len(header)
+    with open(path, "w+b", buffering=0) as f:
         _write_all(f, struct.pack("<Q", len(header)) + header)
-        for t, tensor in zip(tensors, _one_ahead([t.key for t in tensors], fetch)):
-            if isinstance(tensor, FileRange):
-                if tensor.nbytes != t.nbytes:
-                    raise AssertionError(f"{t.key}: planned {t.nbytes} bytes, the source range has {tensor.nbytes}")
-                _copy_range(f, tensor)
-            else:
-                if tuple(tensor.shape) != t.shape or dtype_name(tensor.dtype) != t.dtype:
-                    raise AssertionError(f"{t.key}: planned {t.shape} {t.dtype}, got {tuple(tensor.shape)} {tensor.dtype}")
-                _write_tensor(f, tensor)
-            del tensor
-            advance(t.nbytes)
+        f.truncate(data_start + total)
+        out = _Output(f, path)
+        try:
+            position = data_start
+            for t, item in zip(tensors, _one_ahead([t.key for t in tensors], fetch)):
+                if isinstance(item, FileRange):
+                    if item.nbytes != t.nbytes:
+                        raise AssertionError(f"{t.key}: planned {t.nbytes} bytes, the source range has {item.nbytes}")
+                    _copy_range(out.at(position), item)
+                else:
+                    if tuple(item.shape) != t.shape:
+                        raise AssertionError(f"{t.key}: planned shape {t.shape}, got {tuple(item.shape)}")
+                    _write_tensor(out.at(position, t.dtype), item)
+                del item
+                position += t.nbytes
+                advance(t.nbytes)
+        finally:
+            out.close()
     os.chmod(path, 0o644)
-    return 8 + len(header) + offset
+    return data_start + total
+
+
+class _Output:
+    """The output file, as a descriptor for kernel copies and (lazily) a shared memory map for casts."""
+
+    def __init__(self, f, path: Path):
+        self.f, self.path, self._map = f, path, None
+
+    def at(self, offset: int, dtype: str | None = None) -> "_Slot":
+        return _Slot(self, offset, dtype)
+
+    def mapped(self):
+        if self._map is None:
+            self._map = mmap.mmap(self.f.fileno(), 0)  # MAP_SHARED: writes land in the file
+        return self._map
+
+    def close(self) -> None:
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a tensor view still alive (an exception mid-copy): let GC unmap it
+                pass
+            self._map = None
+
+
+@dataclass(frozen=True)
+class _Slot:
+    output: _Output
+    offset: int
+    dtype: str | None
+
+
+def _write_tensor(slot: _Slot, tensor) -> None:
+    """Cast `tensor` into its place in the output's memory map."""
+    import torch
+
+    count = tensor.numel()
+    if count == 0:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        target = torch.frombuffer(slot.output.mapped(), dtype=getattr(torch, slot.dtype), count=count, offset=slot.offset)
+    target.view(tensor.shape).copy_(tensor)
+    del target
 
 
 def _one_ahead(keys: list[str], fetch: Callable[[str], object]):
@@ -538,15 +592,6 @@ def _one_ahead(keys: list[str], fetch: Callable[[str], object]):
         pool.shutdown(wait=False, cancel_futures=True)
 
 
-def _write_tensor(f, tensor) -> None:
-    import torch
-
-    if tensor.numel() == 0:
-        return
-    flat = tensor.contiguous().reshape(-1)
-    _write_all(f, memoryview(flat.view(torch.uint8).numpy()))
-
-
 def _write_all(f, data) -> None:
     """An unbuffered file may take less than asked (and caps one write near 2 GiB): loop."""
     view = memoryview(data).cast("B")
@@ -555,27 +600,25 @@ def _write_all(f, data) -> None:
         view = view[n:]
 
 
-def _copy_range(f, source: FileRange) -> None:
-    """Copy bytes file-to-file inside the kernel (copy_file_range), falling back to read/write."""
-    out = f.fileno()
+def _copy_range(slot: _Slot, source: FileRange) -> None:
+    """Copy bytes file-to-file inside the kernel (copy_file_range), falling back to pread/pwrite."""
+    out = slot.output.f.fileno()
     with open(source.path, "rb") as src:
-        offset, left = source.offset, source.nbytes
+        offset, target, left = source.offset, slot.offset, source.nbytes
         try:
             while left > 0:
-                n = os.copy_file_range(src.fileno(), out, min(left, 1 << 30), offset)
+                n = os.copy_file_range(src.fileno(), out, min(left, 1 << 30), offset, target)
                 if n == 0:
                     raise BadInputError(f"{source.path}: ended early (truncated?)")
-                offset += n
-                left -= n
+                offset, target, left = offset + n, target + n, left - n
         except OSError:
-            # No copy_file_range here (another filesystem, an old kernel): plain buffered copy.
-            src.seek(offset)
+            # No copy_file_range here (another filesystem, an old kernel): a plain copy.
             while left > 0:
-                chunk = src.read(min(left, 64 << 20))
+                chunk = os.pread(src.fileno(), min(left, 64 << 20), offset)
                 if not chunk:
                     raise BadInputError(f"{source.path}: ended early (truncated?)") from None
-                _write_all(f, chunk)
-                left -= len(chunk)
+                written = os.pwrite(out, chunk, target)
+                offset, target, left = offset + written, target + written, left - written
 
 
 def write_sharded(directory: Path, tensors: list[PlannedTensor], fetch: Callable[[str], object],
