@@ -101,6 +101,20 @@ def root(
     """Find, fetch, convert, shrink and run OLMo checkpoints."""
     if debug:
         os.environ["OLMO_DEBUG"] = "1"
+    else:
+        _quiet_library_warnings()
+
+
+# Import-time warnings from libraries that say nothing about the user's command (torchao's optional
+# CUDA kernels failing to load on a CPU machine, torch's pytree deprecations); --debug shows them.
+_NOISY_LOGGERS = ("torchao", "torch.utils._pytree")
+
+
+def _quiet_library_warnings() -> None:
+    import logging
+
+    for name in _NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def main() -> None:
