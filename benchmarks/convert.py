@@ -2,7 +2,7 @@
 
     python benchmarks/convert.py --quick                        # d_model 512, 4 layers (seconds)
     flock /tmp/olmo-heavy.lock python benchmarks/convert.py     # OLMo-1B shape: ~4.7 GB model.pt,
-                                                                # ~10 GB RAM for the baseline, ~15 GB disk
+                                                                # ~10 GB RAM for the baseline, ~20 GB disk
 
 Contenders, each a child process whose RssAnon (/proc/<pid>/status) is sampled in a thread, in
 the same run on the same (page-cached) source file:
@@ -10,7 +10,8 @@ the same run on the same (page-cached) source file:
 - the startup alone (interpreter + torch import), the fixed part of every `olmo convert`;
 - `olmo convert SRC DST` to float32 and to bfloat16 (streaming, one tensor at a time);
 - a load-everything baseline: `torch.load` of the whole model.pt, split into transformers keys
-  (cloned, as save_file refuses shared storage), then `safetensors.torch.save_file`.
+  (cloned, as save_file refuses shared storage), then `safetensors.torch.save_file`;
+- the way back, HF (the float32 output) -> native model.pt, for information (not in the goals).
 Goals (issue 3): peak anonymous memory <= 1 GiB for every output dtype; wall <= 2x the cp.
 The source is generated once, tensor by tensor (never the whole model in memory), and removed
 at the end unless --keep.
@@ -134,16 +135,23 @@ def main() -> None:
         for dtype in ("float32", "bfloat16"):
             out = work / f"hf-{dtype}"
             cases.append((f"olmo convert --dtype {dtype}",
-                          [sys.executable, "-m", "olmo_cli", "convert", str(src), str(out), "--dtype", dtype], out))
+                          [sys.executable, "-m", "olmo_cli", "convert", str(src), str(out), "--dtype", dtype],
+                          None if dtype == "float32" else out))  # float32 output: source of the last case
         (work / "baseline").mkdir()
         (work / "none").mkdir()
         cases.append(("load everything + save_file", [sys.executable, "-c", BASELINE, str(src), str(work / "baseline")],
                       work / "baseline"))
+        # The way back (not part of the goals): the float32 HF output to a native model.pt.
+        cases.append(("HF -> native: convert --to native",
+                      [sys.executable, "-m", "olmo_cli", "convert", str(work / "hf-float32"), str(work / "back-unsharded"),
+                       "--to", "native"], work / "back-unsharded"))
         # Warm the page cache once so every contender reads the source from memory alike.
         subprocess.run(["cat", str(src / "model.pt")], stdout=subprocess.DEVNULL, check=True)
         for label, argv, output in cases:
             results.append(measure(label, argv, env))
-            shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink(missing_ok=True)
+            if output is not None:
+                shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink(missing_ok=True)
+        shutil.rmtree(work / "hf-float32", ignore_errors=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
