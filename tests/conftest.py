@@ -6,13 +6,16 @@ HF_* once, at import). Each test then gets its own HF_HUB_CACHE and OLMO_CACHE_D
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pytest
 
 _SESSION_HOME = Path(tempfile.mkdtemp(prefix="olmo-tests-"))
+atexit.register(shutil.rmtree, _SESSION_HOME, ignore_errors=True)
 # A closed loopback port: a test that forgets the fake Hub fails fast instead of going online.
 DEAD_ENDPOINT = "http://127.0.0.1:9"
 os.environ.update(

@@ -185,7 +185,8 @@ def test_sweep_across_revisions_in_training_order(hub_repo):
     (("MODEL", "-p", "Hi", "--top-p", "1.5"), 2, "--top-p"),
     (("MODEL", "-p", "Hi", "--max-new-tokens", "0"), 2, "--max-new-tokens"),
     (("MODEL", "-p", "Hi", "--greedy", "--num-return-sequences", "2"), 2, "sampling"),
-    (("MODEL", "-p", "Hi", "--quantize", "int4"), 2, "--quantize"),
+    (("MODEL", "-p", "Hi", "--quantize", "int3"), 2, "--quantize"),
+    (("MODEL", "-p", "Hi", "--quantize", "int4", "--device", "cpu"), 8, "CUDA"),
     (("MODEL", "-p", "Hi", "--load-in-8bit", "--quantize", "int8"), 2, "one of"),
 ])
 def test_bad_input_is_one_line_error(tiny, args, code, message):

@@ -88,3 +88,9 @@ def test_quantized_checkpoint_reloads_and_generates_on_cuda(tiny, tmp_path, meth
     loaded = load_model(str(tmp_path / method), device="cuda")
     assert loaded.model.device.type == "cuda"
     assert all(text for text in greedy_texts(loaded, n=4))
+
+
+def test_int4_at_load_time_runs_in_bf16_on_cuda(tiny):
+    loaded = load_model(str(tiny), quantization="int4")
+    assert loaded.model.device.type == "cuda" and loaded.model.dtype == torch.bfloat16
+    assert all(text for text in greedy_texts(loaded, n=4))

@@ -38,7 +38,7 @@ def generate(
     device: Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")] = "auto",
     load_in_8bit: Annotated[bool, typer.Option("--load-in-8bit", help="Quantize to 8 bits at load with bitsandbytes.")] = False,
     load_in_4bit: Annotated[bool, typer.Option("--load-in-4bit", help="Quantize to 4 bits (nf4) at load with bitsandbytes.")] = False,
-    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Quantize at load with torchao: int8 (writes nothing).", show_default=False)] = None,
+    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Quantize at load with torchao: int8, int8-dynamic, int4 (CUDA). Writes nothing.", show_default=False)] = None,
     compile_: Annotated[bool, typer.Option("--compile", help="CUDA only: static KV cache + torch.compile (faster decoding after a slow first call).")] = False,
     start: FromOpt = None,
     end: ToOpt = None,
@@ -187,12 +187,17 @@ def _read_prompts(prompt: list[str] | None, prompts_file: Path | None) -> list[s
     return prompts
 
 
+# torchao methods `--quantize` takes (bitsandbytes has its own flags).
+TORCHAO_AT_LOAD = ("int8", "int8-dynamic", "int4")
+
+
 def _quantization(load_in_8bit: bool, load_in_4bit: bool, quantize: str | None) -> str | None:
     chosen = [name for name, on in (("8bit", load_in_8bit), ("nf4", load_in_4bit), (quantize, quantize)) if on]
     if len(chosen) > 1:
         raise UsageError("choose one of --load-in-8bit, --load-in-4bit and --quantize")
-    if quantize is not None and quantize.lower() != "int8":
-        raise UsageError(f"--quantize {quantize} is not available at load time", hint="use --quantize int8, --load-in-8bit or --load-in-4bit")
+    if quantize is not None and quantize.lower() not in TORCHAO_AT_LOAD:
+        raise UsageError(f"--quantize {quantize} is not available at load time",
+                         hint=f"use --quantize {', '.join(TORCHAO_AT_LOAD)}, --load-in-8bit or --load-in-4bit")
     if chosen:
         from olmo_cli.loading.quantization import require_backend
 

@@ -72,9 +72,10 @@ def load_model(
     start = time.perf_counter()
     torch_device = pick_device(device)
     # Before any download: a missing quantization package should fail at once.
-    require_backend(quantization)
+    require_backend(quantization, cuda=torch_device.type == "cuda")
     located, path = locate_hf_checkpoint(source, revision, offline=offline, reporter=reporter)
-    torch_dtype = pick_dtype(dtype, torch_device, path)
+    # torchao's int4 kernels compute in bfloat16 only.
+    torch_dtype = pick_dtype("bfloat16" if quantization == "int4" and dtype == "auto" else dtype, torch_device, path)
     qconfig = quantization_config(quantization, compute_dtype=torch_dtype)
     reporter.info(f"loading {located.describe()} on {torch_device} in {str(torch_dtype).replace('torch.', '')}"
                   + (f" ({quantization})" if quantization else ""))
