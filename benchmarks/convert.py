@@ -132,26 +132,28 @@ def main() -> None:
                  # The fixed cost inside every `olmo convert`: the interpreter, Typer and torch.
                  ("startup only (python, torch import)",
                   [sys.executable, "-c", "import torch, yaml, olmo_cli.cli.convert"], work / "none")]
-        for dtype in ("float32", "bfloat16"):
-            out = work / f"hf-{dtype}"
-            cases.append((f"olmo convert --dtype {dtype}",
-                          [sys.executable, "-m", "olmo_cli", "convert", str(src), str(out), "--dtype", dtype],
-                          None if dtype == "float32" else out))  # float32 output: source of the last case
+        to_hf = [sys.executable, "-m", "olmo_cli", "convert", str(src)]
+        hf32, back = work / "hf-float32", work / "back-unsharded"
+        cases += [
+            ("olmo convert --dtype float32", to_hf + [str(hf32), "--dtype", "float32"], None),
+            # The way back (not part of the goals), from the float32 output, removed right after.
+            ("HF -> native: convert --to native",
+             [sys.executable, "-m", "olmo_cli", "convert", str(hf32), str(back), "--to", "native"], back),
+            ("olmo convert --dtype bfloat16", to_hf + [str(work / "hf-bfloat16"), "--dtype", "bfloat16"],
+             work / "hf-bfloat16"),
+            ("load everything + save_file", [sys.executable, "-c", BASELINE, str(src), str(work / "baseline")],
+             work / "baseline"),
+        ]
         (work / "baseline").mkdir()
         (work / "none").mkdir()
-        cases.append(("load everything + save_file", [sys.executable, "-c", BASELINE, str(src), str(work / "baseline")],
-                      work / "baseline"))
-        # The way back (not part of the goals): the float32 HF output to a native model.pt.
-        cases.append(("HF -> native: convert --to native",
-                      [sys.executable, "-m", "olmo_cli", "convert", str(work / "hf-float32"), str(work / "back-unsharded"),
-                       "--to", "native"], work / "back-unsharded"))
         # Warm the page cache once so every contender reads the source from memory alike.
         subprocess.run(["cat", str(src / "model.pt")], stdout=subprocess.DEVNULL, check=True)
         for label, argv, output in cases:
             results.append(measure(label, argv, env))
+            if output is back:
+                shutil.rmtree(hf32, ignore_errors=True)
             if output is not None:
                 shutil.rmtree(output, ignore_errors=True) if output.is_dir() else output.unlink(missing_ok=True)
-        shutil.rmtree(work / "hf-float32", ignore_errors=True)
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
