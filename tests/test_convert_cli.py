@@ -91,3 +91,12 @@ def test_uncast_native_to_hf_does_not_import_torch(tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+def test_native_output_name_without_unsharded_warns(tmp_path):
+    src = make_hf(tmp_path / "src")
+    result = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "plain-name"), "--to", "native",
+                                      "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5"])
+    assert result.exit_code == 0, result.output
+    assert "warning:" in result.stderr and "-unsharded" in result.stderr
+    assert (tmp_path / "plain-name" / "model.pt").is_file()
