@@ -244,3 +244,27 @@ def test_uncast_tensors_are_copied_file_to_file(tmp_path, monkeypatch):
         out = hf_tensors(tmp_path / f"hf-{flavour}")
         state = native_state_dict(native_config("olmo1", weight_tying=False))
         assert torch.equal(out["model.layers.0.self_attn.v_proj.weight"], state["transformer.blocks.0.att_proj.weight"][32:48])
+
+
+def test_model_pt_index_agrees_with_torch(tmp_path):
+    """The torch-free zip index gives torch's shapes, dtypes and bytes (module state_dicts included)."""
+    from olmo_cli.checkpoints.tensors import PickleReader
+
+    module = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3)).to(torch.bfloat16)
+    state = dict(module.state_dict())
+    state["view"] = torch.arange(12.0).reshape(3, 4)[1:]  # offset into a shared storage
+    state["transposed"] = torch.arange(6.0).reshape(2, 3).T  # not contiguous: no byte range
+    saved = module.state_dict()
+    saved.update(view=state["view"], transposed=state["transposed"])
+    torch.save(saved, tmp_path / "model.pt")
+    reader = PickleReader(tmp_path / "model.pt")
+    assert reader._index is not None and set(reader.keys()) == set(state)
+    assert reader.file_range("transposed") is None
+    raw = (tmp_path / "model.pt").read_bytes()
+    for key, tensor in state.items():
+        info = reader.info(key)
+        assert info.shape == tuple(tensor.shape) and info.dtype == str(tensor.dtype).removeprefix("torch.")
+        assert torch.equal(reader.get(key), tensor)
+        where = reader.file_range(key)
+        if where is not None:
+            assert raw[where.offset: where.offset + where.nbytes] == tensor.contiguous().view(torch.uint8).numpy().tobytes()

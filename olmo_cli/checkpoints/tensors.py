@@ -182,10 +182,14 @@ def _rebuild_tensor(storage, storage_offset, size, stride, *rest):
     return ("tensor", storage, int(storage_offset), tuple(size), tuple(stride))
 
 
+class _PlainDict(dict):
+    """Stands in for OrderedDict; takes the `_metadata` attribute a module's state_dict() carries."""
+
+
 def _ordered_dict(*args):
     if args:
         raise _NotPlain("OrderedDict with items")
-    return {}
+    return _PlainDict()
 
 
 class _IndexUnpickler(pickle.Unpickler):
