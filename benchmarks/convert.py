@@ -73,7 +73,8 @@ def make_source(directory: Path, shape: dict, seed: int = 0) -> Path:
 
     from olmo_cli.checkpoints import layout
     from olmo_cli.checkpoints.formats.native import model_fields, spec_from_model_fields
-    from olmo_cli.checkpoints.tensors import PlannedTensor, SafetensorsReader, write_safetensors
+    from olmo_cli.checkpoints.tensors import SafetensorsReader
+    from olmo_cli.checkpoints.writer import PlannedTensor, write_safetensors
 
     fields = dict(shape, rope=True, include_bias=False, layer_norm_with_affine=False,
                   weight_tying=True, max_sequence_length=2048, eos_token_id=50279, pad_token_id=1)

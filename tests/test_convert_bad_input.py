@@ -248,14 +248,14 @@ def test_atomic_output_dir_cleans_up_on_keyboard_interrupt(tmp_path):
 _SLOW_CHILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
-import olmo_cli.checkpoints.tensors as tensors
+import olmo_cli.checkpoints.writer as writer
 def slowed(real):
     def slow(f, tensor):
         time.sleep(0.3)
         real(f, tensor)
     return slow
-tensors._write_tensor = slowed(tensors._write_tensor)
-tensors._copy_range = slowed(tensors._copy_range)
+writer._write_tensor = slowed(writer._write_tensor)
+writer._copy_range = slowed(writer._copy_range)
 from olmo_cli.cli.app import app
 app(args=["convert", {src!r}, {dst!r}], prog_name="olmo")
 """

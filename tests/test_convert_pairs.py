@@ -232,12 +232,12 @@ def test_real_hf_olmo_configs_parse(tmp_path, data_dir, name, params, hidden, ti
 
 def test_uncast_tensors_are_copied_file_to_file(tmp_path, monkeypatch):
     """Without a cast, every tensor (whole or a row slice) is a byte range of the source file."""
-    from olmo_cli.checkpoints import tensors
+    from olmo_cli.checkpoints import writer
 
     def no_memory_path(f, tensor):
         raise AssertionError("a tensor went through memory although no cast was needed")
 
-    monkeypatch.setattr(tensors, "_write_tensor", no_memory_path)
+    monkeypatch.setattr(writer, "_write_tensor", no_memory_path)
     for flavour in (False, "plain"):
         src = make_native(tmp_path / f"src-{flavour}", safetensors=flavour, tokenizer=None, weight_tying=False)
         convert(src, tmp_path / f"hf-{flavour}")

@@ -18,7 +18,7 @@ from olmo_cli.checkpoints.atomic import atomic_output_dir, check_writable
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.spec import ModelSpec
-from olmo_cli.checkpoints.tensors import PlannedTensor, parse_size, write_safetensors, write_sharded
+from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
 from olmo_cli.errors import BadInputError, ExistsError, NotFoundError, UsageError
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
