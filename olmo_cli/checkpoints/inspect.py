@@ -14,6 +14,7 @@ import struct
 from pathlib import Path
 from typing import Any, Iterable
 
+from olmo_cli.checkpoints.tensors import parse_safetensors_header
 from olmo_cli.errors import BadInputError, UnsupportedError
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
@@ -226,16 +227,12 @@ def read_safetensors_header(file: Path) -> dict[str, Any]:
         raw = handle.read(length)
     if len(raw) < length:
         raise BadInputError(f"{file.name} is truncated inside its safetensors header")
-    return parse_safetensors_header(raw, file.name)
+    return header_with_size(raw, file.name)
 
 
-def parse_safetensors_header(raw: bytes, name: str) -> dict[str, Any]:
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadInputError(f"{name}: the safetensors header is not valid JSON") from None
-    if not isinstance(header, dict):
-        raise BadInputError(f"{name}: the safetensors header is not a JSON object")
+def header_with_size(raw: bytes, name: str) -> dict[str, Any]:
+    """The parsed header, plus its own length (to tell the data size from the file size)."""
+    header = parse_safetensors_header(raw, name)
     header["__header_bytes__"] = len(raw)
     return header
 
@@ -370,7 +367,7 @@ def _remote_safetensors_tensors(repo: str, revision: str, names: list[str]) -> l
             if length > MAX_HEADER_BYTES:
                 raise BadInputError(f"{repo}/{name} is not a safetensors file (header length {length})")
             raw = _range(get_session(), url, headers, 8, 8 + length - 1)
-        tensors += safetensors_header_tensors(parse_safetensors_header(raw, name), None, name)
+        tensors += safetensors_header_tensors(header_with_size(raw, name), None, name)
     return tensors
 
 

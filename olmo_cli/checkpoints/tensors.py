@@ -205,6 +205,17 @@ class SafetensorsReader(TensorReader):
         return FileRange(self.path, self._data_start + start, end - start) if end > start else None
 
 
+def parse_safetensors_header(raw: bytes, name: str) -> dict:
+    """The JSON header of a safetensors file (its bytes after the 8-byte length); BadInputError if damaged."""
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise BadInputError(f"{name}: the safetensors header is not valid JSON (truncated or corrupt)") from None
+    if not isinstance(header, dict):
+        raise BadInputError(f"{name}: the safetensors header is not a JSON object")
+    return header
+
+
 def read_safetensors_header(path: Path) -> tuple[dict, int]:
     """(tensor entries without __metadata__, offset of the data area). BadInputError if damaged."""
     size = path.stat().st_size
@@ -216,12 +227,7 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
         if length > min(size - 8, _MAX_HEADER):
             raise BadInputError(f"{path}: not a safetensors file, or truncated (header of {length} bytes in a {size}-byte file)")
         raw = f.read(length)
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadInputError(f"{path}: safetensors header is not valid JSON (truncated or corrupt)") from None
-    if not isinstance(header, dict):
-        raise BadInputError(f"{path}: safetensors header is not a JSON object")
+    header = parse_safetensors_header(raw, str(path))
     header.pop("__metadata__", None)
     data_start = 8 + length
     end_of_data = 0
