@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olmo_cli.errors import NotFoundError, UsageError
+from olmo_cli.hub.refs import is_repo_id
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
-# owner/name (or a bare name), as the Hub spells repo ids.
+# The loose shape checkpoints.tokenizers still imports; repo ids are checked with is_repo_id.
 _REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 # Prefixes that can only mean a filesystem path.
@@ -59,7 +60,7 @@ def locate(
         return _local(source, revision)
     if source is None and revision is None:
         raise UsageError("no model given", hint="name a Hub repo or a local directory, e.g. 'allenai/OLMo-1B-hf', or a revision such as --revision step20000-tokens84B")
-    if source is not None and not _REPO_ID.match(source):
+    if source is not None and not is_repo_id(source):
         raise NotFoundError(f"'{source}' is neither a local directory nor a Hub repo id",
                             hint="a repo id looks like allenai/OLMo-7B")
     repo, exact = _resolve(source, revision, offline=offline)

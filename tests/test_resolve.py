@@ -237,3 +237,49 @@ def test_corrupt_refs_cache_is_ignored(fake_hub):
     assert json.loads(cache_file.read_text())["endpoint"] == fake_hub.url
     cache_file.write_text("{not json")
     assert list_revisions("allenai/OLMo-1B").source == SOURCE_HUB
+
+
+# ----- review fixes -----
+
+def test_list_revisions_sends_hf_token(fake_hub, monkeypatch):
+    add_olmo_1b(fake_hub)
+    fake_hub.set_token("hf_secret")
+    with pytest.raises(AuthError):
+        list_revisions("allenai/OLMo-1B")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    assert list_revisions("allenai/OLMo-1B").source == SOURCE_HUB
+    refs = [r for r in fake_hub.requests if r.path.endswith("/refs")]
+    assert refs[-1].headers.get("authorization") == "Bearer hf_secret"
+
+
+def test_unreachable_hub_answers_from_the_local_cache_for_a_repo_not_in_the_index():
+    fake_cache("someone/unknown-model", {"main": "c" * 40, "step10": "d" * 40})
+    recorder = Recorder()
+    listing = list_revisions("someone/unknown-model", reporter=recorder)  # HF_ENDPOINT is a closed port
+    assert (listing.names, listing.source) == (["step10", "main"], "local cache")
+    assert recorder.warnings[0].startswith("cannot reach http://127.0.0.1:9")
+
+
+def test_the_refs_cache_is_written_atomically(fake_hub):
+    add_olmo_1b(fake_hub)
+    list_revisions("allenai/OLMo-1B")
+    folder = Path(os.environ["OLMO_CACHE_DIR"]) / "refs"
+    assert [p.suffix for p in folder.iterdir()] == [".json"]  # no temporary file left behind
+
+
+def test_repo_ids_the_hub_client_refuses_are_usage_errors():
+    from huggingface_hub.errors import HFValidationError
+
+    from olmo_cli.hub.errors import hub_errors
+
+    with pytest.raises(UsageError, match="Repo id must"):
+        with hub_errors("x"):
+            raise HFValidationError("Repo id must use alphanumeric chars")
+
+
+@pytest.mark.parametrize("source", ["a..b/c", "owner/na--me", "a/b/c"])
+def test_locate_rejects_malformed_repo_ids_before_any_request(source):
+    from olmo_cli.sources import locate
+
+    with pytest.raises(NotFoundError, match="neither a local directory nor a Hub repo id"):
+        locate(source)

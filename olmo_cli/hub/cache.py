@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,26 +72,33 @@ class RepoCache:
         if not base.is_dir():
             return out
         for path in sorted(base.rglob("*")):
-            if path.is_file():
-                commit = path.read_text().strip()
-                if _COMMIT.match(commit) and self.snapshot(commit).is_dir():
-                    out[path.relative_to(base).as_posix()] = commit
+            if not path.is_file() or path.name.startswith("."):  # .name.tmp: a ref being written
+                continue
+            try:
+                commit = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError):
+                continue
+            if _COMMIT.match(commit) and self.snapshot(commit).is_dir():
+                out[path.relative_to(base).as_posix()] = commit
         return out
 
     def commits(self) -> list[str]:
-        base = self.dir / "snapshots"
-        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
+        """The commits that have a snapshot directory (possibly partial)."""
+        try:
+            return sorted(p.name for p in (self.dir / "snapshots").iterdir() if p.is_dir())
+        except OSError:  # no snapshots yet, or an unreadable folder
+            return []
 
     def commit_of(self, revision: str) -> str | None:
         """The cached commit a branch, tag or sha names, or None."""
         if _COMMIT.match(revision) and self.snapshot(revision).is_dir():
             return revision
         path = self.ref(revision)
-        if path.is_file():
-            commit = path.read_text().strip()
-            if self.snapshot(commit).is_dir():
-                return commit
-        return None
+        try:
+            commit = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+        except (OSError, UnicodeDecodeError):
+            return None
+        return commit if _COMMIT.match(commit) and self.snapshot(commit).is_dir() else None
 
     def snapshot_files(self, commit: str) -> dict[str, Path]:
         """Repo path -> the real file it points to (broken links included: they are missing files)."""
@@ -125,15 +133,20 @@ class RepoCache:
         return target
 
     def write_ref(self, name: str, commit: str) -> None:
+        """Atomically: a reader (or a second writer) never sees a half-written ref."""
         if name == commit:
             return
         path = self.ref(name)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if path.is_file() and path.read_text() == commit:
+        if path.is_file() and path.read_text(encoding="utf-8", errors="replace") == commit:
             return
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(commit)
-        os.replace(tmp, path)
+        # Per process and thread; hidden (a leading '.'), so readers of refs/ skip it.
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_text(commit, encoding="utf-8")
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def cached_repos(root: Path | None = None) -> list[str]:

@@ -34,4 +34,15 @@ def offline(flag: bool = False) -> bool:
 
 
 def token() -> str | None:
-    return os.environ.get("HF_TOKEN") or None
+    """HF_TOKEN (read now), else what huggingface_hub would send: the token `hf auth login` saved.
+
+    Our own transfers (`olmo_cli.hub.transfer`) send it themselves, so they must find the same
+    token huggingface_hub's calls (listing refs and files) find, or a logged-in user's gated
+    download would list fine and then fail with 401. Only online paths call this.
+    """
+    explicit = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
+    if explicit is not None and explicit.strip():
+        return explicit.strip()
+    from huggingface_hub import constants, get_token
+
+    return None if constants.HF_HUB_DISABLE_IMPLICIT_TOKEN else get_token()

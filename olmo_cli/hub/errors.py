@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError
+from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError, UsageError
 
 
 @contextmanager
@@ -34,6 +34,8 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
                             hint=f"run 'olmo list-revisions {repo}' to see the revisions" if repo else None) from None
     except hf.EntryNotFoundError as error:  # includes LocalEntryNotFoundError (offline, not cached)
         raise NotFoundError(f"{_first_line(error)}") from None
+    except hf.HFValidationError as error:  # a repo id or revision the client refuses before asking
+        raise UsageError(_first_line(error), hint="a repo id looks like allenai/OLMo-7B") from None
     except hf.OfflineModeIsEnabled:
         raise NetworkError(f"offline mode is on (HF_HUB_OFFLINE) and {what}{at} is not in the local cache",
                            hint="unset HF_HUB_OFFLINE or download it first") from None

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import re
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,10 +34,15 @@ _PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?"
 _REPO_ID_RE = re.compile(rf"(?:{_PART}/)?{_PART}")
 
 
+def is_repo_id(text: str) -> bool:
+    """True when `text` is a valid Hub repo id (`owner/name` or `name`), as the Hub spells them."""
+    return bool(_REPO_ID_RE.fullmatch(text or "")) and "--" not in text and ".." not in text \
+        and len(text.rsplit("/", 1)[-1]) <= 96
+
+
 def check_repo_id(repo: str) -> str:
-    """`repo` itself when it is a valid Hub repo id (`owner/name` or `name`), else UsageError."""
-    if (not _REPO_ID_RE.fullmatch(repo or "") or "--" in repo or ".." in repo
-            or len(repo.rsplit("/", 1)[-1]) > 96):
+    """`repo` itself when it is a valid Hub repo id, else UsageError (one line, before any I/O)."""
+    if not is_repo_id(repo):
         raise UsageError(f"'{repo}' is not a valid Hub repo id",
                          hint="use owner/name, e.g. allenai/OLMo-7B")
     return repo
@@ -64,7 +70,7 @@ def list_revisions(repo: str, *, offline: bool = False, refresh: bool = False,
     try:
         commits = _ask_hub(repo)
     except _Unreachable as unreachable:
-        if bundled_revisions(repo) is None:
+        if bundled_revisions(repo) is None and not cached_revisions(repo):
             raise unreachable.error from None
         listing = offline_listing(repo, reason="unreachable")
         listing.warning = f"{unreachable.error.message}; answering from the {listing.source}"
@@ -140,13 +146,15 @@ def _read_cache(repo: str) -> Listing | None:
 def _write_cache(repo: str, commits: dict[str, str]) -> None:
     path = _cache_path(repo)
     payload = {"endpoint": env.endpoint(), "repo": repo, "fetched_at": time.time(), "commits": commits}
-    try:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:  # write then rename: a reader never sees half a file
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         temporary.write_text(json.dumps(payload), encoding="utf-8")
         os.replace(temporary, path)
     except OSError:
         pass  # a cache we cannot write only costs a request next time
+    finally:
+        temporary.unlink(missing_ok=True)
 
 
 def _ago(seconds: float) -> str:
