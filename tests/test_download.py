@@ -347,3 +347,97 @@ def test_token_goes_to_the_hub_but_not_to_the_cdn(hub, monkeypatch):
     assert all(r.headers.get("authorization") == "Bearer hf_valid" for r in hub.requests if r.server == "hub")
     cdn = [r for r in hub.requests if r.server == "cdn"]
     assert cdn and all("authorization" not in r.headers for r in cdn)
+
+
+# ----- review fixes -----
+def test_a_blob_first_needed_by_a_failed_revision_is_still_fetched_for_the_next(hub):
+    # With one worker, step1000's weights fail before the tokenizer it shares with step2000 is
+    # fetched; step2000 must still get the tokenizer, not a snapshot linking to a missing blob.
+    hub.fail(hub.sha256(REPO, rev(1000), "model.safetensors"), status=404, times=100)
+    result = olmo("download", REPO, "-r", rev(1000), "-r", rev(2000), "--max-workers", "1", "--json")
+    assert result.exit_code == 1
+    failed, ok = json.loads(result.stdout)["revisions"]
+    assert not failed["ok"] and ok["ok"]
+    assert_intact(hub, rev(2000))
+    links = [p for p in snapshot(hub, rev(2000)).iterdir()]
+    assert links and all(p.exists() for p in links)  # no dangling link
+
+
+def test_offline_download_reports_cached_revisions_and_fails_the_others(hub, monkeypatch, tmp_path):
+    assert olmo("download", REPO, "-r", rev(1000)).exit_code == 0
+    hub.clear_log()
+    result = olmo("download", REPO, "-r", rev(1000), "--offline", "--json", "--local-dir", str(tmp_path / "out"))
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert (summary["already_present"], summary["downloaded"], summary["bytes_transferred"]) == (1, 0, 0)
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == hub.file_bytes(REPO, rev(1000), "model.safetensors")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    dry = olmo("download", REPO, "-r", rev(1000), "--dry-run", "--json")
+    assert dry.exit_code == 0 and json.loads(dry.stdout)["to_download_bytes"] == 0
+    missing = olmo("download", REPO, "-r", rev(2000))  # the offline listing knows only what is cached
+    assert missing.exit_code == 3 and f"'{rev(2000)}' not found" in error_line(missing)
+    assert hub.requests == []
+
+
+def test_offline_sweep_fails_only_the_uncached_revisions(hub):
+    from olmo_cli.hub.download import download_revisions
+
+    assert olmo("download", REPO, "-r", rev(1000)).exit_code == 0
+    result = download_revisions(REPO, [rev(1000), rev(3000)], offline=True)
+    assert [o.error is None for o in result.outcomes] == [True, False]
+    assert "not in the local cache" in result.outcomes[1].error
+
+
+def test_an_unreachable_hub_uses_cached_revisions_with_a_warning(hub, monkeypatch):
+    assert olmo("download", REPO, "-r", rev(1000)).exit_code == 0
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    result = olmo("download", REPO, "-r", rev(1000), "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["already_present"] == 1
+    assert "using the cached allenai/OLMo-fake@" in result.stderr
+
+
+def test_the_token_saved_by_hf_auth_login_is_sent_too(fake_hub):
+    from huggingface_hub import constants
+
+    fake_hub.add_repo("allenai/gated", {"main": {"config.json": b"{}", "model.safetensors": b"w" * 5000}}, gated=True)
+    fake_hub.set_token("hf_saved")
+    token_file = Path(constants.HF_TOKEN_PATH)
+    token_file.parent.mkdir(parents=True, exist_ok=True)
+    token_file.write_text("hf_saved")
+    try:
+        result = olmo("download", "allenai/gated")
+    finally:
+        token_file.unlink()
+    assert result.exit_code == 0, result.output
+    assert all(r.headers.get("authorization") == "Bearer hf_saved" for r in fake_hub.requests if r.server == "hub")
+
+
+def test_an_unwritable_cache_is_one_line_and_stops_the_sweep(hub, monkeypatch):
+    from olmo_cli.hub import transfer
+
+    def refuse(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+
+    monkeypatch.setattr(transfer, "_open_append", refuse)
+    result = olmo("download", REPO, "--from", "1000")
+    assert result.exit_code == 1
+    assert error_line(result).startswith("error: cannot write ")
+    assert "Permission denied" in error_line(result)
+
+
+def test_a_re_export_replaces_a_small_file_that_differs(hub, tmp_path):
+    out = tmp_path / "export"
+    assert olmo("download", REPO, "-r", rev(1000), "--local-dir", str(out)).exit_code == 0
+    config = out / "config.json"
+    original = config.read_bytes()
+    config.write_bytes(original.replace(b"olmo", b"OLMO"))  # same size, other bytes
+    assert olmo("download", REPO, "-r", rev(1000), "--local-dir", str(out)).exit_code == 0
+    assert config.read_bytes() == original
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
+@pytest.mark.parametrize("repo", ["allenai//x", "a..b/c", "owner/na--me", "x/y/z"])
+def test_malformed_repo_ids_are_one_line_usage_errors(repo):
+    result = olmo("download", repo)
+    assert result.exit_code == 2 and "not a valid Hub repo id" in error_line(result)

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, RepoArg,
+from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt, RepoArg,
                                   RevisionsOpt, StageOpt, ToOpt)
 
 app = typer.Typer(rich_markup_mode=None)
@@ -32,6 +32,7 @@ def download(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the files, sizes, what is cached and the total to download; fetch nothing."),
     max_workers: int = typer.Option(8, "--max-workers", min=1, help="Files downloaded in parallel."),
     refresh: bool = typer.Option(False, "--refresh", help="Ask the Hub for the revision list even if a recent answer is cached."),
+    offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
     """Download one revision or a sweep of many into the HF cache.
@@ -41,7 +42,9 @@ def download(
     across revisions are stored and transferred once. An interrupted download continues where it
     stopped when the command is run again. Retries 5xx, 429 and dropped connections. A revision
     that fails does not stop the sweep; the exit code is then 1. Without --revision or a selection,
-    `main` is fetched.
+    `main` is fetched. Offline (--offline, HF_HUB_OFFLINE=1) nothing is fetched: cached revisions
+    are reported as already present (and exported with --local-dir), the others fail; when the Hub
+    cannot be reached, cached revisions are used the same way, with a warning.
 
     \b
     Examples:
@@ -54,26 +57,28 @@ def download(
     """
     from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
     from olmo_cli.errors import OlmoError
-    from olmo_cli.hub import download as core
+    from olmo_cli.hub import download as core, env
     from olmo_cli.hub.files import format_size
     from olmo_cli.revisions.resolve import select_revisions
     from olmo_cli.revisions.select import Selection
 
     selection = Selection(start, end, every, log_spaced, stage, limit)  # checks the flags before any I/O
+    offline = env.offline(offline)
     if local_dir is not None:
         core.check_local_dir(local_dir)
     reporter = ConsoleReporter()
     queries = list(revision or [])
     if not queries and not selection.active:
         queries = ["main"]
-    names = [r.revision for r in select_revisions(repo, queries, selection, offline=False, refresh=refresh,
+    names = [r.revision for r in select_revisions(repo, queries, selection, offline=offline, refresh=refresh,
                                                     reporter=reporter)]
     say(f"{repo}: {len(names)} revision{'s' if len(names) != 1 else ''}")
 
     if dry_run:
-        plan = core.dry_run(repo, names, include=include, exclude=exclude, all_files=all_files)
+        plan = core.dry_run(repo, names, include=include, exclude=exclude, all_files=all_files,
+                            offline=offline, reporter=reporter)
         if as_json:
-            print_json(plan.as_dict())
+            print_json({**plan.as_dict(), "offline": offline})
         else:
             rows = []
             for p in plan.plans:
@@ -81,6 +86,8 @@ def download(
                     rows.append((p.revision, f.path, format_size(f.size), "yes" if f.path in p.cached else ""))
             rows += [(r, f"error: {e}", "", "") for r, e in plan.errors.items()]
             print_table(("revision", "file", "size", "cached"), rows)
+        if offline:
+            say("offline: only what the local cache holds is shown; the Hub was not asked")
         say(f"to download: {format_size(plan.to_download)} of {format_size(sum(p.size for p in plan.plans))} "
             f"in {len(plan.plans)} revision(s); files shared between revisions are fetched once")
         if plan.errors:
@@ -88,7 +95,8 @@ def download(
         return
 
     result = core.download_revisions(repo, names, include=include, exclude=exclude, all_files=all_files,
-                                     local_dir=local_dir, max_workers=max_workers, reporter=reporter)
+                                     local_dir=local_dir, max_workers=max_workers, offline=offline,
+                                     reporter=reporter)
     summary = result.as_dict()
     if as_json:
         print_json(summary)
@@ -100,5 +108,6 @@ def download(
     say(f"downloaded {summary['downloaded']}, already present {summary['already_present']}, "
         f"failed {summary['failed']}; {format_size(result.transferred)} transferred")
     if result.failed:
-        raise OlmoError(f"{len(result.failed)} of {len(names)} revisions failed",
-                        hint="run the same command again: finished files are kept and partial ones continue")
+        hint = ("run it without --offline (and without HF_HUB_OFFLINE) to fetch them" if offline else
+                "run the same command again: finished files are kept and partial ones continue")
+        raise OlmoError(f"{len(result.failed)} of {len(names)} revisions failed", hint=hint)

@@ -107,10 +107,13 @@ class DryRun:
                 + [{"revision": r, "error": e} for r, e in self.errors.items()]}
 
 
-def dry_run(repo: str, revisions: list[str], *, include=None, exclude=None, all_files=False) -> DryRun:
+def dry_run(repo: str, revisions: list[str], *, include=None, exclude=None, all_files=False,
+            offline: bool = False, reporter: Reporter = NULL_REPORTER) -> DryRun:
+    """What a download would fetch. Offline, what the cache holds (nothing is asked of the Hub)."""
     plans, errors = [], {}
-    for revision, plan in zip(revisions, _plan_all(repo, revisions, 8, include=include, exclude=exclude,
-                                                   all_files=all_files)):
+    listed = _plans(repo, revisions, 8, offline=offline, reporter=reporter,
+                    include=include, exclude=exclude, all_files=all_files)
+    for revision, plan in zip(revisions, listed):
         if isinstance(plan, OlmoError):
             if _stops_sweep(plan):
                 raise plan
@@ -121,14 +124,22 @@ def dry_run(repo: str, revisions: list[str], *, include=None, exclude=None, all_
 
 
 def download_revisions(repo: str, revisions: list[str], *, include=None, exclude=None, all_files=False,
-                       local_dir: Path | None = None, max_workers: int = 8,
+                       local_dir: Path | None = None, max_workers: int = 8, offline: bool = False,
                        reporter: Reporter = NULL_REPORTER) -> SweepResult:
-    """Download every revision; a revision that fails is recorded and the sweep goes on."""
+    """Download every revision; a revision that fails is recorded and the sweep goes on.
+
+    Offline (`offline` or HF_HUB_OFFLINE), nothing is fetched: cached revisions count as already
+    present (and are exported with `local_dir`), the others fail.
+    """
+    from olmo_cli.hub.refs import check_repo_id
+
+    check_repo_id(repo)
     if local_dir is not None:
         check_local_dir(local_dir)
     result = SweepResult(repo)
     plans: list[RevisionPlan] = []
-    listed = _plan_all(repo, revisions, max_workers, include=include, exclude=exclude, all_files=all_files)
+    listed = _plans(repo, revisions, max_workers, offline=offline, reporter=reporter,
+                    include=include, exclude=exclude, all_files=all_files)
     for revision, plan in zip(revisions, listed):
         outcome = RevisionOutcome(revision)
         result.outcomes.append(outcome)
@@ -146,15 +157,63 @@ def download_revisions(repo: str, revisions: list[str], *, include=None, exclude
         outcome.commit, outcome.files, outcome.bytes = plan.commit, len(plan.files), plan.size
         plans.append(plan)
     _transfer_all(repo, plans, result, max_workers, reporter)
+    cache = RepoCache.of(repo)
     for plan in plans:
-        outcome = next(o for o in result.outcomes if o.revision == plan.revision)
+        outcome = _outcome(result, plan.revision)
         if outcome.error:
             continue
-        outcome.snapshot = _write_snapshot(plan)
+        absent = [f.path for f in plan.files if not cache.blob(f.etag).is_file()]
+        if absent:  # never link a snapshot to a blob that is not there
+            outcome.fail(NetworkError(f"{repo}@{plan.revision}: {len(absent)} file(s) not downloaded ({', '.join(absent[:3])})",
+                                      hint="run the same command again"))
+            continue
+        try:
+            outcome.snapshot = _write_snapshot(plan)
+        except OSError as error:
+            from olmo_cli.hub.transfer import CacheWriteError
+
+            raise CacheWriteError(f"cannot write the snapshot of {repo}@{plan.revision}: {error}",
+                                  hint="check HF_HUB_CACHE and its permissions") from None
         if local_dir is not None:
             target = local_dir if len(revisions) == 1 else local_dir / plan.revision
-            outcome.local_dir = export(plan, target)
+            try:
+                outcome.local_dir = export(plan, target)
+            except OSError as error:
+                outcome.fail(OlmoError(f"cannot export {repo}@{plan.revision} to {target}: {error}"))
+                reporter.warn(f"{repo}@{plan.revision}: {outcome.error}")
     return result
+
+
+def _plans(repo: str, revisions: list[str], max_workers: int, *, offline: bool, reporter: Reporter,
+           **choice) -> list[RevisionPlan | OlmoError]:
+    """A plan per revision: from the Hub, or from the cache when offline. A revision the Hub could
+    not list (unreachable, 5xx) but that is cached is planned from the cache, with a warning."""
+    if env.offline(offline):
+        return [_cached_plan(repo, revision, **choice) for revision in revisions]
+    listed = _plan_all(repo, revisions, max_workers, **choice)
+    for i, (revision, plan) in enumerate(zip(revisions, listed)):
+        if isinstance(plan, NetworkError):
+            cached = _cached_plan(repo, revision, **choice)
+            if isinstance(cached, RevisionPlan):
+                reporter.warn(f"{plan.message}; using the cached {repo}@{revision}")
+                listed[i] = cached
+    return listed
+
+
+def _cached_plan(repo: str, revision: str, *, include=None, exclude=None,
+                 all_files=False) -> RevisionPlan | OlmoError:
+    """A plan from the cached snapshot alone: its complete files, each named by its blob (its hash)."""
+    cache = RepoCache.of(repo)
+    commit = cache.commit_of(revision)
+    if commit is None:
+        return _not_cached(repo, revision)
+    present = {path: blob for path, blob in cache.snapshot_files(commit).items() if blob.is_file()}
+    files = []
+    for path in choose_files(list(present), include=include, exclude=exclude, all_files=all_files):
+        blob = present[path]
+        lfs = len(blob.name) == 64  # sha256 names LFS blobs, a git sha1 (40) small ones
+        files.append(RemoteFile(path, blob.stat().st_size, "" if lfs else blob.name, blob.name if lfs else None))
+    return RevisionPlan(repo, revision, commit, files, {f.path for f in files})
 
 
 def _plan_all(repo: str, revisions: list[str], max_workers: int, **choice) -> list[RevisionPlan | OlmoError]:
@@ -175,9 +234,9 @@ def _plan_all(repo: str, revisions: list[str], max_workers: int, **choice) -> li
 def _stops_sweep(error: OlmoError) -> bool:
     """Failures that every other revision would hit too: stop instead of failing them one by one."""
     from olmo_cli.errors import AuthError
-    from olmo_cli.hub.transfer import DiskFullError
+    from olmo_cli.hub.transfer import CacheWriteError
 
-    return isinstance(error, (AuthError, DiskFullError)) or (
+    return isinstance(error, (AuthError, CacheWriteError)) or (
         isinstance(error, NotFoundError) and error.message.startswith("repo "))
 
 
@@ -187,10 +246,12 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
 
     cache = RepoCache.of(repo)
     first_user: dict[str, RevisionPlan] = {}  # etag -> the first revision (in order) that needs it
+    users: dict[str, list[RevisionPlan]] = {}  # etag -> every revision that needs it
     todo: list[RemoteFile] = []
     for plan in plans:
         outcome = _outcome(result, plan.revision)
         for remote in plan.files:
+            users.setdefault(remote.etag, []).append(plan)
             if remote.etag in first_user or cache.blob(remote.etag).is_file():
                 outcome.present += remote.size
                 continue
@@ -214,7 +275,6 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
 
         def one(remote: RemoteFile) -> None:
             plan = first_user[remote.etag]
-            outcome = _outcome(result, plan.revision)
 
             def on_bytes(n: int) -> None:
                 if cancelled.is_set():
@@ -224,14 +284,19 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
                 bar.advance(n)
 
             try:
-                if not outcome.error:
+                # A blob whose first revision already failed may still be needed by a later one.
+                with lock:
+                    live = [_outcome(result, user.revision) for user in users[remote.etag]]
+                    live = [outcome for outcome in live if not outcome.error]
+                if live:
                     fetch_blob(repo, plan.commit, remote, endpoint=endpoint, token=token, cache=cache,
                                on_bytes=on_bytes, client=client)
                     with lock:
-                        outcome.downloaded += remote.size
+                        live[0].downloaded += remote.size
             except OlmoError as error:
                 with lock:
-                    _fail_users(result, plans, remote, error)
+                    for user in users[remote.etag]:
+                        _outcome(result, user.revision).fail(error)
                 if _stops_sweep(error):
                     raise
             finally:
@@ -261,12 +326,6 @@ def _outcome(result: SweepResult, revision: str) -> RevisionOutcome:
     return next(o for o in result.outcomes if o.revision == revision)
 
 
-def _fail_users(result: SweepResult, plans: list[RevisionPlan], remote: RemoteFile, error: OlmoError) -> None:
-    for plan in plans:
-        if any(f.etag == remote.etag for f in plan.files):
-            _outcome(result, plan.revision).fail(error)
-
-
 def _write_snapshot(plan: RevisionPlan) -> Path:
     cache = RepoCache.of(plan.repo)
     for remote in plan.files:
@@ -290,7 +349,7 @@ def export(plan: RevisionPlan, target: Path) -> Path:
         out.parent.mkdir(parents=True, exist_ok=True)
         blob = cache.blob(remote.etag)
         if out.exists() or out.is_symlink():
-            if out.is_file() and out.stat().st_size == remote.size and (not remote.is_lfs or os.path.samefile(out, blob)):
+            if _same_content(out, blob, remote):
                 continue
             out.unlink()
         if remote.is_lfs:
@@ -299,8 +358,25 @@ def export(plan: RevisionPlan, target: Path) -> Path:
                 continue
             except OSError:  # another filesystem: copy
                 pass
-        shutil.copyfile(blob, out)
+        partial = out.with_name(f".{out.name}.{os.getpid()}.tmp")  # never a half-copied file under its real name
+        try:
+            shutil.copyfile(blob, partial)
+            os.replace(partial, out)
+        finally:
+            partial.unlink(missing_ok=True)
     return target
+
+
+def _same_content(out: Path, blob: Path, remote: RemoteFile) -> bool:
+    """An exported file that can stay: the blob itself (a hard link), or for a small file an equal
+    copy. Weights of two revisions have the same size, so a size match alone proves nothing."""
+    if out.is_symlink() or not out.is_file() or out.stat().st_size != remote.size:
+        return False
+    if os.path.samefile(out, blob):
+        return True
+    import filecmp
+
+    return not remote.is_lfs and filecmp.cmp(out, blob, shallow=False)
 
 
 # ----- one revision, for the loaders -----
@@ -313,19 +389,13 @@ def fetch_revision(repo: str, revision: str, *, include=None, exclude=None, offl
     cache = RepoCache.of(repo)
     if env.offline(offline):
         return _cached_snapshot(cache, repo, revision)
-    try:
-        result = download_revisions(repo, [revision], include=include, exclude=exclude, max_workers=8,
-                                    reporter=reporter)
-    except NetworkError:
-        commit = cache.commit_of(revision)
-        if commit is None:
-            raise
-        reporter.warn(f"the Hub is unreachable; using the cached {repo}@{revision}")
-        return cache.snapshot(commit)
+    # An unreachable Hub while listing falls back to the cache inside download_revisions.
+    result = download_revisions(repo, [revision], include=include, exclude=exclude, max_workers=8,
+                                reporter=reporter)
     outcome = result.outcomes[0]
     if outcome.exception is not None:
         commit = cache.commit_of(revision)
-        if commit is not None and isinstance(outcome.exception, NetworkError):
+        if commit is not None and isinstance(outcome.exception, NetworkError):  # failed mid-transfer
             reporter.warn(f"{outcome.error}; using the cached {repo}@{revision}")
             return cache.snapshot(commit)
         raise outcome.exception
@@ -336,6 +406,10 @@ def fetch_revision(repo: str, revision: str, *, include=None, exclude=None, offl
 def _cached_snapshot(cache: RepoCache, repo: str, revision: str) -> Path:
     commit = cache.commit_of(revision)
     if commit is None:
-        raise NetworkError(f"offline mode is on and {repo}@{revision} is not in the local cache",
-                           hint=f"run 'olmo download {repo} --revision {revision}' while online, or drop --offline")
+        raise _not_cached(repo, revision)
     return cache.snapshot(commit)
+
+
+def _not_cached(repo: str, revision: str) -> NetworkError:
+    return NetworkError(f"offline mode is on and {repo}@{revision} is not in the local cache",
+                        hint=f"run 'olmo download {repo} --revision {revision}' while online, or drop --offline")

@@ -24,8 +24,13 @@ from olmo_cli.hub.files import RemoteFile
 CHUNK = 1024 * 1024
 
 
-class DiskFullError(OlmoError):
-    """No space left: the whole sweep stops (every later file would fail the same way)."""
+class CacheWriteError(OlmoError):
+    """The HF cache cannot be written (permissions, a read-only disk): the whole sweep stops,
+    since every later file would fail the same way."""
+
+
+class DiskFullError(CacheWriteError):
+    """No space left on the device."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,16 @@ def fetch_blob(repo: str, commit: str, remote: RemoteFile, *, endpoint: str, tok
 
     `on_bytes(n)` is called as bytes arrive (negative when a bad partial file is thrown away).
     """
+    try:
+        return _fetch_locked(repo, commit, remote, endpoint=endpoint, token=token, cache=cache,
+                             on_bytes=on_bytes, policy=policy, client=client)
+    except OSError as error:  # ENOSPC while writing is DiskFullError, raised further down
+        raise CacheWriteError(f"cannot write {remote.path} into the HF cache: {error.strerror or error}"
+                              f"{f' ({error.filename})' if error.filename else ''}",
+                              hint="check HF_HUB_CACHE and its permissions") from None
+
+
+def _fetch_locked(repo, commit, remote, *, endpoint, token, cache, on_bytes, policy, client) -> int:
     from filelock import FileLock
 
     blob = cache.blob(remote.etag)
