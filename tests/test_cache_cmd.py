@@ -120,3 +120,31 @@ def test_removing_everything_removes_the_repo_folder(hub):
     assert olmo("cache", "rm", REPO, "--from", "0", "-r", "main", "--yes").exit_code == 0
     assert not repo_dir().exists()
     assert olmo("cache", "ls", "--json").stdout.strip() == "[]"
+
+
+# ----- review fixes -----
+@pytest.mark.parametrize("argv, repo", [(("cache", "ls"), "allenai//x"), (("cache", "rm"), "a..b/c"),
+                                        (("verify",), "owner/na--me")])
+def test_malformed_repo_ids_are_one_line_usage_errors(argv, repo):
+    result = olmo(*argv, repo, *(("-r", "main", "--yes") if "rm" in argv else ()))
+    assert result.exit_code == 2, result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
+        f"error: '{repo}' is not a valid Hub repo id"]
+
+
+def test_rm_frees_blobs_when_the_cache_sits_behind_a_symlink(hub, monkeypatch, tmp_path):
+    link = tmp_path / "linked-cache"
+    link.symlink_to(hub_cache_dir(), target_is_directory=True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(link))
+    weights = (repo_dir() / "snapshots" / hub.commit(REPO, NAMES[0]) / "model.safetensors").resolve()
+    result = olmo("cache", "rm", REPO, "-r", NAMES[0], "--yes", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["blobs"] == 1 and not weights.exists()
+    for name in NAMES[1:]:
+        assert_loadable(hub, name)
+
+
+def test_refs_being_written_are_not_revisions(hub):
+    refs = repo_dir() / "refs"
+    (refs / f".{NAMES[0]}.123.456.tmp").write_text(hub.commit(REPO, NAMES[1]))
+    assert cached_names() == NAMES + ["main"]

@@ -62,3 +62,12 @@ def test_the_local_cache_adds_branches_and_nothing_touches_the_network(monkeypat
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
     assert revision_candidates({"repo": "someone/mini"}, "") == ["main", "feature/x", "latest"]
     assert revision_candidates({"model": "someone/mini"}, "fea") == ["feature/x"]
+
+
+def test_repos_complete_from_the_bundled_index_and_the_local_cache():
+    from olmo_cli.cli.completion import complete_repo
+
+    (Path(os.environ["HF_HUB_CACHE"]) / "models--someone--mini").mkdir(parents=True)
+    (Path(os.environ["HF_HUB_CACHE"]) / "datasets--someone--data").mkdir(parents=True)
+    assert complete_repo("allenai/OLMo-7") == ["allenai/OLMo-7B", "allenai/OLMo-7B-Twin-2T"]
+    assert complete_repo("some") == ["someone/mini"]

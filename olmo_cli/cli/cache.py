@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from olmo_cli.cli.completion import complete_repo
 from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, RepoArg, RevisionsOpt,
                                   StageOpt, ToOpt)
 
@@ -16,7 +17,7 @@ app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
 
 @app.command("ls")
 def ls(
-    repo: Annotated[Optional[str], typer.Argument(help="Only this repo.", show_default=False)] = None,
+    repo: Annotated[Optional[str], typer.Argument(help="Only this repo.", autocompletion=complete_repo, show_default=False)] = None,
     as_json: JsonOpt = False,
 ):
     """List cached repos and revisions with step, tokens and size, in training order.
@@ -29,9 +30,10 @@ def ls(
     from olmo_cli.cli.output import print_json, print_table, say
     from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo
     from olmo_cli.hub.files import format_size
+    from olmo_cli.hub.refs import check_repo_id
     from olmo_cli.revisions.names import format_tokens, parse_revision
 
-    repos = [repo] if repo else cached_repos()
+    repos = [check_repo_id(repo)] if repo else cached_repos()
     rows, records = [], []
     for name in repos:
         revisions = sorted(scan_repo(name), key=lambda r: parse_revision(r.name).sort_key)
@@ -79,11 +81,13 @@ def rm(
       olmo cache rm allenai/OLMo-1B-hf --keep-every 100000 --yes
     """
     from olmo_cli.cli.output import print_json, print_table, say
-    from olmo_cli.errors import NotFoundError, UsageError
+    from olmo_cli.errors import UsageError
     from olmo_cli.hub.cleanup import apply_removal, plan_removal
     from olmo_cli.hub.files import format_size
+    from olmo_cli.hub.refs import check_repo_id
     from olmo_cli.revisions.select import Selection
 
+    check_repo_id(repo)
     selection = Selection(start, end, every, log_spaced, stage, limit)
     if not revision and not selection.active and keep_every is None:
         raise UsageError("say which revisions to remove",

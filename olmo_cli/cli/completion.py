@@ -4,9 +4,16 @@ from __future__ import annotations
 
 
 def complete_repo(incomplete: str) -> list[str]:
+    """The bundled index's repos, then the other repos the local HF cache holds."""
+    from olmo_cli.hub.cache import cached_repos
     from olmo_cli.revisions.index import known_repos
 
-    return [repo for repo in known_repos() if repo.startswith(incomplete)]
+    try:
+        cached = cached_repos()
+    except OSError:  # an unreadable cache folder must not break TAB
+        cached = []
+    repos = dict.fromkeys([*known_repos(), *cached])
+    return [repo for repo in repos if repo.startswith(incomplete)]
 
 
 def complete_revision(ctx, incomplete: str) -> list[str]:

@@ -43,10 +43,12 @@ def verify(
     from olmo_cli.errors import MismatchError, NotFoundError
     from olmo_cli.hub import env
     from olmo_cli.hub.cache import scan_repo
+    from olmo_cli.hub.refs import check_repo_id
     from olmo_cli.hub.verify import new_digests, verify_revision
     from olmo_cli.revisions.names import parse_revision, training_order
     from olmo_cli.revisions.select import Selection
 
+    check_repo_id(repo)
     selection = Selection(start, end, every, log_spaced, stage, limit)
     offline = env.offline(offline)
     if revision or selection.active:

@@ -43,9 +43,12 @@ def plan_removal(repo: str, names: list[str]) -> RemovalPlan:
     doomed = sorted({r.commit for r in targets} - kept_commits)
     plan.snapshots = [cache.snapshot(c) for c in doomed]
     still_used = {blob for c in kept_commits for blob in cache.snapshot_files(c).values()}
+    # snapshot_files resolves links: compare with the resolved blobs folder (HF_HUB_CACHE may
+    # sit behind a symlink), and never touch a file outside it.
+    blobs_dir = Path(os.path.realpath(cache.dir / "blobs"))
     for commit in doomed:
         for blob in cache.snapshot_files(commit).values():
-            if blob not in still_used and blob.is_file() and blob.parent == cache.dir / "blobs":
+            if blob not in still_used and blob.is_file() and blob.parent == blobs_dir:
                 plan.blobs[blob] = blob.stat().st_size
     return plan
 
