@@ -102,7 +102,8 @@ def test_bitsandbytes_missing_is_a_one_line_unsupported_error(tiny_hf, monkeypat
 
 def test_int8_torchao_quantizes_at_load_and_keeps_greedy_text_close(tiny_hf):
     full = load_model(str(tiny_hf))
-    quantized = load_model(str(tiny_hf), quantization="int8")
+    quantized = load_model(str(tiny_hf), quantization="INT8")
+    assert quantized.quantization == "int8"  # the method table's own name, whatever the spelling
     weight = quantized.model.model.layers[0].mlp.up_proj.weight
     assert type(weight).__name__ != "Parameter" or weight.dtype == torch.int8
     ids = full.to_inputs(["Hello world"])
@@ -214,3 +215,111 @@ def test_load_model_is_public_in_olmo_cli():
     from olmo_cli.loading import load_model as core
 
     assert olmo_cli.load_model is core
+
+
+def test_interrupted_conversion_leaves_no_cache_entry(tmp_path, monkeypatch):
+    import olmo_cli.checkpoints.convert as convert_module
+
+    real = convert_module._write_hf
+
+    def written_then_interrupted(*args, **kwargs):
+        real(*args, **kwargs)  # every file written, the rename not yet done
+        raise KeyboardInterrupt
+
+    source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
+    monkeypatch.setattr(convert_module, "_write_hf", written_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        hf_checkpoint_dir(locate(str(source)))
+    assert list(converted_cache_dir().iterdir()) == []  # neither an entry nor a temporary sibling
+    monkeypatch.setattr(convert_module, "_write_hf", real)
+    assert (hf_checkpoint_dir(locate(str(source))) / "model.safetensors").exists()
+
+
+def test_a_conversion_finished_first_elsewhere_is_used(tmp_path, monkeypatch):
+    import olmo_cli.checkpoints.convert as convert_module
+
+    real = convert_module.convert
+
+    def racing(src, dst, **kwargs):
+        real(src, dst, **kwargs)  # another process renames its finished copy into place first
+        return real(src, dst, **kwargs)  # ours then finds the entry there
+
+    monkeypatch.setattr(convert_module, "convert", racing)
+    source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
+    target = hf_checkpoint_dir(locate(str(source)))
+    assert (target / "config.json").exists()
+    assert [p.name for p in converted_cache_dir().iterdir()] == [target.name]
+
+
+def test_an_incomplete_cache_entry_is_converted_again(tmp_path):
+    from olmo_cli.loading.converted import cache_key
+
+    source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
+    located = locate(str(source))
+    stale = converted_cache_dir() / cache_key(located)
+    stale.mkdir(parents=True)
+    (stale / "model.safetensors").write_bytes(b"truncated")
+    target = hf_checkpoint_dir(located)
+    assert target == stale and (target / "config.json").exists()
+    assert [p.name for p in converted_cache_dir().iterdir()] == [target.name]
+
+
+def test_hub_source_without_a_commit_is_keyed_by_its_files(tmp_path):
+    from olmo_cli.loading.converted import cache_key
+    from olmo_cli.sources import Located
+
+    snapshot = make_hf_olmo(tmp_path / "snapshot", **NATIVE_TOKENIZER_SHAPE)
+    located = Located(path=snapshot, repo="allenai/OLMo-1B", revision="main", commit=None)
+    before = cache_key(located)
+    weights = snapshot / "pytorch_model.bin"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert cache_key(located) != before  # "main" can move; its files say when it did
+    assert cache_key(Located(path=snapshot, repo="allenai/OLMo-1B", revision="main", commit="a" * 40)).endswith("a" * 40)
+
+
+def test_hf_olmo_config_without_auto_map_is_still_converted(tmp_path):
+    from olmo_cli.loading.converted import checkpoint_format
+
+    source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
+    config = json.loads((source / "config.json").read_text())
+    del config["auto_map"]
+    (source / "config.json").write_text(json.dumps(config))
+    assert checkpoint_format(source) == "hf_olmo"
+
+
+def test_weights_missing_from_the_files_are_an_error_not_random(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    source = make_hf_with_tokenizer(tmp_path / "hf")
+    state = load_file(source / "model.safetensors")
+    del state["model.layers.1.mlp.down_proj.weight"]
+    save_file(state, source / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(BadInputError, match="down_proj") as error:
+        load_model(str(source))
+    assert "\n" not in error.value.message
+
+
+def test_weights_of_another_shape_are_bad_input(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    source = make_hf_with_tokenizer(tmp_path / "hf")
+    state = load_file(source / "model.safetensors")
+    state["model.layers.0.mlp.up_proj.weight"] = torch.zeros(3, 16)
+    save_file(state, source / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(BadInputError, match="another shape"):
+        load_model(str(source))
+
+
+def test_truncated_weights_are_bad_input(tmp_path):
+    source = make_hf_with_tokenizer(tmp_path / "hf")
+    weights = source / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.raises(BadInputError):
+        load_model(str(source))
+
+
+def test_bad_dtype_fails_before_any_conversion(tmp_path):
+    source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
+    with pytest.raises(UsageError, match="unknown dtype"):
+        load_model(str(source), dtype="float8")
+    assert not converted_cache_dir().exists()

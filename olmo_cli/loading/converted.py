@@ -5,14 +5,18 @@ are converted (by `olmo_cli.checkpoints.convert`) into `<olmo cache>/converted/<
 names the exact source: the commit of a Hub revision, or a local directory's resolved path plus the
 sizes and modification times of its weight files (so an edited checkpoint is converted again).
 The conversion writes into a temporary sibling and renames at the end, so a directory under
-`converted/` is always complete.
+`converted/` is always complete; one that is not (made by hand, or by something other than olmo)
+is moved aside and converted again rather than trusted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 from olmo_cli.errors import ExistsError
@@ -43,9 +47,12 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
     if fmt == "hf":
         return located.path
     target = converted_cache_dir() / cache_key(located)
-    if (target / "config.json").exists():
+    if _complete(target):
         reporter.info(f"using the converted copy in {target}")
         return target
+    if target.exists() or target.is_symlink():
+        reporter.warn(f"{target} is not a complete conversion; converting again")
+        _discard(target)
     reporter.info(f"converting {located.describe()} ({fmt}) to transformers format, once, into {target}")
     from olmo_cli.checkpoints.convert import convert
 
@@ -54,16 +61,21 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
         convert(located.path, target, to="hf", offline=offline, reporter=reporter)
     except ExistsError:
         # Another process finished the same conversion first; its result is as good as ours.
-        if not (target / "config.json").exists():
+        if not _complete(target):
             raise
     _write_source_record(target, located, fmt)
     return target
 
 
 def checkpoint_format(path: Path) -> str:
-    """"hf" for transformers' OLMo families (read from config.json alone), else the detector's answer."""
+    """"hf" for transformers' OLMo families (read from config.json alone), else the detector's answer.
+
+    hf_olmo configs also say model_type "olmo"; their native field names (d_model) or their remote-code
+    auto_map tell them apart. Loading one as transformers' Olmo would initialise every weight at random.
+    """
     config = _read_config(path)
-    if config is not None and config.get("model_type") in TRANSFORMERS_MODEL_TYPES and "auto_map" not in config:
+    if (config is not None and config.get("model_type") in TRANSFORMERS_MODEL_TYPES and "auto_map" not in config
+            and "d_model" not in config and not (path / "config.yaml").exists()):
         return "hf"
     from olmo_cli.checkpoints.detect import detect_format
 
@@ -71,16 +83,38 @@ def checkpoint_format(path: Path) -> str:
 
 
 def cache_key(located: Located) -> str:
-    """A directory name that changes whenever the source's weights could have changed."""
-    if located.repo is not None:
-        pin = located.commit or located.revision or "main"
-        return _safe(f"{located.repo.replace('/', '--')}--{pin}")
+    """A directory name that changes whenever the source's weights could have changed.
+
+    A Hub source is named by its commit. Without one (a branch name can move), it is keyed like a
+    local directory, by its files' sizes and modification times.
+    """
+    if located.repo is not None and located.commit is not None:
+        return _safe(f"{located.repo.replace('/', '--')}--{located.commit}")
     path = located.path.resolve()
     stamp = hashlib.sha256(str(path).encode())
     for file in sorted(_weight_files(path)):
         info = file.stat()
         stamp.update(f"\0{file.relative_to(path)}\0{info.st_size}\0{info.st_mtime_ns}".encode())
     return _safe(f"local--{path.name}--{stamp.hexdigest()[:16]}")
+
+
+def _complete(target: Path) -> bool:
+    """Entries appear by a rename of a finished conversion, so one with its config.json is whole."""
+    return target.is_dir() and not target.is_symlink() and (target / "config.json").is_file()
+
+
+def _discard(target: Path) -> None:
+    """Move an incomplete entry out of the way (a rename, so no reader sees it half-deleted), then delete it."""
+    if target.is_symlink() or not target.is_dir():
+        target.unlink(missing_ok=True)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
+    try:
+        os.rename(target, trash / "old")
+    except FileNotFoundError:  # another process moved it first
+        pass
+    finally:
+        shutil.rmtree(trash, ignore_errors=True)
 
 
 def _weight_files(path: Path):

@@ -36,18 +36,26 @@ class LoadedModel:
 
     def release(self) -> None:
         """Drop the model and give its memory back (before loading the next one)."""
-        import gc
-
         self.model = None
         self.tokenizer = None
-        gc.collect()
-        try:
-            import torch
+        free_memory()
 
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+
+def free_memory() -> None:
+    """Collect dropped models and hand their memory back: the C heap (glibc) and CUDA's cache."""
+    import gc
+
+    from olmo_cli.quantize.memory import release_free_memory
+
+    gc.collect()
+    release_free_memory()
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+    except ImportError:  # pragma: no cover - torch is a dependency
+        pass
 
 
 def load_model(
@@ -63,7 +71,8 @@ def load_model(
     """Load `source` (Hub repo, local directory in any format, or None with a revision naming its repo).
 
     dtype "auto": bf16 on GPUs that support it, else the checkpoint's own dtype. device "auto":
-    cuda, then mps, then cpu. quantization: None, "int8" (torchao), "8bit" or "nf4" (bitsandbytes).
+    cuda, then mps, then cpu. quantization: None, "int8", "int8-dynamic", "int4" (torchao; int4 on CUDA),
+    "8bit", "nf4" or "fp4" (bitsandbytes).
     """
     from olmo_cli.loading.converted import locate_hf_checkpoint
     from olmo_cli.loading.devices import pick_device, pick_dtype
@@ -72,31 +81,41 @@ def load_model(
     start = time.perf_counter()
     torch_device = pick_device(device)
     # Before any download: a missing quantization package should fail at once.
-    require_backend(quantization, cuda=torch_device.type == "cuda")
+    method = require_backend(quantization, cuda=torch_device.type == "cuda")
+    quantization = method.name if method else None  # "INT8", "4bit" -> the table's own names
+    if dtype == "auto" and quantization == "int4":
+        dtype = "bfloat16"  # torchao's int4 kernels compute in bfloat16 only
+    explicit_dtype = None if dtype == "auto" else pick_dtype(dtype, torch_device, None)  # a bad name fails here
     located, path = locate_hf_checkpoint(source, revision, offline=offline, reporter=reporter)
-    # torchao's int4 kernels compute in bfloat16 only.
-    torch_dtype = pick_dtype("bfloat16" if quantization == "int4" and dtype == "auto" else dtype, torch_device, path)
+    torch_dtype = explicit_dtype or pick_dtype("auto", torch_device, path)
     qconfig = quantization_config(quantization, compute_dtype=torch_dtype)
+    tokenizer = load_tokenizer(path)  # before the weights: a missing tokenizer should not cost a load
     reporter.info(f"loading {located.describe()} on {torch_device} in {str(torch_dtype).replace('torch.', '')}"
                   + (f" ({quantization})" if quantization else ""))
-    model = _load_weights(path, torch_dtype, torch_device, qconfig)
-    tokenizer = load_tokenizer(path)
+    model = load_weights(path, torch_dtype, torch_device, qconfig)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return LoadedModel(model=model, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype, path=path,
                        load_seconds=time.perf_counter() - start, located=located, quantization=quantization)
 
 
-def _load_weights(path: Path, torch_dtype, torch_device, qconfig):
+def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
+    """The transformers model in `path`, in eval mode, never running checkpoint code.
+
+    Weights the model needs but the files lack are an error: transformers would initialise them
+    at random and generate noise without a word (REFERENCE 3.2).
+    """
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": torch_dtype, "local_files_only": True, "trust_remote_code": False}
+    kwargs: dict[str, Any] = {"dtype": torch_dtype, "local_files_only": True, "trust_remote_code": False,
+                              "output_loading_info": True}
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
     # Straight onto the device: no full copy on the CPU first.
     kwargs["device_map"] = str(torch_device)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        model, info = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except ValueError as error:
         if "model type" in str(error) or "trust_remote_code" in str(error) or "Unrecognized" in str(error):
             raise UnsupportedError(f"{path} is not a model transformers can load without remote code",
@@ -104,6 +123,19 @@ def _load_weights(path: Path, torch_dtype, torch_device, qconfig):
         raise
     except OSError as error:
         raise BadInputError(f"cannot load the weights in {path}: {_first_line(error)}") from None
+    except RuntimeError as error:
+        if "mismatched_sizes" not in str(error) and "size mismatch" not in str(error):
+            raise
+        raise BadInputError(f"the weights in {path} do not match its config.json: a tensor has another shape",
+                            hint="transformers' load report above names it") from None
+    except SafetensorError as error:  # a truncated or corrupt file
+        raise BadInputError(f"cannot read the weights in {path}: {_first_line(error)}",
+                            hint="the file is truncated or corrupt; download or convert it again") from None
+    missing = sorted(info.get("missing_keys") or ())
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise BadInputError(f"{path}: the weights lack '{missing[0]}'{more}, which the model needs",
+                            hint="the checkpoint is incomplete, or its config.json describes another model")
     model.eval()
     return model
 
