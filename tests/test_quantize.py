@@ -295,3 +295,37 @@ def test_method_table_names_and_configs():
     assert isinstance(quantization_config("INT8-dynamic").quant_type, Int8DynamicActivationInt8WeightConfig)
     assert quantization_config("bf16") is None and quantization_config(None) is None
     assert get_method("bfloat16").name == "bf16"
+
+
+@pytest.mark.parametrize("existing", [False, True])
+def test_an_interrupted_quantize_leaves_no_half_written_output(source, tmp_path, monkeypatch, existing):
+    import olmo_cli.quantize.cast as cast
+
+    def interrupted(*args, **kwargs):  # the weights are written, config.json not yet
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cast, "_write_config", interrupted)
+    dst = tmp_path / "out"
+    if existing:
+        dst.mkdir()
+        (dst / "old.txt").write_text("kept")
+    with pytest.raises(KeyboardInterrupt):
+        quantize(str(source), dst, method="bf16", check=False, force=existing)
+    assert [p.name for p in tmp_path.iterdir()] == (["out"] if existing else [])  # no temporary sibling left
+    if existing:
+        assert [p.name for p in dst.iterdir()] == ["old.txt"]
+
+
+def test_dtype_takes_the_short_names_generate_takes(source, tmp_path):
+    report = quantize(str(source), tmp_path / "out", method="bf16", dtype="bf16", check=False)
+    assert report.dtype == "bfloat16"
+
+
+def test_output_inside_a_native_source_is_refused_before_converting(tmp_path):
+    from olmo_cli.loading import converted_cache_dir
+
+    src = make_native(tmp_path / "step1000-unsharded", vocab_size=50280, embedding_size=50304, eos_token_id=50279,
+                      pad_token_id=1)
+    result = CliRunner().invoke(app, ["quantize", str(src), str(src / "int8")])
+    assert result.exit_code == 2 and "overlaps" in result.output
+    assert not converted_cache_dir().exists()

@@ -10,20 +10,19 @@ is renamed into place only when everything is written.
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from olmo_cli.errors import BadInputError, UsageError
-from olmo_cli.quantize.atomic import atomic_output_dir, check_destination
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_writable
+from olmo_cli.errors import BadInputError, ExistsError, UsageError
 from olmo_cli.quantize.files import copy_side_files, weights_bytes
-from olmo_cli.quantize.memory import fix_mmap_threshold, release_free_memory
+from olmo_cli.quantize.memory import fix_mmap_threshold
 from olmo_cli.quantize.methods import QUANTIZE_METHODS, Method, get_method, quantization_config, require_backend
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")  # also their short names (bf16, fp32 ...), as generate takes
 SHARD_SIZE = "1GB"  # safetensors builds each file in memory before writing it: smaller files, lower peak
 
 
@@ -71,9 +70,13 @@ def quantize(
     device = "cuda" if chosen.needs_cuda else "cpu"
     fix_mmap_threshold()
 
-    from olmo_cli.loading import locate_hf_checkpoint
+    from olmo_cli.loading import hf_checkpoint_dir
+    from olmo_cli.loading.model import free_memory
+    from olmo_cli.sources import locate
 
-    located, hf_dir = locate_hf_checkpoint(src, revision, offline=offline, reporter=reporter)
+    located = locate(src, revision, offline=offline, reporter=reporter)
+    _refuse_overlap(located.path, dst)  # before a native or hf_olmo source is converted
+    hf_dir = hf_checkpoint_dir(located, offline=offline, reporter=reporter)
     refuse_quantized(hf_dir)
     _refuse_overlap(hf_dir, dst)
     size_before = weights_bytes(hf_dir)
@@ -88,7 +91,7 @@ def quantize(
         model = _load(hf_dir, "float32", device)
         reference = logits_of(model, ids)
         del model
-        _free_memory()
+        free_memory()
 
     with atomic_output_dir(dst, force) as tmp:
         if chosen.backend == "cast":
@@ -97,7 +100,7 @@ def quantize(
             cast_checkpoint(hf_dir, tmp, compute_dtype, reporter=reporter)
             copy_side_files(hf_dir, tmp)
             quantized = _logits_from(tmp, compute_dtype, device, ids) if ids is not None else None
-            _free_memory()
+            free_memory()
         else:
             reporter.info(f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}")
             import torch
@@ -112,7 +115,7 @@ def quantize(
             reporter.info(f"writing {dst}")
             model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
             del model
-            _free_memory()
+            free_memory()
             copy_side_files(hf_dir, tmp)
         size_after = weights_bytes(tmp)
 
@@ -129,6 +132,16 @@ def quantize(
         ppl_before=quality.ppl_before if quality else None, ppl_after=quality.ppl_after if quality else None,
         eval_tokens=quality.tokens if quality else None, seconds=time.perf_counter() - start,
     )
+
+
+def check_destination(dst: Path, force: bool) -> None:
+    """Refuse before any slow work: an existing `dst` without --force, or a parent we cannot write.
+
+    `atomic_output_dir` checks again when it starts and when it renames; this is only the early word.
+    """
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
+    check_writable(dst.parent)
 
 
 def refuse_quantized(hf_dir: Path) -> None:
@@ -151,6 +164,9 @@ def _context_length(hf_dir: Path, cap: int = 256) -> int:
 
 
 def _compute_dtype(method: Method, dtype: str) -> str:
+    from olmo_cli.loading.devices import DTYPE_NAMES
+
+    dtype = "auto" if dtype.lower() == "auto" else DTYPE_NAMES.get(dtype.lower(), dtype)
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype '{dtype}'", hint=f"use one of: {', '.join(DTYPES)}")
     if method.backend == "cast":
@@ -183,13 +199,10 @@ def _tokenizer_or_none(hf_dir: Path, reporter: Reporter):
 
 def _load(path: Path, dtype: str, device: str, quantization_config=None):
     import torch
-    from transformers import AutoModelForCausalLM
 
-    kwargs = {"dtype": getattr(torch, dtype), "device_map": device, "local_files_only": True, "trust_remote_code": False}
-    if quantization_config is not None:
-        kwargs["quantization_config"] = quantization_config
-    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
-    return model.eval()
+    from olmo_cli.loading.model import load_weights
+
+    return load_weights(path, getattr(torch, dtype), device, quantization_config)
 
 
 def _logits_from(path: Path, dtype: str, device: str, ids):
@@ -197,15 +210,3 @@ def _logits_from(path: Path, dtype: str, device: str, ids):
 
     model = _load(path, dtype, device)
     return logits_of(model, ids)
-
-
-def _free_memory() -> None:
-    gc.collect()
-    release_free_memory()
-    try:
-        import torch
-
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-    except ImportError:  # pragma: no cover
-        pass
