@@ -137,7 +137,6 @@ def generate(loaded, prompts: list[str], params: SamplingParams, *,
 
         set_seed(params.seed)
     start = time.perf_counter()
-    streamer.start = start
     with torch.inference_mode():
         output = model.generate(**inputs, **kwargs, streamer=streamer,
                                 pad_token_id=tokenizer.pad_token_id, eos_token_id=_eos_ids(model, tokenizer))
@@ -243,7 +242,6 @@ class _Streamer:
 
     def __init__(self, tokenizer, stops, on_text):
         self.tokenizer, self.stops, self.on_text = tokenizer, tuple(stops), on_text
-        self.start: float | None = None
         self.first_token_at: float | None = None
         self.steps = 0
         self._seen_prompt = False

@@ -138,9 +138,16 @@ def _ids(value: int):
     return torch.tensor([value])
 
 
-def test_compile_on_cpu_is_unsupported(tiny):
-    result = run(str(tiny), "-p", "Hi", "--compile", "--device", "cpu")
-    assert result.exit_code == 8 and "CUDA" in result.stderr
+def test_compile_on_cpu_is_unsupported_before_any_load(tiny, monkeypatch):
+    import torch
+
+    import olmo_cli.loading
+
+    monkeypatch.setattr(olmo_cli.loading, "load_model", lambda *a, **k: pytest.fail("loaded a model"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cpu", "auto"):
+        result = run(str(tiny), "-p", "Hi", "--compile", "--device", device)
+        assert result.exit_code == 8 and "CUDA" in result.stderr
 
 
 def _files(directory: Path) -> dict[str, bytes]:
@@ -175,6 +182,28 @@ def test_sweep_across_revisions_in_training_order(hub_repo):
     assert table.stdout.index("step1000-tokens4B") < table.stdout.index("step3000-tokens12B")
     selected = json.loads(run(REPO, "--from", "step2000", "-p", "Hello", "--greedy", "-n", "3", "--json").stdout)
     assert [r["revision"] for r in selected] == ["step2000-tokens8B", "step3000-tokens12B"]
+
+
+def test_sweep_holds_one_model_at_a_time(hub_repo, monkeypatch):
+    import gc
+    import weakref
+
+    import olmo_cli.loading
+
+    real = olmo_cli.loading.load_model
+    models = []
+
+    def load_and_watch(*args, **kwargs):
+        gc.collect()
+        assert all(ref() is None for ref in models), "the previous revision's model is still alive"
+        loaded = real(*args, **kwargs)
+        models.append(weakref.ref(loaded.model))
+        return loaded
+
+    monkeypatch.setattr(olmo_cli.loading, "load_model", load_and_watch)
+    result = run(REPO, "-r", "step1000", "-r", "step2000", "-r", "step3000", "-p", "Hello", "--greedy", "-n", "2")
+    assert result.exit_code == 0, result.output
+    assert len(models) == 3
 
 
 @pytest.mark.parametrize("args, code, message", [

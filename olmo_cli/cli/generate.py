@@ -83,8 +83,14 @@ def generate(
     if model is None and not revisions:
         raise UsageError("no model given", hint="name a Hub repo or a local directory (olmo generate allenai/OLMo-1B-hf -p ...), "
                                                 "or a revision such as --revision step20000-tokens84B")
-    if compile_ and device == "cpu":
-        raise _compile_unsupported()
+    if compile_:
+        from olmo_cli.loading.devices import pick_device
+
+        if pick_device(device).type != "cuda":  # before any download or load
+            from olmo_cli.errors import UnsupportedError
+
+            raise UnsupportedError("--compile needs a CUDA GPU (static KV cache + torch.compile)",
+                                   hint="drop --compile; on the CPU it would only add compilation time")
     prompts = _read_prompts(prompt, prompts_file)
     reporter = ConsoleReporter()
     options = dict(dtype=dtype, device=device, quantization=quantization, offline=offline, reporter=reporter)
@@ -100,7 +106,6 @@ def _single(model, revision, prompts, params, options, as_json, stats) -> None:
     from olmo_cli.loading import load_model
 
     loaded = load_model(model, revision, **options)
-    _check_compile(loaded, params)
     streaming = not as_json and len(prompts) == 1 and params.num_return_sequences == 1
     result = generate(loaded, prompts, params, on_text=_write_now if streaming else None)
     if as_json:
@@ -133,7 +138,6 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
         say(f"[{index}/{len(chosen)}] {resolved.revision}")
         loaded = load_model(resolved.repo, resolved.revision, **options)
         try:
-            _check_compile(loaded, params)
             result = generate(loaded, prompts, params)
         finally:
             loaded.release()
@@ -187,34 +191,20 @@ def _read_prompts(prompt: list[str] | None, prompts_file: Path | None) -> list[s
     return prompts
 
 
-# torchao methods `--quantize` takes (bitsandbytes has its own flags).
-TORCHAO_AT_LOAD = ("int8", "int8-dynamic", "int4")
-
-
 def _quantization(load_in_8bit: bool, load_in_4bit: bool, quantize: str | None) -> str | None:
+    """The method name for load_model; `--quantize` takes the torchao methods, bitsandbytes has its own flags."""
+    from olmo_cli.quantize.methods import METHODS, require_backend
+
     chosen = [name for name, on in (("8bit", load_in_8bit), ("nf4", load_in_4bit), (quantize, quantize)) if on]
     if len(chosen) > 1:
         raise UsageError("choose one of --load-in-8bit, --load-in-4bit and --quantize")
-    if quantize is not None and quantize.lower() not in TORCHAO_AT_LOAD:
+    torchao = tuple(name for name, method in METHODS.items() if method.backend == "torchao")
+    if quantize is not None and quantize.lower() not in torchao:
         raise UsageError(f"--quantize {quantize} is not available at load time",
-                         hint=f"use --quantize {', '.join(TORCHAO_AT_LOAD)}, --load-in-8bit or --load-in-4bit")
-    if chosen:
-        from olmo_cli.loading.quantization import require_backend
-
-        require_backend(chosen[0])  # before anything is downloaded
-    return chosen[0] if chosen else None
-
-
-def _compile_unsupported():
-    from olmo_cli.errors import UnsupportedError
-
-    return UnsupportedError("--compile needs a CUDA GPU (static KV cache + torch.compile)",
-                            hint="drop --compile; on the CPU it would only add compilation time")
-
-
-def _check_compile(loaded, params) -> None:
-    if params.compile and loaded.model.device.type != "cuda":
-        raise _compile_unsupported()
+                         hint=f"use --quantize {', '.join(torchao)}, --load-in-8bit or --load-in-4bit")
+    if not chosen:
+        return None
+    return require_backend(chosen[0]).name  # before anything is downloaded
 
 
 def _as_json(loaded, result) -> dict:
