@@ -376,6 +376,9 @@ def test_offline_download_reports_cached_revisions_and_fails_the_others(hub, mon
     assert dry.exit_code == 0 and json.loads(dry.stdout)["to_download_bytes"] == 0
     missing = olmo("download", REPO, "-r", rev(2000))  # the offline listing knows only what is cached
     assert missing.exit_code == 3 and f"'{rev(2000)}' not found" in error_line(missing)
+    main = olmo("download", REPO)  # `main` needs no listing: the one revision's own error, not "1 of 1"
+    assert main.exit_code == 4
+    assert error_line(main) == f"error: offline mode is on and {REPO}@main is not in the local cache"
     assert hub.requests == []
 
 

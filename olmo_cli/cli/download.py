@@ -41,7 +41,8 @@ def download(
     of the weights (safetensors when a revision has both safetensors and .bin). Files identical
     across revisions are stored and transferred once. An interrupted download continues where it
     stopped when the command is run again. Retries 5xx, 429 and dropped connections. A revision
-    that fails does not stop the sweep; the exit code is then 1. Without --revision or a selection,
+    that fails does not stop the sweep; the exit code is then 1 (for a single revision, the code
+    of its own error). Without --revision or a selection,
     `main` is fetched. Offline (--offline, HF_HUB_OFFLINE=1) nothing is fetched: cached revisions
     are reported as already present (and exported with --local-dir), the others fail; when the Hub
     cannot be reached, cached revisions are used the same way, with a warning.
@@ -107,6 +108,8 @@ def download(
         print_table(("revision", "commit", "files", "size", "status", "path"), rows)
     say(f"downloaded {summary['downloaded']}, already present {summary['already_present']}, "
         f"failed {summary['failed']}; {format_size(result.transferred)} transferred")
+    if len(result.outcomes) == 1 and result.failed and result.failed[0].exception is not None:
+        raise result.failed[0].exception  # one revision: its own error, hint and exit code say more
     if result.failed:
         hint = ("run it without --offline (and without HF_HUB_OFFLINE) to fetch them" if offline else
                 "run the same command again: finished files are kept and partial ones continue")
