@@ -251,6 +251,27 @@ def test_a_conversion_finished_first_elsewhere_is_used(tmp_path, monkeypatch):
     assert [p.name for p in converted_cache_dir().iterdir()] == [target.name]
 
 
+def test_a_conversion_renamed_into_place_during_ours_is_used(tmp_path, monkeypatch):
+    import olmo_cli.checkpoints.atomic as atomic
+    import olmo_cli.checkpoints.convert as convert_module
+
+    real_replace = atomic._replace
+    source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
+    racing = []
+
+    def rename_after_the_other_process(tmp, dst, force):
+        if racing:  # the other process's own rename
+            return real_replace(tmp, dst, force)
+        racing.append(dst)
+        convert_module.convert(source, dst)  # its rename lands after our existence check
+        os.rename(tmp, dst)  # ours: the directory is there and not empty
+
+    monkeypatch.setattr(atomic, "_replace", rename_after_the_other_process)
+    target = hf_checkpoint_dir(locate(str(source)))
+    assert (target / "config.json").exists()
+    assert [p.name for p in converted_cache_dir().iterdir()] == [target.name]
+
+
 def test_an_incomplete_cache_entry_is_converted_again(tmp_path):
     from olmo_cli.loading.converted import cache_key
 

@@ -59,8 +59,9 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
         convert(located.path, target, to="hf", offline=offline, reporter=reporter)
-    except ExistsError:
-        # Another process finished the same conversion first; its result is as good as ours.
+    except (ExistsError, OSError):
+        # Another process finished the same conversion first (ExistsError; an OSError when its rename
+        # lands between our check and our rename): its result is as good as ours.
         if not _complete(target):
             raise
     _write_source_record(target, located, fmt)
