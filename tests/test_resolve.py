@@ -283,3 +283,15 @@ def test_locate_rejects_malformed_repo_ids_before_any_request(source):
 
     with pytest.raises(NotFoundError, match="neither a local directory nor a Hub repo id"):
         locate(source)
+
+
+def test_a_name_missing_from_the_reused_refs_answer_asks_the_hub_once_more(fake_hub):
+    add_olmo_1b(fake_hub)
+    list_revisions("allenai/OLMo-1B")  # the answer is now reused for five minutes
+    add_olmo_1b(fake_hub, extra=["step40000-tokens168B"])  # a branch pushed since
+    fake_hub.clear_log()
+    assert resolve("step40000-tokens168B", "allenai/OLMo-1B").revision == "step40000-tokens168B"
+    assert [r.revision for r in select_revisions("allenai/OLMo-1B", ["step40000-tokens168B"])] == ["step40000-tokens168B"]
+    with pytest.raises(NotFoundError, match="'nope' not found"):
+        resolve("nope", "allenai/OLMo-1B")
+    assert len([r for r in fake_hub.requests if r.path.endswith("/refs")]) == 2  # the first resolve, then 'nope'

@@ -56,6 +56,7 @@ class Listing:
     commits: dict[str, str] = field(default_factory=dict)  # name -> sha, where known
     source: str = SOURCE_HUB
     warning: str | None = None  # set when the Hub was unreachable and the fallback answered
+    from_cache: bool = False  # the Hub's answer of the last few minutes, reused: a newer branch may be missing
 
 
 def list_revisions(repo: str, *, offline: bool = False, refresh: bool = False,
@@ -140,7 +141,9 @@ def _read_cache(repo: str) -> Listing | None:
         return None
     if not (0 <= age < CACHE_SECONDS) or data.get("endpoint") != env.endpoint() or data.get("repo") != repo:
         return None
-    return _listing(commits, f"hub (cached {_ago(age)})")
+    listing = _listing(commits, f"hub (cached {_ago(age)})")
+    listing.from_cache = True
+    return listing
 
 
 def _write_cache(repo: str, commits: dict[str, str]) -> None:

@@ -42,7 +42,13 @@ def resolve(query: str, repo: str | None = None, *, offline: bool = False, refre
     query = _clean(query)
     repo = check_repo_id(repo) if repo else infer_repo(query)
     listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
-    return resolve_in(query, repo, listing)
+    try:
+        return resolve_in(query, repo, listing)
+    except NotFoundError:
+        if not listing.from_cache:
+            raise
+    # The reused answer may predate a branch pushed since: ask the Hub once before failing.
+    return resolve_in(query, repo, list_revisions(repo, offline=offline, refresh=True, reporter=reporter))
 
 
 def select_revisions(repo: str | None, queries: Sequence[str], selection: Selection | None = None, *,
@@ -60,9 +66,16 @@ def select_revisions(repo: str | None, queries: Sequence[str], selection: Select
     else:
         raise UsageError("a selection needs a repo", hint="pass the repo, e.g. allenai/OLMo-7B")
     listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
+    try:
+        named = [resolve_in(query, repo, listing) for query in queries]
+    except NotFoundError:
+        if not listing.from_cache:
+            raise
+        # The reused answer may predate a branch pushed since: ask the Hub once before failing.
+        listing = list_revisions(repo, offline=offline, refresh=True, reporter=reporter)
+        named = [resolve_in(query, repo, listing) for query in queries]
     chosen: dict[str, Resolved] = {}
-    for query in queries:
-        resolved = resolve_in(query, repo, listing)
+    for resolved in named:
         chosen.setdefault(resolved.revision, resolved)
     if selecting:
         kept = selection.apply([parse_revision(name) for name in listing.names])
