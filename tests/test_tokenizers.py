@@ -146,6 +146,25 @@ def test_hf_olmo_tokenizer_is_rewritten_to_a_standard_class(tmp_path):
     assert tokenizer.decode(tokenizer(TEXT)["input_ids"]) == TEXT
 
 
+def test_chat_template_survives_the_rewrite(tmp_path):
+    """An instruct model's template, in tokenizer_config.json or in chat_template.jinja, is kept."""
+    from transformers import AutoTokenizer
+
+    template = "{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}\n{% endfor %}"
+    source = tmp_path / "instruct"
+    source.mkdir()
+    shutil.copy(tk.DOLMA2.path, source / "tokenizer.json")
+    (source / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer", "chat_template": template}))
+    tk.write_hf_tokenizer(tmp_path / "a", source_dir=source, eos_token_id=100257, pad_token_id=100277)
+    (source / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer"}))
+    (source / "chat_template.jinja").write_text(template)
+    tk.write_hf_tokenizer(tmp_path / "b", source_dir=source, eos_token_id=100257, pad_token_id=100277)
+    for out in (tmp_path / "a", tmp_path / "b"):
+        tokenizer = AutoTokenizer.from_pretrained(out)
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+        assert text == "<|user|>\nhi\n", out.name
+
+
 def test_override_wins_and_pii_special_file_is_swapped(tmp_path):
     pii = _pii_special_dir(tmp_path)
     reporter = Recorder()

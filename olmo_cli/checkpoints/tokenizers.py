@@ -21,6 +21,7 @@ download a tokenizer repo.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,8 +155,15 @@ def write_hf_tokenizer(
         (dst / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
     else:
         shutil.copyfile(found.file, dst / "tokenizer.json")  # byte for byte: nothing to change
-    _write_json(dst / "tokenizer_config.json", tokenizer_config(eos[1], pad[1], bos[1], model_max_length))
+    config = tokenizer_config(eos[1], pad[1], bos[1], model_max_length)
+    # An instruct model's chat template survives the rewrite (in the config, or in its own file).
+    if isinstance(found.config.get("chat_template"), (str, list)):
+        config["chat_template"] = found.config["chat_template"]
+    _write_json(dst / "tokenizer_config.json", config)
     _write_json(dst / "special_tokens_map.json", special_tokens_map(eos[1], pad[1], bos[1]))
+    template = found.file.parent / "chat_template.jinja"
+    if found.file.name == "tokenizer.json" and template.is_file():
+        shutil.copyfile(template, dst / "chat_template.jinja")
     return TokenizerInfo(name=found.name, eos_token_id=eos[0], pad_token_id=pad[0], vocab_size=vocab_size,
                          source=found.source, bos_token_id=bos[0], eos_token=eos[1], pad_token=pad[1], bos_token=bos[1])
 
@@ -327,11 +335,12 @@ def _name_from_config(config: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _looks_like_repo(reference: str) -> bool:
-    from olmo_cli.sources import _REPO_ID
+_OWNER_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
 
+
+def _looks_like_repo(reference: str) -> bool:
     # "tokenizers/x.json" is a file inside the OLMo package, not a repo.
-    return reference.count("/") == 1 and not reference.endswith(".json") and bool(_REPO_ID.match(reference))
+    return not reference.endswith(".json") and bool(_OWNER_NAME.fullmatch(reference))
 
 
 def _from_hub(repo: str, *, offline: bool, reporter: Reporter) -> _Found:
