@@ -47,6 +47,33 @@ def hf_tensors(path):
     return out
 
 
+# ai2-olmo 0.6 ModelConfig fields typed plain `int`: OmegaConf refuses null or 500000.0 there.
+_TRAINER_INT_FIELDS = ("d_model", "n_heads", "n_layers", "mlp_ratio", "block_group_size", "rope_theta",
+                       "max_sequence_length", "vocab_size", "eos_token_id", "pad_token_id")
+
+
+def assert_trainer_would_start_from(dst, tokenizer_vocab: int | None = None):
+    """What the OLMo trainer (ai2-olmo 0.6) checks when started with --load_path=DST (REFERENCE 3.1)."""
+    from olmo_cli.checkpoints.formats.native import spec_from_model_fields
+    from olmo_cli.checkpoints.layout import native_shapes
+
+    assert dst.name.endswith("-unsharded")
+    model = yaml.safe_load((dst / "config.yaml").read_text())["model"]
+    for name in _TRAINER_INT_FIELDS:
+        assert type(model[name]) is int, (name, model[name])
+    # ModelConfig.effective_n_kv_heads raises when multi_query_attention is set and disagrees.
+    if model["n_kv_heads"] is not None and model["multi_query_attention"] is not None:
+        assert model["n_kv_heads"] == (1 if model["multi_query_attention"] else model["n_heads"])
+    # Tokenizer.from_train_config: the model's vocab_size must be the tokenizer's.
+    if tokenizer_vocab is not None:
+        assert model["vocab_size"] == tokenizer_vocab
+    # The DDP restore loads model.pt with strict=True: exactly the model's keys and shapes.
+    state = torch.load(dst / "model.pt", weights_only=True, mmap=True)
+    expected = native_shapes(spec_from_model_fields(model, "config.yaml"))
+    assert {k: tuple(v.shape) for k, v in state.items()} == expected
+    torch.load(dst / "train.pt", weights_only=True)  # read even when the trainer state is reset
+
+
 NATIVE_VARIANTS = {
     "olmo1-tied-mha": ("olmo1", {}),
     "olmo1-untied": ("olmo1", {"weight_tying": False}),
@@ -76,6 +103,7 @@ def test_native_to_hf_matches_reference_and_round_trips(tmp_path, variant):
 
     # HF -> native gives back the identical tensors, and the config means the same model.
     convert(tmp_path / "hf", tmp_path / "back-unsharded", to="native", tokenizer="allenai/gpt-neox-olmo-dolma-v1_5")
+    assert_trainer_would_start_from(tmp_path / "back-unsharded")
     back, back_config = native_files(tmp_path / "back-unsharded")
     assert set(back) == set(state)
     for key, tensor in state.items():
@@ -139,6 +167,7 @@ def test_hf_to_native_matches_transformers_and_round_trips(tmp_path, arch, shard
     assert train["global_step"] == 1000 and train["global_train_tokens_seen"] == 4 * 10**9
     full = yaml.safe_load((dst / "config.yaml").read_text())
     assert full["tokenizer"]["identifier"] == "allenai/dolma2-tokenizer"
+    assert_trainer_would_start_from(dst)
 
     convert(dst, tmp_path / "hf-again")
     original, again = hf_tensors(src), hf_tensors(tmp_path / "hf-again")
@@ -268,3 +297,23 @@ def test_model_pt_index_agrees_with_torch(tmp_path):
         where = reader.file_range(key)
         if where is not None:
             assert raw[where.offset: where.offset + where.nbytes] == tensor.contiguous().view(torch.uint8).numpy().tobytes()
+
+
+@pytest.mark.parametrize("eos,pad,identifier,vocab", [
+    (50279, 1, "allenai/gpt-neox-olmo-dolma-v1_5", 50280),
+    (None, None, "allenai/gpt-neox-olmo-dolma-v1_5", 50280),  # ids come from the known tokenizer
+    (100257, 100277, "allenai/dolma2-tokenizer", 100278),
+])
+def test_hf_to_native_token_fields_fit_the_trainer(tmp_path, eos, pad, identifier, vocab):
+    """A GQA model whose config records only the embedding rows: vocab_size, eos and pad ids come out
+    as the OLMo trainer checks them against tokenizer.identifier."""
+    src = make_hf(tmp_path / "src", arch="olmo2", vocab_size=100352 if vocab > 60000 else 50304,
+                  num_key_value_heads=2, eos_token_id=eos, pad_token_id=pad)
+    dst = tmp_path / "gqa-unsharded"
+    convert(src, dst, to="native", tokenizer=None if eos else identifier)
+    full = yaml.safe_load((dst / "config.yaml").read_text())
+    assert full["tokenizer"]["identifier"] == identifier
+    model = full["model"]
+    assert (model["n_kv_heads"], model["multi_query_attention"]) == (2, None)
+    assert (model["eos_token_id"], model["pad_token_id"]) == ((eos, pad) if eos else (50279, 1))
+    assert_trainer_would_start_from(dst, tokenizer_vocab=vocab)

@@ -35,7 +35,7 @@ _OLMO1 = dict(
     layer_norm_with_affine=False, attention_layer_norm=False, attention_layer_norm_with_affine=False,
     layer_norm_eps=1e-5, norm_after=False, rope=True, rope_theta=10000, clip_qkv=None,
     activation_type="swiglu", block_type="sequential", block_group_size=1, alibi=False,
-    multi_query_attention=False, eos_token_id=50, pad_token_id=1,
+    multi_query_attention=None, eos_token_id=50, pad_token_id=1,
 )
 _OLMO2 = dict(
     _OLMO1, layer_norm_type="rms", layer_norm_with_affine=True, attention_layer_norm=True,
@@ -92,8 +92,9 @@ def native_state_dict(config: dict, seed: int = 0) -> dict[str, torch.Tensor]:
 
 
 def olmo_safetensors_key(key: str) -> str:
-    """OLMo's own safetensors key encoding: urlsafe base64 of a pickled (key tuple, is_pickled)."""
-    return base64.urlsafe_b64encode(pickle.dumps((tuple(key.split(".")), False))).decode("ascii")
+    """OLMo's own safetensors key encoding (olmo/safetensors_util.py): urlsafe base64 of a pickled
+    (key tuple, is_pickled); a flat state dict's key tuple is the one dotted name, `(key,)`."""
+    return base64.urlsafe_b64encode(pickle.dumps(((key,), False))).decode("ascii")
 
 
 def make_native(directory, arch: str = "olmo1", safetensors=False, seed: int = 0,

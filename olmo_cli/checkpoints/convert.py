@@ -42,10 +42,6 @@ class ConvertResult:
     dtype: str = ""
     files: list[str] = field(default_factory=list)
 
-    @property
-    def format(self) -> str:
-        return self.target_format
-
     def to_dict(self) -> dict:
         data = asdict(self)
         data["dst"] = str(self.dst)
@@ -57,7 +53,8 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
             revision: str | None = None, offline: bool = False) -> ConvertResult:
     """Convert the checkpoint in `src` into `dst` (`to`: "hf" or "native").
 
-    `revision` (e.g. step20000-tokens84B) fills train.pt's step and tokens for native outputs.
+    `revision` (e.g. step20000-tokens84B; else the source directory's name, e.g. step1000-unsharded)
+    fills train.pt's step and tokens for native outputs.
     """
     src, dst = Path(src), Path(dst)
     if to not in TARGETS:
@@ -76,14 +73,18 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
     spec = checkpoint.spec
     out_dtype = (spec.dtype or "float32") if dtype == "auto" else dtype
     if to == "native":
-        spec = spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer, reporter))
+        spec = _fit_tokenizer(spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer)), reporter)
         if not dst.name.endswith("-unsharded"):
             reporter.warn(f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "
                           f"(e.g. {dst.name}-unsharded)")
     else:
+        from olmo_cli.checkpoints import tokenizers
         from olmo_cli.checkpoints.formats import hf
 
         hf_config = hf.config_for(spec, out_dtype)  # unsupported architectures fail before any write
+        # So does a tokenizer that cannot be found or fetched (written after the weights).
+        tokenizers.find_tokenizer(source_dir=checkpoint.path, identifier=spec.tokenizer_identifier,
+                                  override=tokenizer, offline=offline)
 
     reporter.info(f"converting {source_format} ({checkpoint.architecture}) -> "
                   f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}")
@@ -91,7 +92,7 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
         if to == "hf":
             files, written, n = _write_hf(checkpoint, tmp, hf_config, out_dtype, shard_bytes, tokenizer, reporter, offline)
         else:
-            files, written, n = _write_native(checkpoint, spec, tmp, out_dtype, revision, reporter)
+            files, written, n = _write_native(checkpoint, spec, tmp, out_dtype, revision or src.name, reporter)
         diff = None
         if verify:
             reporter.info("verifying: comparing logits of source and output on a fixed prompt")
@@ -100,6 +101,9 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
             output = open_checkpoint(tmp, "hf" if to == "hf" else "native")
             diff = compare(checkpoint, output, out_dtype)
             reporter.info(f"verified: max logit difference {diff:.3g}")
+    if to == "native":
+        reporter.info(f"start the OLMo trainer from it with --load_path={dst} --reset_optimizer_state=true "
+                      "(there is no optim.pt)")
     return ConvertResult(dst=dst, source_format=source_format, target_format=to, n_tensors=n,
                          bytes_written=written, max_logit_diff=diff,
                          architecture=spec.family if to == "hf" else "native", dtype=out_dtype, files=files)
@@ -174,12 +178,9 @@ def _write_hf(checkpoint: Checkpoint, tmp: Path, hf_config: dict, out_dtype: str
 
 def _write_hf_tokenizer(checkpoint: Checkpoint, tmp: Path, override: str | None, reporter: Reporter,
                         offline: bool) -> list[str]:
+    from olmo_cli.checkpoints import tokenizers
+
     spec = checkpoint.spec
-    try:
-        from olmo_cli.checkpoints import tokenizers
-    except ImportError:  # the tokenizer module is a separate piece of work; weights stay usable
-        reporter.warn("tokenizer support is not available; the output has no tokenizer files")
-        return []
     generation = tokenizers.generation_config(spec.eos_token_id, spec.pad_token_id, spec.bos_token_id)
     _write_json(tmp / "generation_config.json", generation)
     has_source = override or spec.tokenizer_identifier or (checkpoint.path / "tokenizer.json").is_file()
@@ -196,31 +197,54 @@ def _write_hf_tokenizer(checkpoint: Checkpoint, tmp: Path, override: str | None,
     return ["generation_config.json"] + sorted(set(p.name for p in tmp.iterdir()) - before)
 
 
-def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Reporter) -> str:
+def _native_tokenizer(checkpoint: Checkpoint, override: str | None) -> str:
     """The `tokenizer.identifier` for a native output: --tokenizer, the source's identifier or
     tokenizer files, or the OLMo tokenizer its eos id implies."""
+    from olmo_cli.checkpoints import tokenizers
+
     guess = _TOKENIZER_BY_EOS.get(checkpoint.spec.eos_token_id)
-    try:
-        from olmo_cli.checkpoints import tokenizers
-    except ImportError:
-        tokenizers = None
     if override:
-        if tokenizers is not None:
-            known = tokenizers.resolve_identifier(override)
-            if known is not None:
-                return known[0].name
-            if Path(override).expanduser().exists():
-                return tokenizers.hf_to_native_identifier(Path(override).expanduser())
+        known = tokenizers.resolve_identifier(override)
+        if known is not None:
+            return known[0].name
+        if Path(override).expanduser().exists():
+            return tokenizers.hf_to_native_identifier(Path(override).expanduser())
         return override
     if checkpoint.spec.tokenizer_identifier:  # native -> native keeps its identifier
         return checkpoint.spec.tokenizer_identifier
-    if tokenizers is not None and (checkpoint.path / "tokenizer.json").is_file():
+    if (checkpoint.path / "tokenizer.json").is_file():
         return tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
     if guess:
         return guess
     raise NotFoundError("cannot tell which tokenizer this model uses (native checkpoints name one in config.yaml)",
                         hint="pass --tokenizer with an OLMo tokenizer name or a Hub tokenizer repo, "
                              "e.g. --tokenizer allenai/gpt-neox-olmo-dolma-v1_5")
+
+
+def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
+    """Token fields the OLMo trainer checks against `tokenizer.identifier` (REFERENCE 3.1).
+
+    It refuses a `vocab_size` other than its tokenizer's (transformers configs only record the
+    embedding rows) and null eos/pad ids (they are plain int fields). A known OLMo tokenizer
+    supplies both; otherwise the source's values stand.
+    """
+    from olmo_cli.checkpoints import tokenizers
+
+    resolved = tokenizers.resolve_identifier(spec.tokenizer_identifier or "")
+    if resolved is not None:
+        known = resolved[0]
+        if known.vocab_size > spec.embedding_size:
+            reporter.warn(f"tokenizer {known.name} has {known.vocab_size} ids but the model's embedding has only "
+                          f"{spec.embedding_size} rows: is it the model's tokenizer?")
+        else:
+            spec = spec.with_(vocab_size=known.vocab_size,
+                              eos_token_id=known.eos_token_id if spec.eos_token_id is None else spec.eos_token_id,
+                              pad_token_id=known.pad_token_id if spec.pad_token_id is None else spec.pad_token_id)
+    missing = [name for name in ("eos_token_id", "pad_token_id") if getattr(spec, name) is None]
+    if missing:
+        reporter.warn(f"the source config has no {' or '.join(missing)}; set model.{missing[0]} in config.yaml "
+                      "before training (the OLMo trainer requires it)")
+    return spec
 
 
 def _write_native(checkpoint: Checkpoint, spec: ModelSpec, tmp: Path, out_dtype: str, revision: str | None,

@@ -100,7 +100,8 @@ def model_fields(spec: ModelSpec) -> dict[str, Any]:
         "activation_type": "swiglu", "block_type": "sequential", "block_group_size": 1,
         "alibi": False, "alibi_bias_max": 8.0, "rope": True, "rope_full_precision": True,
         "rope_theta": int(spec.rope_theta) if float(spec.rope_theta).is_integer() else spec.rope_theta,
-        "flash_attention": False, "attention_dropout": 0.0, "multi_query_attention": False,
+        # null, not false: the trainer refuses multi_query_attention: false next to n_kv_heads < n_heads.
+        "flash_attention": False, "attention_dropout": 0.0, "multi_query_attention": None,
         "attention_layer_norm": spec.qk_norm, "residual_dropout": 0.0, "embedding_dropout": 0.0,
         "layer_norm_type": "rms" if spec.norm_type == "rms" else "default",
         "layer_norm_with_affine": spec.norm_affine, "layer_norm_eps": spec.norm_eps,
