@@ -181,6 +181,60 @@ def test_olmo_safetensors_key_with_a_code_payload_is_refused(tmp_path):
     assert decode_olmo_key(good) == ("transformer.wte.weight", False)
 
 
+def test_olmo_safetensors_keys_with_globals_are_refused_without_importing(tmp_path):
+    """No global is ever resolved while decoding a key: not even a harmless one, not even a module import."""
+    import sys
+
+    for module, name in (("os", "system"), ("builtins", "eval"), ("antigravity", "fly"), ("builtins", "tuple")):
+        raw = b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X\x01\x00\x00\x00x\x85R\x89\x86."
+        with pytest.raises(BadInputError):
+            decode_olmo_key(base64.urlsafe_b64encode(raw).decode())
+    assert "antigravity" not in sys.modules
+    one_name = base64.urlsafe_b64encode(pickle.dumps((("transformer.wte.weight",), False))).decode()
+    assert decode_olmo_key(one_name) == ("transformer.wte.weight", False)
+
+
+def test_model_pt_index_cannot_touch_the_readers_own_functions():
+    """A BUILD opcode sets attributes on whatever is on the stack; the globals it sees are throwaways."""
+    import io
+
+    from olmo_cli.checkpoints import torchzip
+
+    defaults = torchzip._rebuild_tensor.__defaults__
+    raw = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n"
+           b"N}X\x0c\x00\x00\x00__defaults__K\x01\x85s\x86b.")
+    torchzip._IndexUnpickler(io.BytesIO(raw)).load()
+    assert torchzip._rebuild_tensor.__defaults__ == defaults
+
+
+def test_model_pt_with_a_storage_missing_from_the_zip(tmp_path):
+    import zipfile
+
+    src = make_native(tmp_path / "src", tokenizer=None)
+    whole = src / "model.pt"
+    with zipfile.ZipFile(whole) as old, zipfile.ZipFile(src / "cut.pt", "w") as new:
+        for info in old.infolist():
+            if not info.filename.endswith("/data/0"):
+                new.writestr(info, old.read(info.filename))
+    (src / "cut.pt").replace(whole)
+    result = run_convert(src, tmp_path / "out")
+    assert_one_line_failure(result, 5, "model.pt")
+    assert_nothing_at(tmp_path / "out")
+
+
+def test_unknown_tokenizer_fails_before_any_weight_is_written(tmp_path, monkeypatch):
+    from olmo_cli.checkpoints import writer
+
+    def no_writing(*args, **kwargs):
+        raise AssertionError("weights were written before the tokenizer was found")
+
+    monkeypatch.setattr(writer, "write_safetensors", no_writing)
+    src = make_native(tmp_path / "src", tokenizer="tokenizers/not-an-olmo-tokenizer.json")
+    result = run_convert(src, tmp_path / "out")
+    assert_one_line_failure(result, 3, "not-an-olmo-tokenizer")
+    assert_nothing_at(tmp_path / "out")
+
+
 def test_not_a_checkpoint(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(BadInputError, match="not a checkpoint"):
@@ -242,6 +296,27 @@ def test_atomic_output_dir_cleans_up_on_keyboard_interrupt(tmp_path):
     with pytest.raises(ExistsError):
         with atomic_output_dir(dst):
             pass
+
+
+def test_force_keeps_the_old_output_when_the_final_rename_fails(tmp_path, monkeypatch):
+    from olmo_cli.checkpoints import atomic
+
+    dst = tmp_path / "out"
+    dst.mkdir()
+    (dst / "old.txt").write_text("old")
+    real_rename = os.rename
+
+    def failing_rename(a, b):
+        if Path(a).name.startswith(".out.partial-"):  # the new output moving into place
+            raise OSError(28, "No space left on device")
+        real_rename(a, b)
+
+    monkeypatch.setattr(atomic.os, "rename", failing_rename)
+    with pytest.raises(OSError):
+        with atomic_output_dir(dst, force=True) as tmp:
+            (tmp / "new.txt").write_text("new")
+    assert (dst / "old.txt").read_text() == "old" and not (dst / "new.txt").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
 # The child converts with a writer slowed to 0.3 s per tensor, so SIGINT lands mid-write.

@@ -79,9 +79,15 @@ def _replace(tmp: Path, dst: Path, force: bool) -> None:
     if dst.is_dir() and not dst.is_symlink():
         # Move the old output aside first, so `dst` is never missing a complete directory for long.
         trash = Path(tempfile.mkdtemp(prefix=f".{dst.name}.old-", dir=dst.parent))
-        os.rename(dst, trash / "old")
-        os.rename(tmp, dst)
-        shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.rename(dst, trash / "old")
+            try:
+                os.rename(tmp, dst)
+            except BaseException:  # put the old output back rather than leave nothing at dst
+                os.rename(trash / "old", dst)
+                raise
+        finally:
+            shutil.rmtree(trash, ignore_errors=True)
     else:
         dst.unlink()
         os.rename(tmp, dst)

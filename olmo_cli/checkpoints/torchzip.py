@@ -56,13 +56,17 @@ def _ordered_dict(*args):
 
 
 class _IndexUnpickler(pickle.Unpickler):
-    """Builds (storage, offset, size, stride) tuples for tensors; knows no other globals."""
+    """Builds (storage, offset, size, stride) tuples for tensors; knows no other globals.
+
+    Each global is a fresh wrapper, so a crafted BUILD opcode (which sets attributes on whatever
+    object is on the stack) can only touch throwaway objects, never this module's functions.
+    """
 
     def find_class(self, module, name):
         if (module, name) == ("torch._utils", "_rebuild_tensor_v2"):
-            return _rebuild_tensor
+            return lambda *args: _rebuild_tensor(*args)
         if (module, name) == ("collections", "OrderedDict"):
-            return _ordered_dict
+            return lambda *args: _ordered_dict(*args)
         if module == "torch" and name in _STORAGE_DTYPES:
             return name
         raise NotPlain(f"{module}.{name}")
@@ -96,10 +100,13 @@ def read_torch_zip_index(path: Path) -> dict[str, _Entry]:
             raise NotPlain("not a dict")
         index = {}
         for key, value in state.items():
-            if not (isinstance(key, str) and isinstance(value, tuple) and value and value[0] == "tensor"):
+            if not (isinstance(key, str) and _is_tensor_tuple(value)):
                 raise NotPlain(f"entry {key!r}")
             _, storage, offset, shape, stride = value
-            info = archive.getinfo(f"{prefix}data/{storage.key}")
+            try:
+                info = archive.getinfo(f"{prefix}data/{storage.key}")
+            except KeyError:
+                raise BadInputError(f"{path}: the storage of tensor {key!r} is missing (truncated or corrupt?)") from None
             if info.compress_type != zipfile.ZIP_STORED:
                 raise NotPlain("compressed storage")
             raw.seek(info.header_offset)
@@ -121,6 +128,17 @@ def read_torch_zip_index(path: Path) -> dict[str, _Entry]:
             byte_range = FileRange(path, start + offset * item, numel * item) if contiguous else None
             index[key] = _Entry(tuple(shape), storage.dtype, byte_range)
     return index
+
+
+def _is_tensor_tuple(value) -> bool:
+    """What `_rebuild_tensor` makes, with sane fields (a crafted pickle could put anything there)."""
+    if not (isinstance(value, tuple) and len(value) == 5 and value[0] == "tensor"):
+        return False
+    _, storage, offset, shape, stride = value
+    storage_ok = (type(storage) is _Storage and isinstance(storage.key, str) and storage.dtype in _ITEMSIZE
+                  and isinstance(storage.numel, int) and storage.numel >= 0)
+    ints = all(isinstance(n, int) and n >= 0 for n in (offset, *shape, *stride))
+    return storage_ok and ints and len(shape) == len(stride)
 
 
 def _is_contiguous(shape, stride) -> bool:
