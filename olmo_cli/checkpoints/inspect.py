@@ -14,8 +14,9 @@ import struct
 from pathlib import Path
 from typing import Any, Iterable
 
+from olmo_cli.checkpoints.formats.native import MODEL_DEFAULTS
 from olmo_cli.checkpoints.tensors import parse_safetensors_header
-from olmo_cli.errors import BadInputError, UnsupportedError
+from olmo_cli.errors import BadInputError
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 # safetensors dtype codes -> torch names, as people know them.
@@ -27,11 +28,9 @@ SAFETENSORS_DTYPES = {
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 # Files that describe a Hub checkpoint (fetched to inspect it); weights are read remotely.
 METADATA_PATTERNS = ["*.json", "*.yaml", "*.txt", "*.md"]
-# Defaults of the OLMo trainer's ModelConfig, for native/hf_olmo configs that leave a field out.
-NATIVE_DEFAULTS = {"n_heads": 12, "n_layers": 12, "mlp_ratio": 4, "max_sequence_length": 1024, "vocab_size": 50257,
-                   "weight_tying": True, "layer_norm_type": "default", "layer_norm_with_affine": True,
-                   "attention_layer_norm": False, "norm_after": False, "rope_theta": 10000, "clip_qkv": None,
-                   "include_bias": True, "multi_query_attention": False}
+# Defaults of the OLMo trainer's ModelConfig, for native/hf_olmo configs that leave a field out
+# (inspect also describes configs that conversion would refuse; only d_model must be given).
+NATIVE_DEFAULTS = {**MODEL_DEFAULTS, "n_heads": 12, "n_layers": 12}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -59,25 +58,10 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def detect(path: Path) -> str:
-    """native | hf_olmo | hf. Uses the conversion engine's detector when present."""
-    try:
-        from olmo_cli.checkpoints.detect import detect_format
-    except ImportError:  # the engine's detector is optional here: the rules are simple
-        return _detect_format(path)
+    """native | hf_olmo | hf, by the conversion engine's rules."""
+    from olmo_cli.checkpoints.detect import detect_format
+
     return detect_format(path)
-
-
-def _detect_format(path: Path) -> str:
-    if (path / "config.yaml").is_file():
-        return "native"
-    if (path / "config.json").is_file():
-        config = _read_json(path / "config.json")
-        if "d_model" in config:
-            return "hf_olmo"
-        if "hidden_size" in config:
-            return "hf"
-        raise BadInputError(f"{path / 'config.json'} is not an OLMo config (no d_model or hidden_size)")
-    raise BadInputError(f"not a checkpoint directory: {path} has no config.yaml or config.json")
 
 
 def read_config(path: Path, fmt: str) -> dict[str, Any]:
@@ -255,26 +239,12 @@ def safetensors_header_tensors(header: dict[str, Any], file_size: int | None, na
 
 
 def pickle_tensors(file: Path) -> list[tuple[str, tuple[int, ...]]]:
-    """(dtype, shape) of a torch.save'd state dict, mapped, never read, never unpickled beyond tensors."""
-    import pickle
+    """(dtype, shape) of a torch.save'd state dict, from the conversion engine's reader: its zip index,
+    else torch's weights-only loader, memory-mapped; a pickle with code in it is refused."""
+    from olmo_cli.checkpoints.tensors import PickleReader
 
-    import torch
-
-    try:
-        state = torch.load(file, map_location="cpu", mmap=True, weights_only=True)
-    except pickle.UnpicklingError as error:
-        raise BadInputError(f"{file.name} refused: it is not a plain state dict ({_first_line(error)[:120]})") from None
-    except RuntimeError as error:
-        if "mmap" in str(error):
-            raise UnsupportedError(f"{file.name} uses torch's legacy (non-zip) format, which cannot be read without loading it",
-                                   hint="convert it with 'olmo convert' first") from None
-        raise BadInputError(f"{file.name} cannot be read (truncated or corrupt): {_first_line(error)[:160]}") from None
-    except (EOFError, OSError, ValueError) as error:
-        raise BadInputError(f"{file.name} cannot be read (truncated or corrupt): {_first_line(error)[:160]}") from None
-    if not isinstance(state, dict):
-        raise BadInputError(f"{file.name} does not hold a state dict")
-    return [(str(value.dtype).removeprefix("torch."), tuple(value.shape))
-            for value in state.values() if isinstance(value, torch.Tensor)]
+    reader = PickleReader(file)
+    return [(info.dtype, info.shape) for info in map(reader.info, reader.keys())]
 
 
 def tensor_summary(tensors: list[tuple[str, tuple[int, ...]]]) -> dict[str, Any]:
