@@ -71,10 +71,11 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             mlp_hidden=int(config["intermediate_size"]), embedding_size=embedding,
             vocab_size=_tokenizer_vocab(eos, embedding),
             max_sequence_length=int(config.get("max_position_embeddings", 2048)),
-            rope_theta=rope_theta(config, where), clip_qkv=config.get("clip_qkv"),
+            rope_theta=rope_theta(config, where),
+            clip_qkv=None if config.get("clip_qkv") is None else float(config["clip_qkv"]),
             weight_tying=bool(config.get("tie_word_embeddings", False)),
             norm_type="rms" if olmo2 else "layernorm", norm_affine=olmo2,
-            norm_eps=float(config.get("rms_norm_eps", 1e-6)) if olmo2 else 1e-5,
+            norm_eps=float(config.get("rms_norm_eps", 1e-5)) if olmo2 else 1e-5,  # transformers' defaults
             qk_norm=olmo2, norm_after=olmo2,
             eos_token_id=eos, pad_token_id=config.get("pad_token_id"), bos_token_id=config.get("bos_token_id"),
             dtype=config.get("dtype") or config.get("torch_dtype"),
