@@ -63,7 +63,7 @@ def locate(
     if source is not None and not is_repo_id(source):
         raise NotFoundError(f"'{source}' is neither a local directory nor a Hub repo id",
                             hint="a repo id looks like allenai/OLMo-7B")
-    repo, exact = _resolve(source, revision, offline=offline)
+    repo, exact = _resolve(source, revision, offline=offline, reporter=reporter)
     from olmo_cli.hub.download import fetch_revision
 
     path = Path(fetch_revision(repo, exact, include=include, exclude=exclude, offline=offline, reporter=reporter))
@@ -90,12 +90,14 @@ def _local(source: str, revision: str | None) -> Located:
     return Located(path=path.resolve())
 
 
-def _resolve(source: str | None, revision: str | None, *, offline: bool) -> tuple[str, str]:
+def _resolve(source: str | None, revision: str | None, *, offline: bool, reporter: Reporter) -> tuple[str, str]:
     """(repo, exact revision). No revision means `main`, which needs no listing of refs."""
     if revision is None:
         assert source is not None
         return source, "main"
     from olmo_cli.revisions.resolve import resolve
 
-    resolved = resolve(revision, source, offline=offline)
+    resolved = resolve(revision, source, offline=offline, reporter=reporter)
+    if resolved.note:  # "nearest to 2T tokens: ..., 36B tokens before": never silently
+        reporter.info(f"note: {resolved.note}")
     return resolved.repo, resolved.revision

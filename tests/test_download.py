@@ -444,3 +444,9 @@ def test_a_re_export_replaces_a_small_file_that_differs(hub, tmp_path):
 def test_malformed_repo_ids_are_one_line_usage_errors(repo):
     result = olmo("download", repo)
     assert result.exit_code == 2 and "not a valid Hub repo id" in error_line(result)
+
+
+def test_a_token_count_that_is_not_exact_says_which_revision_it_took(hub):
+    result = olmo("download", REPO, "-r", "5B", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert f"note: nearest to 5B tokens: {rev(1000)}, 1B tokens before" in result.stderr

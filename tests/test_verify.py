@@ -90,3 +90,13 @@ def test_a_revision_that_is_not_cached_fails(hub):
 def test_a_named_revision_that_is_not_cached_is_not_found(hub):
     result = verify("-r", "step1000-tokens4B", "-r", "main")
     assert result.exit_code == 3 and "1 of 2 revisions of allenai/OLMo-fake are not in the local cache" in result.stderr
+
+
+def test_an_unreachable_hub_falls_back_to_the_blob_names_with_a_warning(hub, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    result = verify("--json")
+    assert result.exit_code == 0, result.output
+    assert "warning: cannot reach http://127.0.0.1:9" in result.stderr
+    assert all(r["note"].startswith("offline") for r in json.loads(result.stdout)["revisions"])
+    corrupt(snapshot(hub, A) / "model.safetensors")
+    assert verify("-r", A).exit_code == 7

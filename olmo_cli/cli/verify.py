@@ -29,7 +29,8 @@ def verify(
     For each revision: files a model needs that are missing, files whose size or hash (sha256
     for LFS files, git sha1 for small ones) differs from the Hub's, and extra files the Hub does
     not have. Without --revision or a selection, every cached revision of REPO is checked.
-    Offline, each file is checked against its blob name (which is its hash). Exit code 7 when
+    Offline (or when the Hub cannot answer, with a warning), each file is checked against its
+    blob name (which is its hash). Exit code 7 when
     anything is missing, corrupt or extra.
 
     \b
@@ -40,7 +41,7 @@ def verify(
       olmo verify allenai/OLMo-1B-hf --offline
     """
     from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
-    from olmo_cli.errors import MismatchError, NotFoundError
+    from olmo_cli.errors import MismatchError, NetworkError, NotFoundError
     from olmo_cli.hub import env
     from olmo_cli.hub.cache import scan_repo
     from olmo_cli.hub.refs import check_repo_id
@@ -68,7 +69,15 @@ def verify(
     with reporter.progress("verifying", total=len(names)) as bar:
         for name in names:
             bar.describe(f"verifying {repo}@{name}")
-            reports.append(verify_revision(repo, name, offline=offline, all_files=all_files, digests=digests))
+            try:
+                report = verify_revision(repo, name, offline=offline, all_files=all_files, digests=digests)
+            except NetworkError as error:  # the Hub cannot answer: the blob names still can
+                if offline:
+                    raise
+                offline = True
+                reporter.warn(f"{error.message}; checking cached files against their blob names instead")
+                report = verify_revision(repo, name, offline=True, all_files=all_files, digests=digests)
+            reports.append(report)
             bar.advance(1)
 
     if as_json:

@@ -76,6 +76,8 @@ def select_revisions(repo: str | None, queries: Sequence[str], selection: Select
         named = [resolve_in(query, repo, listing) for query in queries]
     chosen: dict[str, Resolved] = {}
     for resolved in named:
+        if resolved.note:  # "nearest to 2T tokens: ..., 36B tokens before": never silently
+            reporter.info(f"note: {resolved.note}")
         chosen.setdefault(resolved.revision, resolved)
     if selecting:
         kept = selection.apply([parse_revision(name) for name in listing.names])
