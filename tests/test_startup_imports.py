@@ -38,6 +38,8 @@ CASES = {
     "complete a revision": ([], {"_OLMO_COMPLETE": "complete_bash", "COMP_CWORD": "4",
                                  "COMP_WORDS": "olmo resolve --repo allenai/OLMo-7B step45"}),
     "complete a command": ([], {"_OLMO_COMPLETE": "complete_bash", "COMP_CWORD": "1", "COMP_WORDS": "olmo li"}),
+    "complete a repo": ([], {"_OLMO_COMPLETE": "complete_bash", "COMP_CWORD": "3",
+                             "COMP_WORDS": "olmo cache ls allenai/OLMo-7"}),
 }
 
 
