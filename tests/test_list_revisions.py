@@ -89,6 +89,8 @@ def test_list_gaps():
     table = run("list-revisions", "allenai/OLMo-1B", "--offline", "--gaps")
     assert "step117850-tokens494B" in table.stdout and "step330000-tokens1384B" in table.stdout
     assert "1 gap(s)" in table.stderr
+    one = run("list-revisions", "allenai/OLMo-1B", "--offline", "--gaps", "--to", "step20000")
+    assert one.exit_code == 0 and "fewer than two checkpoints" in one.stderr  # not "usual interval None"
 
 
 def test_unreachable_hub_falls_back_with_a_warning():

@@ -90,4 +90,6 @@ def _show_gaps(repo, revisions, selection, as_json: bool, quiet: bool) -> None:
     else:
         print_table(("after", "before", "steps apart", "times usual"),
                     [(g.before.name, g.after.name, g.steps, f"{g.steps / g.usual:.0f}x") for g in found])
-        say(f"{len(found)} gap(s) in {repo}; usual interval {usual_interval(scope)} steps")
+        usual = usual_interval(scope)
+        say(f"{len(found)} gap(s) in {repo}; " + (f"usual interval {usual} steps" if usual else
+                                                   "fewer than two checkpoints, so no interval to compare"))

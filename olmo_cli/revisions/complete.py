@@ -21,10 +21,7 @@ def revision_candidates(params: Mapping[str, Any], incomplete: str) -> list[str]
     names: dict[str, None] = {}
     for each in repos:
         names.update(dict.fromkeys(bundled_revisions(each) or []))
-        try:
-            names.update(dict.fromkeys(cached_revisions(each)))
-        except ValueError:  # a repo value that is not a repo id (a local path): nothing cached
-            pass
+        names.update(dict.fromkeys(cached_revisions(each)))  # a local path as `repo`: nothing cached
     names.update(dict.fromkeys(["main", "latest"]))
     matching = [name for name in names if name.startswith(incomplete)]
     return [r.name for r in training_order(parse_revision(name) for name in matching)]
