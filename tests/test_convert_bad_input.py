@@ -166,7 +166,8 @@ def test_model_pt_with_a_code_payload_is_refused_not_run(tmp_path):
     state["transformer.extra"] = _Payload(marker)
     torch.save(state, src / "model.pt")
     result = run_convert(src, tmp_path / "out")
-    assert_one_line_failure(result, 5, "refused")
+    assert_one_line_failure(result, 5, "refused", "system")  # names what it refused...
+    assert "\x1b" not in result.stderr and "trust" not in result.stderr  # ...not how to load it unsafely
     assert not marker.exists()
     assert_nothing_at(tmp_path / "out")
 

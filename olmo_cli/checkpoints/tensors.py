@@ -12,6 +12,7 @@ import io
 import json
 import mmap
 import pickle
+import re
 import struct
 import warnings
 import zipfile
@@ -122,8 +123,7 @@ class PickleReader(TensorReader):
                 # Files from torch < 1.6 (not zip) cannot be memory-mapped.
                 state = torch.load(self.path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise BadInputError(f"{self.path}: refused to load: the pickle holds more than tensors ({_short(first)})",
+            raise BadInputError(f"{self.path}: refused to load: the pickle holds more than tensors ({_refusal(error)})",
                                 hint="only plain state dicts are loaded; code in a checkpoint is never run") from None
         except (RuntimeError, EOFError, OSError, ValueError, struct.error) as error:
             raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error))}") from None
@@ -156,6 +156,21 @@ class PickleReader(TensorReader):
 def _is_zip(path: Path) -> bool:
     with open(path, "rb") as f:
         return f.read(4) == b"PK\x03\x04"
+
+
+def _refusal(error: Exception) -> str:
+    """What torch's weights-only loader refused (e.g. "global posix.system"), without its advice on
+    how to load the file unsafely."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    found = re.search(r"GLOBAL ([\w.]+)", text)
+    if found:
+        return f"global {found.group(1)}"
+    found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
+    if found:
+        return _short(found.group(1))
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith(("Weights only load failed", "(1)", "(2)", "Check the doc"))]
+    return _short(lines[0]) if lines else type(error).__name__
 
 
 def _short(text: str, limit: int = 160) -> str:
