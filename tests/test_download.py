@@ -450,3 +450,11 @@ def test_a_token_count_that_is_not_exact_says_which_revision_it_took(hub):
     result = olmo("download", REPO, "-r", "5B", "--dry-run")
     assert result.exit_code == 0, result.output
     assert f"note: nearest to 5B tokens: {rev(1000)}, 1B tokens before" in result.stderr
+
+
+def test_a_missing_repo_stops_the_sweep_at_once(fake_hub):
+    from olmo_cli.hub.download import download_revisions
+    from olmo_cli.hub.errors import RepoNotFoundError
+
+    with pytest.raises(RepoNotFoundError, match="repo 'someone/missing' not found"):
+        download_revisions("someone/missing", ["main", "step1"])

@@ -234,10 +234,10 @@ def _plan_all(repo: str, revisions: list[str], max_workers: int, **choice) -> li
 def _stops_sweep(error: OlmoError) -> bool:
     """Failures that every other revision would hit too: stop instead of failing them one by one."""
     from olmo_cli.errors import AuthError
+    from olmo_cli.hub.errors import RepoNotFoundError
     from olmo_cli.hub.transfer import CacheWriteError
 
-    return isinstance(error, (AuthError, CacheWriteError)) or (
-        isinstance(error, NotFoundError) and error.message.startswith("repo "))
+    return isinstance(error, (AuthError, CacheWriteError, RepoNotFoundError))
 
 
 def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max_workers: int,

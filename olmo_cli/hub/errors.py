@@ -11,6 +11,10 @@ from typing import Iterator
 from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError, UsageError
 
 
+class RepoNotFoundError(NotFoundError):
+    """The repo itself does not exist (or is hidden): every revision of it would fail the same way."""
+
+
 @contextmanager
 def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator[None]:
     from huggingface_hub import errors as hf
@@ -28,7 +32,7 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
         if _status(error) in (401, 403):
             raise AuthError(f"{what}: not authorized ({_status(error)}); the repo is private or gated, or the token is missing or expired",
                             hint="set HF_TOKEN to a valid token") from None
-        raise NotFoundError(f"repo '{what}' not found on {_host()}", hint="check the repo id, e.g. allenai/OLMo-7B") from None
+        raise RepoNotFoundError(f"repo '{what}' not found on {_host()}", hint="check the repo id, e.g. allenai/OLMo-7B") from None
     except hf.RevisionNotFoundError:
         raise NotFoundError(f"revision '{revision}' not found in {what}",
                             hint=f"run 'olmo list-revisions {repo}' to see the revisions" if repo else None) from None
