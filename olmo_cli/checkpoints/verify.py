@@ -88,7 +88,15 @@ def hf_logits(directory: Path, ids: list[int]):
     import torch
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # our own progress is enough; a second bar mid-run is noise
+    try:
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch.float32)
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
     model.eval()
     with torch.no_grad():
         out = model(torch.tensor([ids])).logits[0]
