@@ -96,6 +96,14 @@ def test_config_yaml_missing_required_fields(tmp_path):
     assert_nothing_at(tmp_path / "out")
 
 
+def test_config_yaml_field_of_the_wrong_type(tmp_path):
+    src = make_native(tmp_path / "src", tokenizer=None)
+    edit_config_yaml(src, block_group_size="two")
+    result = run_convert(src, tmp_path / "out")
+    assert_one_line_failure(result, 5, "bad model field value")
+    assert_nothing_at(tmp_path / "out")
+
+
 def test_shapes_that_disagree_with_the_config(tmp_path):
     src = make_native(tmp_path / "src", tokenizer=None)
     edit_config_yaml(src, mlp_ratio=4)

@@ -33,8 +33,8 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
     if missing:
         raise BadInputError(f"{where}: missing required model field(s): {', '.join(missing)}")
     f = {**MODEL_DEFAULTS, **{k: v for k, v in fields.items() if v is not None or k in ("n_kv_heads", "clip_qkv", "mlp_hidden_size")}}
-    _refuse_unsupported(f, where)
     try:
+        _refuse_unsupported(f, where)
         d_model, n_heads, n_layers = int(f["d_model"]), int(f["n_heads"]), int(f["n_layers"])
         if f["multi_query_attention"]:
             n_kv = 1
@@ -131,7 +131,8 @@ def read_spec(directory: Path) -> ModelSpec:
     config = read_config(directory)
     spec = spec_from_model_fields(config["model"], f"{directory / 'config.yaml'}")
     tokenizer = config.get("tokenizer") or {}
-    return spec.with_(tokenizer_identifier=tokenizer.get("identifier") if isinstance(tokenizer, dict) else None)
+    identifier = tokenizer.get("identifier") if isinstance(tokenizer, dict) else None
+    return spec.with_(tokenizer_identifier=None if identifier is None else str(identifier))
 
 
 def weights_reader(directory: Path):
