@@ -96,12 +96,34 @@ def test_config_yaml_missing_required_fields(tmp_path):
     assert_nothing_at(tmp_path / "out")
 
 
-def test_config_yaml_field_of_the_wrong_type(tmp_path):
+@pytest.mark.parametrize("change,fragment", [
+    ({"block_group_size": "two"}, "'two'"),
+    ({"n_heads": 0}, "n_heads must be positive"),
+    ({"n_heads": 5}, "not a multiple of n_heads"),
+    ({"n_kv_heads": 3}, "not a multiple of n_kv_heads"),
+])
+def test_config_yaml_field_of_the_wrong_type_or_size(tmp_path, change, fragment):
     src = make_native(tmp_path / "src", tokenizer=None)
-    edit_config_yaml(src, block_group_size="two")
+    edit_config_yaml(src, **change)
     result = run_convert(src, tmp_path / "out")
-    assert_one_line_failure(result, 5, "bad model field value")
+    assert_one_line_failure(result, 5, "bad model field value", fragment)
     assert_nothing_at(tmp_path / "out")
+    inspected = CliRunner().invoke(app, ["inspect", str(src)])
+    assert inspected.exit_code in (0, 5) and "Traceback" not in inspected.output, inspected.output
+
+
+@pytest.mark.parametrize("change", [{"num_attention_heads": 0}, {"eos_token_id": "x"}, {"rope_parameters": "x"}])
+def test_hf_config_field_of_the_wrong_type_or_size(tmp_path, change):
+    src = make_hf(tmp_path / "src")
+    config = json.loads((src / "config.json").read_text())
+    config.update(change)
+    (src / "config.json").write_text(json.dumps(config))
+    for target in ("hf", "native"):
+        result = run_convert(src, tmp_path / "out-unsharded", "--to", target, "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5")
+        assert_one_line_failure(result, 5)
+        assert_nothing_at(tmp_path / "out-unsharded")
+    inspected = CliRunner().invoke(app, ["inspect", str(src)])
+    assert inspected.exit_code in (0, 5) and "Traceback" not in inspected.output, inspected.output
 
 
 def test_shapes_that_disagree_with_the_config(tmp_path):

@@ -105,12 +105,21 @@ def _summary(path: Path, fmt: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def native_architecture(model: dict[str, Any]) -> dict[str, Any]:
     """The architecture of a native `model:` section (also hf_olmo's config.json: same field names)."""
+    try:
+        return _native_architecture(model)
+    except (KeyError, TypeError, ValueError) as error:
+        raise BadInputError(f"the model config has a bad field value: {_first_line(error)}") from None
+
+
+def _native_architecture(model: dict[str, Any]) -> dict[str, Any]:
     value = dict(NATIVE_DEFAULTS)
     value.update({key: item for key, item in model.items() if item is not None or key == "clip_qkv"})
     try:
         d_model, n_heads = int(value["d_model"]), int(value["n_heads"])
     except (KeyError, TypeError, ValueError):
         raise BadInputError("the model config has no usable d_model/n_heads") from None
+    if d_model <= 0 or n_heads <= 0:
+        raise BadInputError(f"the model config has d_model {d_model} and n_heads {n_heads}: both must be positive")
     kv_heads = 1 if value.get("multi_query_attention") else int(value.get("n_kv_heads") or n_heads)
     fused = value.get("mlp_hidden_size") or d_model * value["mlp_ratio"]
     norm_type = value["layer_norm_type"]
@@ -133,6 +142,8 @@ def hf_architecture(config: dict[str, Any]) -> dict[str, Any]:
         layers = int(config["num_hidden_layers"])
     except (KeyError, TypeError, ValueError):
         raise BadInputError("config.json has no usable hidden_size/num_attention_heads/num_hidden_layers") from None
+    if d_model <= 0 or n_heads <= 0:
+        raise BadInputError(f"config.json has hidden_size {d_model} and num_attention_heads {n_heads}: both must be positive")
     rope = config.get("rope_parameters") if isinstance(config.get("rope_parameters"), dict) else {}
     olmo1 = config.get("model_type") == "olmo"
     return {

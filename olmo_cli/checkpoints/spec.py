@@ -36,6 +36,18 @@ class ModelSpec:
     tokenizer_identifier: str | None = None
     dtype: str | None = None  # the checkpoint's weight dtype, e.g. "float32"
 
+    def __post_init__(self):
+        # Readers turn a ValueError into a one-line "bad model field" error.
+        sizes = ("d_model", "n_layers", "n_heads", "n_kv_heads", "mlp_hidden", "embedding_size", "vocab_size",
+                 "max_sequence_length")
+        for name in sizes:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
+        if self.n_heads % self.n_kv_heads:
+            raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
+
     @property
     def head_dim(self) -> int:
         return self.d_model // self.n_heads

@@ -30,6 +30,8 @@ def read_config(directory: Path) -> dict[str, Any]:
 
 def rope_theta(config: dict[str, Any], where: str) -> float:
     params = config.get("rope_parameters") or config.get("rope_scaling")
+    if params is not None and not isinstance(params, dict):
+        raise BadInputError(f"{where}: rope_parameters is not an object")
     if isinstance(params, dict) and params and all(isinstance(v, dict) for v in params.values()):
         kinds = {json.dumps(v, sort_keys=True) for v in params.values()}  # olmo3: per layer type
         if len(kinds) > 1:
@@ -65,6 +67,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         eos = config.get("eos_token_id")
         if isinstance(eos, list):
             eos = eos[0] if eos else None
+        eos, pad, bos = (None if v is None else int(v) for v in (eos, config.get("pad_token_id"), config.get("bos_token_id")))
         return ModelSpec(
             d_model=d, n_layers=int(config["num_hidden_layers"]), n_heads=heads,
             n_kv_heads=int(config.get("num_key_value_heads") or heads),
@@ -77,7 +80,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             norm_type="rms" if olmo2 else "layernorm", norm_affine=olmo2,
             norm_eps=float(config.get("rms_norm_eps", 1e-5)) if olmo2 else 1e-5,  # transformers' defaults
             qk_norm=olmo2, norm_after=olmo2,
-            eos_token_id=eos, pad_token_id=config.get("pad_token_id"), bos_token_id=config.get("bos_token_id"),
+            eos_token_id=eos, pad_token_id=pad, bos_token_id=bos,
             dtype=config.get("dtype") or config.get("torch_dtype"),
         )
     except (KeyError, TypeError, ValueError) as error:

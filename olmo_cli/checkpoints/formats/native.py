@@ -40,7 +40,7 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
             n_kv = 1
         else:
             n_kv = int(f["n_kv_heads"]) if f["n_kv_heads"] is not None else n_heads
-        fused = int(f["mlp_hidden_size"]) if f["mlp_hidden_size"] is not None else int(d_model * f["mlp_ratio"])
+        fused = int(f["mlp_hidden_size"]) if f["mlp_hidden_size"] is not None else int(d_model * float(f["mlp_ratio"]))
         affine = bool(f["layer_norm_with_affine"])
         return ModelSpec(
             d_model=d_model, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv,
