@@ -344,3 +344,19 @@ def test_bad_dtype_fails_before_any_conversion(tmp_path):
     with pytest.raises(UsageError, match="unknown dtype"):
         load_model(str(source), dtype="float8")
     assert not converted_cache_dir().exists()
+
+
+def test_a_checkpoint_saved_quantized_needs_its_package_and_no_second_quantization(tmp_path, monkeypatch):
+    import importlib.util
+
+    source = make_hf_with_tokenizer(tmp_path / "int8")
+    config = json.loads((source / "config.json").read_text())
+    config["quantization_config"] = {"quant_method": "torchao", "quant_type": {}}
+    (source / "config.json").write_text(json.dumps(config))
+    with pytest.raises(BadInputError, match="already quantized"):
+        load_model(str(source), quantization="int8")
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
+    with pytest.raises(UnsupportedError, match="torchao") as error:
+        load_model(str(source))
+    assert "pip install" in error.value.hint

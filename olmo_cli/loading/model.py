@@ -87,6 +87,7 @@ def load_model(
         dtype = "bfloat16"  # torchao's int4 kernels compute in bfloat16 only
     explicit_dtype = None if dtype == "auto" else pick_dtype(dtype, torch_device, None)  # a bad name fails here
     located, path = locate_hf_checkpoint(source, revision, offline=offline, reporter=reporter)
+    _check_saved_quantization(path, quantization)
     torch_dtype = explicit_dtype or pick_dtype("auto", torch_device, path)
     qconfig = quantization_config(quantization, compute_dtype=torch_dtype)
     tokenizer = load_tokenizer(path)  # before the weights: a missing tokenizer should not cost a load
@@ -97,6 +98,21 @@ def load_model(
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     return LoadedModel(model=model, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype, path=path,
                        load_seconds=time.perf_counter() - start, located=located, quantization=quantization)
+
+
+def _check_saved_quantization(path: Path, quantization: str | None) -> None:
+    """A checkpoint saved quantized (olmo quantize) needs its package, and cannot be quantized again."""
+    import importlib.util
+
+    from olmo_cli.quantize.methods import INSTALL_HINTS, saved_quantization
+    from olmo_cli.quantize.run import refuse_quantized
+
+    if quantization is not None:
+        refuse_quantized(path)
+    kind = saved_quantization(path)
+    if kind in INSTALL_HINTS and importlib.util.find_spec(kind) is None:
+        raise UnsupportedError(f"{path} was saved quantized with {kind}, which is not installed",
+                               hint=INSTALL_HINTS[kind])
 
 
 def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):

@@ -116,3 +116,18 @@ def _torchao_config(name: str):
     # "tile_packed_to_4d" runs on torch's own CUDA int4 kernel (tinygemm); torchao's default
     # "plain" layout needs the separate mslk package.
     return Int4WeightOnlyConfig(group_size=INT4_GROUP_SIZE, int4_packing_format="tile_packed_to_4d")
+
+
+def saved_quantization(checkpoint) -> str | None:
+    """The `quant_method` a transformers checkpoint was saved with ("torchao", "bitsandbytes" ...); None if none."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(checkpoint) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    saved = config.get("quantization_config") if isinstance(config, dict) else None
+    if not saved:
+        return None
+    return str(saved.get("quant_method", "unknown")) if isinstance(saved, dict) else "unknown"

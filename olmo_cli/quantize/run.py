@@ -19,7 +19,8 @@ from olmo_cli.checkpoints.atomic import atomic_output_dir, check_writable
 from olmo_cli.errors import BadInputError, ExistsError, UsageError
 from olmo_cli.quantize.files import copy_side_files, weights_bytes
 from olmo_cli.quantize.memory import fix_mmap_threshold
-from olmo_cli.quantize.methods import QUANTIZE_METHODS, Method, get_method, quantization_config, require_backend
+from olmo_cli.quantize.methods import (QUANTIZE_METHODS, Method, get_method, quantization_config, require_backend,
+                                      saved_quantization)
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # also their short names (bf16, fp32 ...), as generate takes
@@ -146,13 +147,8 @@ def check_destination(dst: Path, force: bool) -> None:
 
 def refuse_quantized(hf_dir: Path) -> None:
     """BadInputError when `hf_dir` holds an already-quantized checkpoint (quantizing twice only loses)."""
-    try:
-        config = json.loads((hf_dir / "config.json").read_text())
-    except (OSError, ValueError) as error:
-        raise BadInputError(f"cannot read {hf_dir / 'config.json'}: {error}") from None
-    qconfig = config.get("quantization_config")
-    if qconfig:
-        kind = qconfig.get("quant_method", "unknown") if isinstance(qconfig, dict) else "unknown"
+    kind = saved_quantization(hf_dir)
+    if kind is not None:
         raise BadInputError(f"{hf_dir} is already quantized ({kind})",
                             hint="quantize the full-precision checkpoint it was made from")
 
