@@ -184,6 +184,22 @@ def test_sweep_across_revisions_in_training_order(hub_repo):
     assert [r["revision"] for r in selected] == ["step2000-tokens8B", "step3000-tokens12B"]
 
 
+def test_sweep_table_prints_model_text_as_it_is(hub_repo, monkeypatch):
+    import olmo_cli.generate
+
+    real = olmo_cli.generate.generate
+
+    def bracketed(*args, **kwargs):
+        result = real(*args, **kwargs)
+        result.completions[0].completion = "closing [/INST] and [bold]"
+        return result
+
+    monkeypatch.setattr(olmo_cli.generate, "generate", bracketed)
+    table = run(REPO, "-r", "step1000", "-r", "step2000", "-p", "Hello", "--greedy", "-n", "2")
+    assert table.exit_code == 0, table.output
+    assert table.stdout.count("closing [/INST] and [bold]") == 2
+
+
 def test_sweep_holds_one_model_at_a_time(hub_repo, monkeypatch):
     import gc
     import weakref

@@ -31,7 +31,8 @@ class LoadedModel:
 
     def to_inputs(self, prompts: list[str]):
         """Tokenized, left-padded prompts on the model's device (quantized models need that)."""
-        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True)
+        # No token_type_ids: some tokenizers return them and OLMo's generate() rejects unused inputs.
+        encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, return_token_type_ids=False)
         return encoded.to(self.model.device)
 
     def release(self) -> None:
