@@ -27,10 +27,10 @@ class Reporter:
 
     @contextmanager
     def progress(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Progress]:
-        yield _NullProgress()
+        yield NullProgress()
 
 
-class _NullProgress:
+class NullProgress:
     def advance(self, amount: float = 1) -> None:
         pass
 

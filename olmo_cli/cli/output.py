@@ -7,7 +7,7 @@ import sys
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator, Sequence
 
-from olmo_cli.reporting import Reporter
+from olmo_cli.reporting import NullProgress, Reporter
 
 
 def print_json(value: Any) -> None:
@@ -52,7 +52,7 @@ class ConsoleReporter(Reporter):
     @contextmanager
     def progress(self, description: str, total: float | None = None, unit: str = "") -> Iterator[Any]:
         if self.quiet:
-            yield _Quiet()
+            yield NullProgress()
             return
         from rich.console import Console
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
@@ -64,14 +64,6 @@ class ConsoleReporter(Reporter):
         with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
             task = bar.add_task(description, total=total)
             yield _RichTask(bar, task)
-
-
-class _Quiet:
-    def advance(self, amount: float = 1) -> None:
-        pass
-
-    def describe(self, description: str) -> None:
-        pass
 
 
 class _RichTask:
