@@ -45,7 +45,7 @@ class LazyGroup(TyperGroup):
             if _is_click_exception(error):
                 raise
             _fail(
-                f"internal error: {type(error).__name__}: {error}",
+                f"internal error: {type(error).__name__}: {_first_line(error)}",
                 "run again with --debug for the traceback, and report it",
                 EXIT_INTERNAL,
             )
@@ -62,6 +62,11 @@ def _is_click_exception(error: Exception) -> bool:
     from typer import _click
 
     return isinstance(error, _click.exceptions.ClickException)
+
+
+def _first_line(error: Exception) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _debug_enabled() -> bool:
