@@ -64,6 +64,11 @@ def _is_click_exception(error: Exception) -> bool:
     return isinstance(error, _click.exceptions.ClickException)
 
 
+def _one_line(text: str) -> str:
+    # Messages built from library exceptions may span lines; the contract is one line each.
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
 def _first_line(error: Exception) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else ""
@@ -74,9 +79,9 @@ def _debug_enabled() -> bool:
 
 
 def _fail(message: str, hint: str | None, code: int):
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {_one_line(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {_one_line(hint)}\n")
     raise typer.Exit(code)
 
 
