@@ -126,6 +126,29 @@ def test_hf_config_field_of_the_wrong_type_or_size(tmp_path, change):
     assert inspected.exit_code in (0, 5) and "Traceback" not in inspected.output, inspected.output
 
 
+@pytest.mark.parametrize("weight_map", [["a", "b"], {"model.embed_tokens.weight": "../outside.safetensors"}])
+def test_safetensors_index_that_is_malformed_or_points_outside(tmp_path, weight_map):
+    src = make_hf(tmp_path / "src", sharded=True)
+    (tmp_path / "outside.safetensors").write_bytes((src / "model-00001-of-00002.safetensors").read_bytes()
+                                                   if (src / "model-00001-of-00002.safetensors").exists() else b"")
+    index = json.loads((src / "model.safetensors.index.json").read_text())
+    index["weight_map"] = weight_map if isinstance(weight_map, list) else {**index["weight_map"], **weight_map}
+    (src / "model.safetensors.index.json").write_text(json.dumps(index))
+    result = run_convert(src, tmp_path / "out-unsharded", "--to", "native", "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5")
+    assert_one_line_failure(result, 5, "not a valid safetensors index")
+    assert_nothing_at(tmp_path / "out-unsharded")
+    inspected = CliRunner().invoke(app, ["inspect", str(src)])
+    assert inspected.exit_code == 5 and "not a valid safetensors index" in inspected.stderr
+
+
+def test_tokenizer_json_with_bad_ids(tmp_path):
+    src = make_hf_olmo(tmp_path / "src", weights="safetensors")
+    (src / "tokenizer.json").write_text('{"model": {"vocab": {"a": "x"}}}')
+    result = run_convert(src, tmp_path / "out")
+    assert_one_line_failure(result, 5, "tokenizer.json")
+    assert_nothing_at(tmp_path / "out")
+
+
 def test_shapes_that_disagree_with_the_config(tmp_path):
     src = make_native(tmp_path / "src", tokenizer=None)
     edit_config_yaml(src, mlp_ratio=4)

@@ -83,8 +83,8 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
 
         hf_config = hf.config_for(spec, out_dtype)  # unsupported architectures fail before any write
         # So does a tokenizer that cannot be found or fetched (written after the weights).
-        tokenizers.find_tokenizer(source_dir=checkpoint.path, identifier=spec.tokenizer_identifier,
-                                  override=tokenizer, offline=offline)
+        tokenizers.check_tokenizer(source_dir=checkpoint.path, identifier=spec.tokenizer_identifier,
+                                   override=tokenizer, offline=offline)
 
     reporter.info(f"converting {source_format} ({checkpoint.architecture}) -> "
                   f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}")

@@ -189,8 +189,7 @@ def _weight_files(path: Path) -> list[str]:
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         index = path / index_name
         if index.is_file():
-            weight_map = _read_json(index).get("weight_map") or {}
-            return sorted(set(weight_map.values()))
+            return _shard_names(index)
     safetensors = sorted(file.name for file in path.glob("*.safetensors"))
     if safetensors:
         return safetensors
@@ -314,7 +313,7 @@ def inspect_source(source: str, revision: str | None = None, *, offline: bool = 
 def _weights_from_names(path: Path, names: list[str]) -> list[str]:
     for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
         if (path / index_name).is_file():
-            return sorted(set((_read_json(path / index_name).get("weight_map") or {}).values()))
+            return _shard_names(path / index_name)
     top = [name for name in names if "/" not in name]
     safetensors = [name for name in top if name.endswith(".safetensors")]
     return safetensors or [name for name in ("model.pt", "pytorch_model.bin") if name in top]
@@ -361,6 +360,15 @@ def _range(session, url: str, headers: dict[str, str], start: int, end: int) -> 
 
 
 # ---------------------------------------------------------------------------------------------
+
+
+def _shard_names(index: Path) -> list[str]:
+    from olmo_cli.checkpoints.tensors import shard_names
+
+    try:
+        return shard_names(_read_json(index))
+    except BadInputError as error:
+        raise BadInputError(f"{index}: {error.message}") from None
 
 
 def _read_json(file: Path) -> dict[str, Any]:

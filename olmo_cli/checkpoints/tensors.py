@@ -105,7 +105,7 @@ class PickleReader(TensorReader):
         except NotPlain:
             self._index = None
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as error:
-            raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error))}") from None
+            raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}") from None
         if self._index is None:
             self._load()
 
@@ -126,7 +126,7 @@ class PickleReader(TensorReader):
             raise BadInputError(f"{self.path}: refused to load: the pickle holds more than tensors ({_refusal(error)})",
                                 hint="only plain state dicts are loaded; code in a checkpoint is never run") from None
         except (RuntimeError, EOFError, OSError, ValueError, struct.error) as error:
-            raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error))}") from None
+            raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}") from None
         if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
             raise BadInputError(f"{self.path}: expected a flat state dict of tensors")
         self._state = state
@@ -271,7 +271,10 @@ class ShardedSafetensorsReader(TensorReader):
         try:
             weight_map = json.loads(self.path.read_text())["weight_map"]
         except (OSError, ValueError, KeyError, TypeError):
-            raise BadInputError(f"{self.path}: not a valid safetensors index") from None
+            weight_map = None
+        if not _is_weight_map(weight_map):
+            raise BadInputError(f"{self.path}: not a valid safetensors index (weight_map must map tensor names to "
+                                "shard files in this directory)")
         self._files: dict[str, SafetensorsReader] = {}
         self._where: dict[str, SafetensorsReader] = {}
         for key, name in weight_map.items():
@@ -295,6 +298,22 @@ class ShardedSafetensorsReader(TensorReader):
 
     def file_range(self, key: str) -> FileRange | None:
         return self._where[key].file_range(key)
+
+
+def _is_weight_map(weight_map) -> bool:
+    """{tensor name: shard file name}, every shard inside the index's directory."""
+    return isinstance(weight_map, dict) and all(
+        isinstance(key, str) and isinstance(name, str) and name and not Path(name).is_absolute()
+        and ".." not in Path(name).parts for key, name in weight_map.items())
+
+
+def shard_names(index: dict) -> list[str]:
+    """The shard files a parsed `*.index.json` names; BadInputError if its weight_map is malformed."""
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not _is_weight_map(weight_map):
+        raise BadInputError("not a valid safetensors index (weight_map must map tensor names to shard files in "
+                            "this directory)")
+    return sorted(set(weight_map.values()))
 
 
 class RenamedReader(TensorReader):

@@ -168,6 +168,15 @@ def write_hf_tokenizer(
                          source=found.source, bos_token_id=bos[0], eos_token=eos[1], pad_token=pad[1], bos_token=bos[1])
 
 
+def check_tokenizer(*, source_dir: Path | None = None, identifier: str | None = None, override: str | None = None,
+                    offline: bool = False) -> None:
+    """Fail now, not after the weights are written, if the tokenizer `write_hf_tokenizer` would use
+    cannot be found, fetched or read."""
+    found = find_tokenizer(source_dir=source_dir, identifier=identifier, override=override, offline=offline)
+    if found is not None:
+        _id_to_token(_read_json(found.file, "tokenizer.json"), found.file)
+
+
 def tokenizer_config(eos_token: str | None, pad_token: str | None, bos_token: str | None = None,
                      model_max_length: int | None = None) -> dict[str, Any]:
     """A tokenizer_config.json both transformers 4.57 and 5.x load as a standard fast tokenizer."""
@@ -390,14 +399,17 @@ def _id_to_token(data: Any, file: Path) -> dict[int, str]:
     if not isinstance(model, dict) or "vocab" not in model:
         raise BadInputError(f"{file} is not a tokenizers tokenizer.json (no model.vocab)")
     vocab = model["vocab"]
-    if isinstance(vocab, dict):
-        table = {int(index): token for token, index in vocab.items()}
-    elif isinstance(vocab, list):  # Unigram: [[token, score], ...]
-        table = {index: entry[0] for index, entry in enumerate(vocab)}
-    else:
-        raise BadInputError(f"{file}: model.vocab has an unknown shape")
-    for added in data.get("added_tokens") or []:
-        table[int(added["id"])] = added["content"]
+    try:
+        if isinstance(vocab, dict):
+            table = {int(index): token for token, index in vocab.items()}
+        elif isinstance(vocab, list):  # Unigram: [[token, score], ...]
+            table = {index: entry[0] for index, entry in enumerate(vocab)}
+        else:
+            raise BadInputError(f"{file}: model.vocab has an unknown shape")
+        for added in data.get("added_tokens") or []:
+            table[int(added["id"])] = added["content"]
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise BadInputError(f"{file}: not a valid tokenizer.json ({type(error).__name__}: {error})") from None
     return table
 
 
