@@ -295,6 +295,9 @@ def test_hub_source_without_a_commit_is_keyed_by_its_files(tmp_path):
     weights = snapshot / "pytorch_model.bin"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert cache_key(located) != before  # "main" can move; its files say when it did
+    before = cache_key(located)
+    (snapshot / "tokenizer.json").write_text((snapshot / "tokenizer.json").read_text() + " ")
+    assert cache_key(located) != before  # the tokenizer is copied into the converted copy too
     assert cache_key(Located(path=snapshot, repo="allenai/OLMo-1B", revision="main", commit="a" * 40)).endswith("a" * 40)
 
 

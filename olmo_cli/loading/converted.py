@@ -3,7 +3,8 @@
 transformers-format checkpoints are used where they are. Legacy hf_olmo and native OLMo checkpoints
 are converted (by `olmo_cli.checkpoints.convert`) into `<olmo cache>/converted/<key>`, where the key
 names the exact source: the commit of a Hub revision, or a local directory's resolved path plus the
-sizes and modification times of its weight files (so an edited checkpoint is converted again).
+sizes and modification times of the files a conversion reads (weights, configs, tokenizer), so an
+edited checkpoint is converted again.
 The conversion writes into a temporary sibling and renames at the end, so a directory under
 `converted/` is always complete; one that is not (made by hand, or by something other than olmo)
 is moved aside and converted again rather than trusted.
@@ -27,6 +28,8 @@ from olmo_cli.sources import Located, locate
 # transformers' own OLMo families: loadable as they are, without remote code.
 TRANSFORMERS_MODEL_TYPES = frozenset({"olmo", "olmo2", "olmo3", "olmoe", "flex_olmo"})
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".distcp")
+SOURCE_FILES = ("config.yaml", "config.json", "generation_config.json", "special_tokens_map.json",
+                "added_tokens.json", "vocab.json", "merges.txt")
 SOURCE_RECORD = "olmo-source.json"
 
 
@@ -93,7 +96,7 @@ def cache_key(located: Located) -> str:
         return _safe(f"{located.repo.replace('/', '--')}--{located.commit}")
     path = located.path.resolve()
     stamp = hashlib.sha256(str(path).encode())
-    for file in sorted(_weight_files(path)):
+    for file in sorted(_source_files(path)):
         info = file.stat()
         stamp.update(f"\0{file.relative_to(path)}\0{info.st_size}\0{info.st_mtime_ns}".encode())
     return _safe(f"local--{path.name}--{stamp.hexdigest()[:16]}")
@@ -118,9 +121,11 @@ def _discard(target: Path) -> None:
         shutil.rmtree(trash, ignore_errors=True)
 
 
-def _weight_files(path: Path):
+def _source_files(path: Path):
+    """The files a conversion reads: weights, configs and the tokenizer files copied next to them."""
     for file in path.rglob("*"):
-        if file.is_file() and (file.suffix in WEIGHT_SUFFIXES or file.name in ("config.yaml", "config.json")):
+        if file.is_file() and (file.suffix in WEIGHT_SUFFIXES or file.name in SOURCE_FILES
+                               or file.name.startswith("tokenizer")):
             yield file
 
 
