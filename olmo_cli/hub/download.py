@@ -3,7 +3,8 @@
 A sweep first lists every revision (one model_info call each), then downloads the set of distinct
 blobs: a tokenizer or config shared by ten revisions is one blob and one transfer. Files go
 through `transfer.fetch_blob` (Range resume, retries, hash check, atomic rename); snapshots are
-symlinks written once all of a revision's blobs are there.
+symlinks written once all of a revision's blobs are there. Offline, or for a revision the Hub
+cannot list, the plan comes from the cached snapshot instead (nothing to fetch, or a failure).
 """
 
 from __future__ import annotations
