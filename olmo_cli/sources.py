@@ -15,8 +15,6 @@ from olmo_cli.errors import NotFoundError, UsageError
 from olmo_cli.hub.refs import is_repo_id
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
-# The loose shape checkpoints.tokenizers still imports; repo ids are checked with is_repo_id.
-_REPO_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]*/)?[A-Za-z0-9][\w.-]*$")
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 # Prefixes that can only mean a filesystem path.
 _PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
