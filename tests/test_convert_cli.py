@@ -100,3 +100,22 @@ def test_native_output_name_without_unsharded_warns(tmp_path):
     assert result.exit_code == 0, result.output
     assert "warning:" in result.stderr and "-unsharded" in result.stderr
     assert (tmp_path / "plain-name" / "model.pt").is_file()
+
+
+def test_hf_to_native_with_a_non_olmo_tokenizer_warns(tmp_path):
+    """A fine-tune's tokenizer with an added token is not an OLMo tokenizer: the identifier its eos id
+    implies is written, with a warning that says so."""
+    import shutil
+
+    from tiny_models import OLMO1_TOKENIZER
+
+    src = make_hf(tmp_path / "src", eos_token_id=50279, vocab_size=50304)
+    data = json.loads((OLMO1_TOKENIZER / "tokenizer.json").read_text())
+    data["added_tokens"].append({**data["added_tokens"][-1], "id": 50280, "content": "<|assistant|>"})
+    (src / "tokenizer.json").write_text(json.dumps(data))
+    shutil.copy(OLMO1_TOKENIZER / "tokenizer_config.json", src / "tokenizer_config.json")
+    dst = tmp_path / "ft-unsharded"
+    result = CliRunner().invoke(app, ["convert", str(src), str(dst), "--to", "native"])
+    assert result.exit_code == 0, result.output
+    assert "not one of the OLMo tokenizers" in result.stderr and "--tokenizer" in result.stderr
+    assert "identifier: allenai/gpt-neox-olmo-dolma-v1_5" in (dst / "config.yaml").read_text()

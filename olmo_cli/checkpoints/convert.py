@@ -73,7 +73,7 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
     spec = checkpoint.spec
     out_dtype = (spec.dtype or "float32") if dtype == "auto" else dtype
     if to == "native":
-        spec = _fit_tokenizer(spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer)), reporter)
+        spec = _fit_tokenizer(spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer, reporter)), reporter)
         if not dst.name.endswith("-unsharded"):
             reporter.warn(f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "
                           f"(e.g. {dst.name}-unsharded)")
@@ -197,7 +197,7 @@ def _write_hf_tokenizer(checkpoint: Checkpoint, tmp: Path, override: str | None,
     return ["generation_config.json"] + sorted(set(p.name for p in tmp.iterdir()) - before)
 
 
-def _native_tokenizer(checkpoint: Checkpoint, override: str | None) -> str:
+def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Reporter) -> str:
     """The `tokenizer.identifier` for a native output: --tokenizer, the source's identifier or
     tokenizer files, or the OLMo tokenizer its eos id implies."""
     from olmo_cli.checkpoints import tokenizers
@@ -213,7 +213,11 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None) -> str:
     if checkpoint.spec.tokenizer_identifier:  # native -> native keeps its identifier
         return checkpoint.spec.tokenizer_identifier
     if (checkpoint.path / "tokenizer.json").is_file():
-        return tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
+        known = tokenizers.match_known(checkpoint.path / "tokenizer.json")
+        if known is None and guess:
+            reporter.warn(f"the source's tokenizer.json is not one of the OLMo tokenizers (added tokens?); config.yaml "
+                          f"names {guess}, the tokenizer of its eos id: pass --tokenizer REPO if that is wrong")
+        return known or tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
     if guess:
         return guess
     raise NotFoundError("cannot tell which tokenizer this model uses (native checkpoints name one in config.yaml)",
