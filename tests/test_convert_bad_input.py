@@ -147,6 +147,8 @@ def test_tokenizer_json_with_bad_ids(tmp_path):
     result = run_convert(src, tmp_path / "out")
     assert_one_line_failure(result, 5, "tokenizer.json")
     assert_nothing_at(tmp_path / "out")
+    inspected = CliRunner().invoke(app, ["inspect", str(src)])  # describes the rest, names the problem
+    assert inspected.exit_code == 0 and "unreadable" in inspected.stdout and "parameters" in inspected.stdout
 
 
 def test_shapes_that_disagree_with_the_config(tmp_path):

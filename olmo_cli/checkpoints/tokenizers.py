@@ -275,7 +275,11 @@ def describe_tokenizer(*, source_dir: Path | None = None, identifier: str | None
             return TokenizerInfo(name=identifier, eos_token_id=None, pad_token_id=None, vocab_size=0,
                                  source="identifier (not bundled; fetched from the Hub when converting)")
         return None
-    vocab = _id_to_token(_read_json(found.file, "tokenizer.json"), found.file)
+    try:
+        vocab = _id_to_token(_read_json(found.file, "tokenizer.json"), found.file)
+    except BadInputError as error:  # inspect still describes the rest of the checkpoint
+        return TokenizerInfo(name=f"unreadable ({error.message})", eos_token_id=None, pad_token_id=None,
+                             vocab_size=0, source=found.source)
     eos = _config_token(found.config, "eos_token") or (found.known.eos_token if found.known else None)
     pad = _config_token(found.config, "pad_token") or (found.known.pad_token if found.known else None)
     bos = _config_token(found.config, "bos_token")
