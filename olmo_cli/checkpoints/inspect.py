@@ -1,8 +1,8 @@
 """Describe a checkpoint without loading its weights: format, family, architecture, parameters, dtypes, tokenizer.
 
 Parameter counts and dtypes come from tensor headers only: a safetensors file's JSON header (8-byte
-length + JSON), or a `model.pt`/`pytorch_model.bin` mapped with `torch.load(mmap=True,
-weights_only=True)`, whose tensors are never read. For a Hub repo the safetensors headers are read with
+length + JSON), or the `data.pkl` index of a `model.pt`/`pytorch_model.bin` zip (read without torch;
+anything unusual goes to `torch.load(mmap=True, weights_only=True)`), whose tensors are never read. For a Hub repo the safetensors headers are read with
 HTTP range requests, so inspecting a 7B revision downloads a few kilobytes of weights, not 27 GB.
 """
 
