@@ -233,14 +233,16 @@ def test_real_hf_olmo_configs_without_weights(tmp_path, data_dir, name, paramete
     assert summary["architecture"]["context_length"] == 2048
 
 
-def test_inspecting_safetensors_imports_neither_torch_nor_transformers(tmp_path):
+@pytest.mark.parametrize("kind", ["hf", "native"])
+def test_inspecting_imports_neither_torch_nor_transformers(tmp_path, kind):
+    """safetensors headers, and model.pt's zip index, are read without torch."""
     import subprocess
     import sys
 
-    path, _ = _hf_dir(tmp_path / "hf", tokenizer=True)
+    path = _hf_dir(tmp_path / "hf", tokenizer=True)[0] if kind == "hf" else tiny_models.make_native(tmp_path / "n")
     code = ("import sys\nfrom olmo_cli.cli.app import app\n"
             f"try:\n    app(args=['inspect', {str(path)!r}, '--json'], prog_name='olmo')\nexcept SystemExit:\n    pass\n"
             "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}), file=sys.stderr)\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert json.loads(done.stdout)["format"] == "hf"
+    assert json.loads(done.stdout)["format"] == kind
     assert done.stderr.strip().splitlines()[-1] == "[]"
