@@ -295,3 +295,9 @@ def test_a_name_missing_from_the_reused_refs_answer_asks_the_hub_once_more(fake_
     with pytest.raises(NotFoundError, match="'nope' not found"):
         resolve("nope", "allenai/OLMo-1B")
     assert len([r for r in fake_hub.requests if r.path.endswith("/refs")]) == 2  # the first resolve, then 'nope'
+
+
+def test_suggestions_for_a_mistyped_token_count_are_the_nearest_steps():
+    with pytest.raises(NotFoundError) as caught:
+        resolve("step20000-tokens83B", "allenai/OLMo-1B", offline=True)
+    assert caught.value.hint == "did you mean step20000-tokens84B, step30000-tokens126B or step40000-tokens168B?"

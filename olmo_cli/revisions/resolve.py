@@ -175,7 +175,18 @@ def _not_found(query: str, repo: str, names: list[str], listing: Listing) -> Not
 
 
 def _suggest(query: str, names: Sequence[str]) -> list[str]:
-    return difflib.get_close_matches(query, list(dict.fromkeys(names)), n=3, cutoff=0.6)
+    """Up to three names the user may have meant, best first: the closest spelling (a dropped
+    digit), then, for a checkpoint name, the checkpoints of the same run nearest in step (a
+    mistyped token count is still that step)."""
+    unique = list(dict.fromkeys(names))
+    wanted = parse_revision(query)
+    if not wanted.is_checkpoint:
+        return difflib.get_close_matches(query, unique, n=3, cutoff=0.6)
+    same_run = [r for r in map(parse_revision, unique)
+                if r.is_checkpoint and (r.stage, r.ingredient) == (wanted.stage, wanted.ingredient)]
+    nearest = [r.name for r in sorted(same_run, key=lambda r: (abs(r.step - wanted.step), r.step))[:3]]
+    spelled = difflib.get_close_matches(query, unique, n=1, cutoff=0.85)
+    return list(dict.fromkeys(spelled + nearest))[:3]
 
 
 def _or(names: list[str]) -> str:
