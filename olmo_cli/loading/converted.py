@@ -56,6 +56,8 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
     if target.exists() or target.is_symlink():
         reporter.warn(f"{target} is not a complete conversion; converting again")
         _discard(target)
+        if _complete(target):
+            return target
     reporter.info(f"converting {located.describe()} ({fmt}) to transformers format, once, into {target}")
     from olmo_cli.checkpoints.convert import convert
 
@@ -111,6 +113,8 @@ def _discard(target: Path) -> None:
     """Move an incomplete entry out of the way (a rename, so no reader sees it half-deleted), then delete it."""
     if target.is_symlink() or not target.is_dir():
         target.unlink(missing_ok=True)
+        return
+    if _complete(target):  # another process's conversion landed since we looked
         return
     trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.stale-", dir=target.parent))
     try:
