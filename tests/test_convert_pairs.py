@@ -317,3 +317,19 @@ def test_hf_to_native_token_fields_fit_the_trainer(tmp_path, eos, pad, identifie
     assert (model["n_kv_heads"], model["multi_query_attention"]) == (2, None)
     assert (model["eos_token_id"], model["pad_token_id"]) == ((eos, pad) if eos else (50279, 1))
     assert_trainer_would_start_from(dst, tokenizer_vocab=vocab)
+
+
+def test_hf_to_native_with_a_custom_tokenizer_file(tmp_path):
+    """A tokenizer that is no OLMo tokenizer is named by its path (the trainer's Tokenizer.from_file),
+    and the model's vocab_size is that file's."""
+    src = make_hf(tmp_path / "src")
+    vocab = {f"t{i}": i for i in range(58)}
+    tokenizer = tmp_path / "custom" / "tokenizer.json"
+    tokenizer.parent.mkdir()
+    tokenizer.write_text(json.dumps({"model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"},
+                                     "added_tokens": [{"id": 58, "content": "<eos>", "special": True}]}))
+    dst = tmp_path / "custom-unsharded"
+    convert(src, dst, to="native", tokenizer=str(tokenizer.parent))
+    full = yaml.safe_load((dst / "config.yaml").read_text())
+    assert full["tokenizer"]["identifier"] == str(tokenizer.absolute())
+    assert_trainer_would_start_from(dst, tokenizer_vocab=59)

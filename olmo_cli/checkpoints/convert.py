@@ -207,8 +207,11 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
         known = tokenizers.resolve_identifier(override)
         if known is not None:
             return known[0].name
-        if Path(override).expanduser().exists():
-            return tokenizers.hf_to_native_identifier(Path(override).expanduser())
+        local = Path(override).expanduser()
+        if local.exists():
+            # Not an OLMo tokenizer: the trainer also takes a tokenizer.json path (Tokenizer.from_file).
+            file = local / "tokenizer.json" if local.is_dir() else local
+            return tokenizers.hf_to_native_identifier(local, fallback=str(file.absolute()))
         return override
     if checkpoint.spec.tokenizer_identifier:  # native -> native keeps its identifier
         return checkpoint.spec.tokenizer_identifier
@@ -234,16 +237,23 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
     """
     from olmo_cli.checkpoints import tokenizers
 
-    resolved = tokenizers.resolve_identifier(spec.tokenizer_identifier or "")
+    identifier = spec.tokenizer_identifier or ""
+    resolved = tokenizers.resolve_identifier(identifier)
     if resolved is not None:
         known = resolved[0]
-        if known.vocab_size > spec.embedding_size:
-            reporter.warn(f"tokenizer {known.name} has {known.vocab_size} ids but the model's embedding has only "
+        name, size = known.name, known.vocab_size
+        eos = known.eos_token_id if spec.eos_token_id is None else spec.eos_token_id
+        pad = known.pad_token_id if spec.pad_token_id is None else spec.pad_token_id
+    elif identifier.endswith(".json") and Path(identifier).is_file():  # a tokenizer.json given by path
+        name, size, eos, pad = identifier, tokenizers.vocabulary_size(Path(identifier)), spec.eos_token_id, spec.pad_token_id
+    else:
+        name = None
+    if name is not None:
+        if size > spec.embedding_size:
+            reporter.warn(f"tokenizer {name} has {size} ids but the model's embedding has only "
                           f"{spec.embedding_size} rows: is it the model's tokenizer?")
         else:
-            spec = spec.with_(vocab_size=known.vocab_size,
-                              eos_token_id=known.eos_token_id if spec.eos_token_id is None else spec.eos_token_id,
-                              pad_token_id=known.pad_token_id if spec.pad_token_id is None else spec.pad_token_id)
+            spec = spec.with_(vocab_size=size, eos_token_id=eos, pad_token_id=pad)
     missing = [name for name in ("eos_token_id", "pad_token_id") if getattr(spec, name) is None]
     if missing:
         reporter.warn(f"the source config has no {' or '.join(missing)}; set model.{missing[0]} in config.yaml "

@@ -237,6 +237,11 @@ def hf_to_native_identifier(tokenizer: Path | TokenizerInfo | str, *, fallback: 
                            hint="pass --tokenizer with an OLMo tokenizer name or a Hub repo that holds this tokenizer.json")
 
 
+def vocabulary_size(file: Path) -> int:
+    """How many ids a tokenizer.json has, added tokens included (what the OLMo trainer calls vocab_size)."""
+    return len(_id_to_token(_read_json(file, "tokenizer.json"), file))
+
+
 def match_known(file: Path) -> str | None:
     """The name of the known OLMo tokenizer whose vocabulary `file` has exactly, else None."""
     vocab = _id_to_token(_read_json(file, "tokenizer.json"), file)
