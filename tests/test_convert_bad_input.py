@@ -375,7 +375,7 @@ def test_force_keeps_the_old_output_when_the_final_rename_fails(tmp_path, monkey
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 
 
-# The child converts with a writer slowed to 0.3 s per tensor, so SIGINT lands mid-write.
+# The child converts with a writer slowed to 0.3 s per tensor, so the signal lands mid-write.
 _SLOW_CHILD = """
 import sys, time
 sys.path.insert(0, {tests!r})
@@ -387,12 +387,14 @@ def slowed(real):
     return slow
 writer._write_tensor = slowed(writer._write_tensor)
 writer._copy_range = slowed(writer._copy_range)
-from olmo_cli.cli.app import app
+from olmo_cli.cli.app import _stop_on_sigterm, app
+_stop_on_sigterm()  # as main() does
 app(args=["convert", {src!r}, {dst!r}], prog_name="olmo")
 """
 
 
-def test_sigint_mid_write_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupt_mid_write_leaves_nothing(tmp_path, signum):
     src = make_native(tmp_path / "src", tokenizer=None)
     dst = tmp_path / "out"
     code = _SLOW_CHILD.format(tests=str(TESTS), src=str(src), dst=str(dst))
@@ -406,7 +408,7 @@ def test_sigint_mid_write_leaves_nothing(tmp_path):
                 break
             time.sleep(0.05)
         assert partial, "the child never started writing"
-        child.send_signal(signal.SIGINT)
+        child.send_signal(signum)
         _, stderr = child.communicate(timeout=60)
     finally:
         if child.poll() is None:

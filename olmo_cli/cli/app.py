@@ -128,4 +128,15 @@ def _quiet_library_warnings() -> None:
 
 
 def main() -> None:
+    _stop_on_sigterm()
     app(prog_name="olmo")
+
+
+def _stop_on_sigterm() -> None:
+    """`kill` stops a command the way Ctrl-C does, so partial outputs are cleaned up (exit 130)."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)

@@ -58,10 +58,15 @@ class ConsoleReporter(Reporter):
         from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
                                    TimeRemainingColumn, TransferSpeedColumn)
 
+        console = Console(stderr=True)
+        if not console.is_terminal:  # a log file or a pipe: a bar would only leave blank lines
+            yield NullProgress()
+            return
+
         columns = [TextColumn("{task.description}"), BarColumn()]
         columns += [DownloadColumn(), TransferSpeedColumn()] if unit == "B" else [TextColumn("{task.completed:.0f}/{task.total:.0f}")]
         columns.append(TimeRemainingColumn())
-        with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
+        with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(description, total=total)
             yield _RichTask(bar, task)
 
