@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,7 +134,8 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
     # Straight onto the device: no full copy on the CPU first.
     kwargs["device_map"] = str(torch_device)
     try:
-        model, info = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        with transformers_progress_on_terminal_only():
+            model, info = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except ValueError as error:
         if "model type" in str(error) or "trust_remote_code" in str(error) or "Unrecognized" in str(error):
             raise UnsupportedError(f"{path} is not a model transformers can load without remote code",
@@ -155,6 +158,24 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
                             hint="the checkpoint is incomplete, or its config.json describes another model")
     model.eval()
     return model
+
+
+@contextmanager
+def transformers_progress_on_terminal_only():
+    """transformers' own bars ("Loading weights", "Writing model shards") only where a person watches:
+    in a log or a pipe they are lines of noise."""
+    from transformers.utils import logging as hf_logging
+
+    if sys.stderr is not None and sys.stderr.isatty():
+        yield
+        return
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_tokenizer(path: Path):

@@ -72,7 +72,7 @@ def quantize(
     fix_mmap_threshold()
 
     from olmo_cli.loading import hf_checkpoint_dir
-    from olmo_cli.loading.model import free_memory
+    from olmo_cli.loading.model import free_memory, transformers_progress_on_terminal_only
     from olmo_cli.sources import locate
 
     located = locate(src, revision, offline=offline, reporter=reporter)
@@ -114,7 +114,8 @@ def quantize(
 
                 quantized = logits_of(model, ids)
             reporter.info(f"writing {dst}")
-            model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
+            with transformers_progress_on_terminal_only():
+                model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
             del model
             free_memory()
             copy_side_files(hf_dir, tmp)
