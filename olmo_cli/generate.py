@@ -190,7 +190,8 @@ def _completions(tokenizer, model, prompts, prompt_lengths, new_ids, params) -> 
         text = tokenizer.decode(ids[:count], skip_special_tokens=True)
         cut = _cut_at_stop(text, params.stop)
         if cut is not None:
-            text, finish = cut, "stop"
+            # In a batch a stopped row is filled up with padding, which may be the EOS token.
+            text, finish, count = cut, "stop", _tokens_through_stop(tokenizer, ids[:count], params.stop)
         results.append(Completion(prompt=prompts[index], completion=text, prompt_index=index, sequence=sequence,
                                   prompt_tokens=int(prompt_lengths[index]), completion_tokens=count,
                                   finish_reason=finish))
@@ -206,6 +207,18 @@ def _count(ids: list[int], eos: set[int], pad: int | None) -> tuple[int, str]:
     while count and pad is not None and ids[count - 1] == pad:
         count -= 1
     return count, "length"
+
+
+def _tokens_through_stop(tokenizer, ids: list[int], stops) -> int:
+    """The fewest leading `ids` whose text holds a stop string (the tokens really generated)."""
+    low, high = 1, len(ids)
+    while low < high:
+        middle = (low + high) // 2
+        if _cut_at_stop(tokenizer.decode(ids[:middle], skip_special_tokens=True), stops) is None:
+            low = middle + 1
+        else:
+            high = middle
+    return high
 
 
 def _cut_at_stop(text: str, stops) -> str | None:

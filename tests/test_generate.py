@@ -132,6 +132,25 @@ def test_streamer_holds_back_a_possible_stop_string():
     assert "".join(sent) == "abENxy"
 
 
+def test_stopped_rows_count_their_tokens_not_the_padding():
+    from types import SimpleNamespace
+
+    from olmo_cli.generate import _completions
+
+    class Chars:  # one character per token id; 0 is EOS (and the padding, as when pad = eos)
+        pad_token_id = eos_token_id = 0
+
+        def decode(self, ids, skip_special_tokens=True):
+            return "".join(chr(i) for i in ids if i)
+
+    model = SimpleNamespace(generation_config=SimpleNamespace(eos_token_id=0))
+    rows = _ids(0).new_tensor([[ord(c) for c in "abENDx"] + [0, 0], [ord(c) for c in "abcdefgh"]])
+    params = SamplingParams(max_new_tokens=8, greedy=True, stop=("END",))
+    stopped, running = _completions(Chars(), model, ["p", "q"], [1, 1], rows, params)
+    assert (stopped.completion, stopped.completion_tokens, stopped.finish_reason) == ("ab", 5, "stop")
+    assert (running.completion, running.completion_tokens, running.finish_reason) == ("abcdefgh", 8, "length")
+
+
 def _ids(value: int):
     import torch
 
