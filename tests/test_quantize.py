@@ -329,3 +329,25 @@ def test_output_inside_a_native_source_is_refused_before_converting(tmp_path):
     result = CliRunner().invoke(app, ["quantize", str(src), str(src / "int8")])
     assert result.exit_code == 2 and "overlaps" in result.output
     assert not converted_cache_dir().exists()
+
+
+def test_bin_files_old_format_read_and_code_refused(tmp_path):
+    import os
+
+    from olmo_cli.errors import BadInputError
+    from olmo_cli.quantize.cast import _Bin
+
+    torch.save({"a": torch.ones(3)}, tmp_path / "old.bin", _use_new_zipfile_serialization=False)
+    assert torch.equal(_Bin(tmp_path / "old.bin").get("a"), torch.ones(3))  # cannot be memory-mapped: read whole
+
+    class Code:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    torch.save({"a": Code()}, tmp_path / "code.bin")
+    with pytest.raises(BadInputError, match="other than tensors"):
+        _Bin(tmp_path / "code.bin")
+    (tmp_path / "broken.bin").write_bytes(b"PK\x03\x04broken")
+    with pytest.raises(BadInputError, match="cannot read"):
+        _Bin(tmp_path / "broken.bin")
+

@@ -60,9 +60,24 @@ class _Bin:
     """A torch .bin state dict, memory-mapped, read without unpickling code (weights_only)."""
 
     def __init__(self, path: Path):
+        import pickle
+
         import torch
 
-        self.state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+        try:
+            try:
+                self.state = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+            except RuntimeError as error:  # the pre-1.6 (non-zip) format cannot be memory-mapped
+                if "mmap" not in str(error):
+                    raise
+                self.state = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:  # torch's message advises weights_only=False: not ours to give
+            raise BadInputError(f"{path} holds objects other than tensors; olmo never unpickles them",
+                                hint="re-save it as a plain state dict (torch.save(model.state_dict()))") from None
+        except (RuntimeError, EOFError) as error:
+            first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+            raise BadInputError(f"cannot read {path}: {first.split('. ')[0]}",
+                                hint="the file is truncated or corrupt; download or convert it again") from None
 
     def keys(self):
         return self.state.keys()
