@@ -363,3 +363,20 @@ def test_a_checkpoint_saved_quantized_needs_its_package_and_no_second_quantizati
     with pytest.raises(UnsupportedError, match="torchao") as error:
         load_model(str(source))
     assert "pip install" in error.value.hint
+
+
+def test_bin_weights_with_code_are_refused_not_run(tmp_path):
+    from safetensors.torch import load_file
+
+    source = make_hf_with_tokenizer(tmp_path / "hf")
+    state = load_file(source / "model.safetensors")
+    (source / "model.safetensors").unlink()
+    state["model.layers.0.mlp.up_proj.weight"] = _Code()
+    torch.save(state, source / "pytorch_model.bin")
+    with pytest.raises(BadInputError, match="other than tensors"):
+        load_model(str(source))
+
+
+class _Code:
+    def __reduce__(self):
+        return (os.getcwd, ())

@@ -124,6 +124,8 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
     Weights the model needs but the files lack are an error: transformers would initialise them
     at random and generate noise without a word (REFERENCE 3.2).
     """
+    import pickle
+
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
@@ -148,6 +150,9 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
             raise
         raise BadInputError(f"the weights in {path} do not match its config.json: a tensor has another shape",
                             hint="transformers' load report above names it") from None
+    except pickle.UnpicklingError:  # a .bin holding more than tensors: refused, never run
+        raise BadInputError(f"the weights in {path} hold objects other than tensors; olmo never unpickles them",
+                            hint="re-save them as a plain state dict, or as safetensors") from None
     except SafetensorError as error:  # a truncated or corrupt file
         raise BadInputError(f"cannot read the weights in {path}: {_first_line(error)}",
                             hint="the file is truncated or corrupt; download or convert it again") from None
