@@ -55,6 +55,17 @@ def _ordinary_permissions(root: Path) -> None:
         os.chmod(path, 0o755 if path.is_dir() else 0o644)
 
 
+def check_destination(dst: Path, force: bool) -> None:
+    """Refuse before any slow work: an existing `dst` without --force, or a parent we cannot write.
+
+    `atomic_output_dir` checks again when it starts and when it renames; this is the early word.
+    """
+    dst = Path(dst)
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
+    check_writable(dst.absolute().parent)
+
+
 def check_writable(parent: Path) -> None:
     """A clear error before any work, for an output under a file or in a read-only directory."""
     parent = Path(parent).absolute()

@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from olmo_cli.checkpoints import layout
-from olmo_cli.checkpoints.atomic import atomic_output_dir, check_writable
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
-from olmo_cli.errors import BadInputError, ExistsError, NotFoundError, UsageError
+from olmo_cli.errors import BadInputError, NotFoundError, UsageError
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 TARGETS = ("hf", "native")
@@ -64,9 +64,7 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
     shard_bytes = parse_size(shard_size)
     source_format = detect_format(src)
     _refuse_overlap(src, dst)
-    if (dst.exists() or dst.is_symlink()) and not force:
-        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
-    check_writable(dst.absolute().parent)
+    check_destination(dst, force)
 
     checkpoint = open_checkpoint(src, source_format)
     check_tensors(checkpoint)

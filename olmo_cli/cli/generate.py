@@ -154,8 +154,8 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
     rows = []
     for resolved, _, result in runs:
         for completion in result.completions:
-            text = _cell(completion.completion)
-            rows.append((resolved.revision, _cell(completion.prompt), text) if many else (resolved.revision, text))
+            text = _one_line(completion.completion)
+            rows.append((resolved.revision, _one_line(completion.prompt), text) if many else (resolved.revision, text))
     print_table(columns, rows)
 
 
@@ -256,10 +256,3 @@ def _write_now(text: str) -> None:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
-
-
-def _cell(text: str) -> str:
-    """Model text for print_table, which reads rich markup: "[/INST]" would otherwise be a broken tag."""
-    from rich.markup import escape
-
-    return escape(_one_line(text))

@@ -21,10 +21,12 @@ def print_lines(lines: Iterable[str]) -> None:
 def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(*columns, title=title, box=None, header_style="bold", pad_edge=False)
     for row in rows:
-        table.add_row(*("" if cell is None else str(cell) for cell in row))
+        # Text, not markup: cells hold model output and file names, where "[/x]" is just text.
+        table.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
     console = Console(soft_wrap=True)
     if not console.is_terminal:  # piped or captured: never wrap or cut cells
         console = Console(soft_wrap=True, width=10_000)

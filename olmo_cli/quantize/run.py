@@ -15,8 +15,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from olmo_cli.checkpoints.atomic import atomic_output_dir, check_writable
-from olmo_cli.errors import BadInputError, ExistsError, UsageError
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination
+from olmo_cli.errors import BadInputError, UsageError
 from olmo_cli.quantize.files import copy_side_files, weights_bytes
 from olmo_cli.quantize.memory import fix_mmap_threshold
 from olmo_cli.quantize.methods import (QUANTIZE_METHODS, Method, get_method, quantization_config, require_backend,
@@ -134,16 +134,6 @@ def quantize(
         ppl_before=quality.ppl_before if quality else None, ppl_after=quality.ppl_after if quality else None,
         eval_tokens=quality.tokens if quality else None, seconds=time.perf_counter() - start,
     )
-
-
-def check_destination(dst: Path, force: bool) -> None:
-    """Refuse before any slow work: an existing `dst` without --force, or a parent we cannot write.
-
-    `atomic_output_dir` checks again when it starts and when it renames; this is only the early word.
-    """
-    if (dst.exists() or dst.is_symlink()) and not force:
-        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
-    check_writable(dst.parent)
 
 
 def refuse_quantized(hf_dir: Path) -> None:
