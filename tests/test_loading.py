@@ -16,7 +16,7 @@ from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, Usag
 from olmo_cli.generate import SamplingParams, generate
 from olmo_cli.loading import converted_cache_dir, hf_checkpoint_dir, load_model
 from olmo_cli.loading.devices import checkpoint_dtype, pick_device, pick_dtype
-from olmo_cli.sources import locate
+from olmo_cli.sources import Located, locate
 
 # The real OLMo-1 tokenizer's ids need the padded vocabulary (REFERENCE 3.3).
 TOKENIZER_SHAPE = dict(vocab_size=50304, eos_token_id=50279, pad_token_id=1)
@@ -380,3 +380,14 @@ def test_bin_weights_with_code_are_refused_not_run(tmp_path):
 class _Code:
     def __reduce__(self):
         return (os.getcwd, ())
+
+
+def test_cache_key_changes_with_the_converter_version(monkeypatch, tmp_path):
+    from olmo_cli.loading import converted
+
+    hub = Located(path=tmp_path, repo="allenai/OLMo-1B", revision="main", commit="a" * 40)
+    local = Located(path=tmp_path)
+    before = converted.cache_key(hub), converted.cache_key(local)
+    monkeypatch.setattr(converted, "CONVERTER_VERSION", converted.CONVERTER_VERSION + 1)
+    after = converted.cache_key(hub), converted.cache_key(local)
+    assert before[0] != after[0] and before[1] != after[1]

@@ -31,6 +31,9 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".distcp")
 SOURCE_FILES = ("config.yaml", "config.json", "generation_config.json", "special_tokens_map.json",
                 "added_tokens.json", "vocab.json", "merges.txt")
 SOURCE_RECORD = "olmo-source.json"
+# Part of every cache key: bump it when a converter fix changes what a conversion writes, so copies
+# made by the old converter are not reused.
+CONVERTER_VERSION = 1
 
 
 def converted_cache_dir() -> Path:
@@ -92,16 +95,16 @@ def cache_key(located: Located) -> str:
     """A directory name that changes whenever the source's weights could have changed.
 
     A Hub source is named by its commit. Without one (a branch name can move), it is keyed like a
-    local directory, by its files' sizes and modification times.
+    local directory, by its files' sizes and modification times. Both carry CONVERTER_VERSION.
     """
     if located.repo is not None and located.commit is not None:
-        return _safe(f"{located.repo.replace('/', '--')}--{located.commit}")
+        return _safe(f"v{CONVERTER_VERSION}--{located.repo.replace('/', '--')}--{located.commit}")
     path = located.path.resolve()
     stamp = hashlib.sha256(str(path).encode())
     for file in sorted(_source_files(path)):
         info = file.stat()
         stamp.update(f"\0{file.relative_to(path)}\0{info.st_size}\0{info.st_mtime_ns}".encode())
-    return _safe(f"local--{path.name}--{stamp.hexdigest()[:16]}")
+    return _safe(f"v{CONVERTER_VERSION}--local--{path.name}--{stamp.hexdigest()[:16]}")
 
 
 def _complete(target: Path) -> bool:
