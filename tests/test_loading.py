@@ -193,7 +193,7 @@ def test_hub_hf_olmo_source_is_converted_once_keyed_by_commit(fake_hub, tmp_path
     fake_hub.add_repo("allenai/OLMo-1B", branches={"main": _hub_files(source)})
     loaded = load_model("allenai/OLMo-1B")
     commit = fake_hub.commit("allenai/OLMo-1B", "main")
-    assert loaded.path.name == f"allenai--OLMo-1B--{commit}"
+    assert loaded.path.name == f"v1--allenai--OLMo-1B--{commit}"
     assert type(loaded.model).__name__ == "OlmoForCausalLM"
 
 
