@@ -3,27 +3,23 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tiny_models import OLMO1_TOKENIZER, make_hf
+from tiny_models import make_hf_with_tokenizer
 
 from olmo_cli.cli.app import app
 from olmo_cli.errors import BadInputError, UsageError
 from olmo_cli.generate import SamplingParams, _Streamer, generate, read_prompts
 
-SHAPE = dict(vocab_size=50304, eos_token_id=50279, pad_token_id=1, max_position_embeddings=64)
+SHAPE = dict(max_position_embeddings=64)
 REPO = "allenai/OLMo-1B-hf"
 
 
 def make_model(directory: Path, seed: int = 0) -> Path:
-    make_hf(directory, seed=seed, **SHAPE)
-    for file in OLMO1_TOKENIZER.iterdir():
-        shutil.copy(file, directory / file.name)
-    return directory
+    return make_hf_with_tokenizer(directory, seed=seed, **SHAPE)
 
 
 @pytest.fixture(scope="module")

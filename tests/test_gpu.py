@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,26 +15,22 @@ from pathlib import Path
 import pytest
 import torch
 
-from tiny_models import OLMO1_TOKENIZER, make_hf
+from tiny_models import make_hf_with_tokenizer
 
 from olmo_cli.generate import SamplingParams, generate
 from olmo_cli.loading import load_model
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
-# The real OLMo-1 tokenizer needs the padded vocabulary; int4 needs in-features that are
-# multiples of its group size (128), hence the wider tiny model.
-SHAPE = dict(vocab_size=50304, eos_token_id=50279, pad_token_id=1, hidden_size=256, intermediate_size=1024,
+# int4 needs in-features that are multiples of its group size (128), hence the wider tiny model.
+SHAPE = dict(hidden_size=256, intermediate_size=1024,
              num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
 PROMPTS = ["Language modeling is", "The capital of France is"]
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> Path:
-    directory = make_hf(tmp_path_factory.mktemp("gpu") / "hf", **SHAPE)
-    for file in OLMO1_TOKENIZER.iterdir():
-        shutil.copy(file, directory / file.name)
-    return directory
+    return make_hf_with_tokenizer(tmp_path_factory.mktemp("gpu") / "hf", **SHAPE)
 
 
 def greedy_texts(loaded, n=12, compile_=False) -> list[str]:

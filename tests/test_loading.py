@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 import torch
 
-from tiny_models import OLMO1_TOKENIZER, make_hf, make_hf_olmo, make_native
+from tiny_models import make_hf, make_hf_olmo, make_hf_with_tokenizer, make_native
 
 from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
 from olmo_cli.generate import SamplingParams, generate
@@ -22,13 +21,6 @@ from olmo_cli.sources import Located, locate
 TOKENIZER_SHAPE = dict(vocab_size=50304, eos_token_id=50279, pad_token_id=1)
 NATIVE_TOKENIZER_SHAPE = dict(vocab_size=50280, embedding_size=50304, eos_token_id=50279, pad_token_id=1)
 PROMPTS = ["Language modeling is", "The capital of France"]
-
-
-def make_hf_with_tokenizer(directory: Path, **overrides) -> Path:
-    make_hf(directory, **{**TOKENIZER_SHAPE, **overrides})
-    for file in OLMO1_TOKENIZER.iterdir():
-        shutil.copy(file, directory / file.name)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,18 +20,15 @@ from typer.testing import CliRunner
 from olmo_cli.cli.app import app
 from olmo_cli.quantize.methods import QUANTIZE_METHODS, get_method, quantization_config
 from olmo_cli.quantize.run import quantize
-from tiny_models import OLMO1_TOKENIZER, make_hf, make_native
+from tiny_models import make_hf, make_hf_with_tokenizer, make_native
 
 CPU_METHODS = ("int8", "int8-dynamic", "fp16", "bf16")
 COMPUTE_DTYPE = {"int8": torch.bfloat16, "int8-dynamic": torch.bfloat16, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 def _make_source(directory: Path, arch: str = "olmo") -> Path:
-    make_hf(directory, arch=arch, vocab_size=50304, hidden_size=64, intermediate_size=256,
-            max_position_embeddings=256, eos_token_id=50279, pad_token_id=1)
-    for file in OLMO1_TOKENIZER.iterdir():
-        shutil.copy(file, directory / file.name)
-    return directory
+    return make_hf_with_tokenizer(directory, arch=arch, hidden_size=64, intermediate_size=256,
+                                  max_position_embeddings=256)
 
 
 @pytest.fixture(scope="module")

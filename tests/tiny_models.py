@@ -184,3 +184,13 @@ def make_hf(directory, arch: str = "olmo", sharded: bool = False, seed: int = 0,
             param.copy_(1.0 + noise if "norm" in name else noise)
     model.save_pretrained(directory, max_shard_size="20KB" if sharded else "50GB")
     return directory
+
+
+def make_hf_with_tokenizer(directory, arch: str = "olmo", seed: int = 0, **overrides) -> Path:
+    """make_hf sized for the real OLMo-1 tokenizer (padded vocabulary, eos 50279, pad 1), with its files."""
+    shape = dict(vocab_size=50304, eos_token_id=50279, pad_token_id=1)
+    directory = make_hf(directory, arch=arch, seed=seed, **{**shape, **overrides})
+    for file in OLMO1_TOKENIZER.iterdir():
+        shutil.copy(file, directory / file.name)
+    return directory
+

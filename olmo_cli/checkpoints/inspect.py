@@ -239,7 +239,7 @@ def safetensors_header_tensors(header: dict[str, Any], file_size: int | None, na
         if key.startswith("__"):
             continue
         try:
-            dtype, shape, (start, end) = entry["dtype"], tuple(int(n) for n in entry["shape"]), entry["data_offsets"]
+            dtype, shape, (_, end) = entry["dtype"], tuple(int(n) for n in entry["shape"]), entry["data_offsets"]
         except (KeyError, TypeError, ValueError):
             raise BadInputError(f"{name}: malformed safetensors entry for {key!r}") from None
         if data_bytes is not None and end > data_bytes:

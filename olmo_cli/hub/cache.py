@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from olmo_cli.hub.env import hub_cache_dir
