@@ -59,6 +59,7 @@ def test_every_registered_command_imports_and_has_help(name):
     assert result.exit_code == 0, result.output
     assert "Usage" in result.output
     assert command.name == name
+    assert "--install-completion" not in result.output  # only the root app offers completion
 
 
 def test_unknown_command_is_a_usage_error():

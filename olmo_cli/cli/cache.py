@@ -8,11 +8,10 @@ from typing import Annotated, Optional
 import typer
 
 from olmo_cli.cli.completion import complete_repo
-from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, RepoArg, RevisionsOpt,
-                                  StageOpt, ToOpt)
+from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, RepoArg,
+                                  RevisionsOpt, StageOpt, ToOpt)
 
-app = typer.Typer(rich_markup_mode=None, no_args_is_help=True,
-                  help="List or remove cached revisions by name or range.")
+app = command_app(no_args_is_help=True, help="List or remove cached revisions by name or range.")
 
 
 @app.command("ls")

@@ -7,9 +7,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt
+from olmo_cli.cli.options import command_app, ForceOpt, JsonOpt, OfflineOpt, RevisionOpt
 
-app = typer.Typer(rich_markup_mode=None)
+app = command_app()
 
 
 @app.command()

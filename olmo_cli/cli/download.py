@@ -7,10 +7,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt, RepoArg,
-                                  RevisionsOpt, StageOpt, ToOpt)
+from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
+                                  RepoArg, RevisionsOpt, StageOpt, ToOpt)
 
-app = typer.Typer(rich_markup_mode=None)
+app = command_app()
 
 GlobOpt = Annotated[Optional[list[str]], typer.Option(show_default=False)]
 

@@ -8,11 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt, RevisionsOpt,
-                                  StageOpt, ToOpt)
+from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
+                                  RevisionsOpt, StageOpt, ToOpt)
 from olmo_cli.errors import BadInputError, UsageError
 
-app = typer.Typer(rich_markup_mode=None)
+app = command_app()
 
 ModelArg = Annotated[Optional[str], typer.Argument(
     show_default=False,

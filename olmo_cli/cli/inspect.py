@@ -6,9 +6,9 @@ from typing import Annotated, Any
 
 import typer
 
-from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt
+from olmo_cli.cli.options import command_app, JsonOpt, OfflineOpt, RevisionOpt
 
-app = typer.Typer(rich_markup_mode=None)
+app = command_app()
 
 
 @app.command()

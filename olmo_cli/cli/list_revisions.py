@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
+from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
                                   QuietOpt, RepoArg, StageOpt, ToOpt)
 
-app = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to the root app
+app = command_app()
 
 
 @app.command()

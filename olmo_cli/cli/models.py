@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import typer
 
-from olmo_cli.cli.options import JsonOpt
+from olmo_cli.cli.options import command_app, JsonOpt
 
-app = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to the root app
+app = command_app()
 
 
 @app.command()

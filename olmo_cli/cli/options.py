@@ -8,6 +8,11 @@ import typer
 
 from olmo_cli.cli.completion import complete_repo, complete_revision
 
+
+def command_app(**settings) -> typer.Typer:
+    """A command module's app: plain help, and no completion options of its own (the root app owns them)."""
+    return typer.Typer(rich_markup_mode=None, add_completion=False, **settings)
+
 RepoArg = Annotated[str, typer.Argument(help="Hub repo id, e.g. allenai/OLMo-7B.", autocompletion=complete_repo, show_default=False)]
 RepoOpt = Annotated[Optional[str], typer.Option("--repo", help="Hub repo id (inferred from the revision when it belongs to one known repo).", autocompletion=complete_repo, show_default=False)]
 RevisionOpt = Annotated[Optional[str], typer.Option("--revision", "-r", help="Revision: an exact name, step452000, 2T, 2000B, main, latest.", autocompletion=complete_revision, show_default=False)]

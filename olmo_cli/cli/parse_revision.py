@@ -6,9 +6,9 @@ from typing import List
 
 import typer
 
-from olmo_cli.cli.options import JsonOpt
+from olmo_cli.cli.options import command_app, JsonOpt
 
-app = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to the root app
+app = command_app()
 
 
 @app.command()

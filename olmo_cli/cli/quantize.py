@@ -7,9 +7,9 @@ from typing import Optional
 
 import typer
 
-from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt
+from olmo_cli.cli.options import command_app, ForceOpt, JsonOpt, OfflineOpt, RevisionOpt
 
-app = typer.Typer(rich_markup_mode=None)
+app = command_app()
 
 # Kept literal (not imported from olmo_cli.quantize.methods) so --help stays cheap; a test checks they agree.
 METHOD_HELP = "int8 (default) | int8-dynamic | int4 (CUDA) | nf4 (bitsandbytes) | fp16 | bf16."

@@ -5,9 +5,9 @@ from __future__ import annotations
 import typer
 
 from olmo_cli.cli.completion import complete_revision
-from olmo_cli.cli.options import JsonOpt, OfflineOpt, RepoOpt
+from olmo_cli.cli.options import command_app, JsonOpt, OfflineOpt, RepoOpt
 
-app = typer.Typer(rich_markup_mode=None, add_completion=False)  # completion belongs to the root app
+app = command_app()
 
 
 @app.command()

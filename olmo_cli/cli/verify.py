@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from olmo_cli.cli.options import (EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt, RepoArg,
-                                  RevisionsOpt, StageOpt, ToOpt)
+from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
+                                  RepoArg, RevisionsOpt, StageOpt, ToOpt)
 
-app = typer.Typer(rich_markup_mode=None)
+app = command_app()
 
 
 @app.command()
