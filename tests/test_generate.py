@@ -280,6 +280,17 @@ def test_bitsandbytes_missing_when_asked_for(tiny, monkeypatch):
         assert "bitsandbytes" in result.stderr and "hint: pip install" in result.stderr
 
 
+@pytest.mark.parametrize("flag, method", [("--load-in-8bit", "8bit"), ("--load-in-4bit", "nf4")])
+def test_bitsandbytes_quantizes_at_load_on_the_cpu(tmp_path, flag, method):
+    # bitsandbytes' CPU 4-bit kernel needs widths that are multiples of its block size.
+    model = make_hf_with_tokenizer(tmp_path / "wider", hidden_size=64, intermediate_size=256, **SHAPE)
+    result = run(str(model), "-p", "Hello there", flag, "--greedy", "-n", "4", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["quantization"] == method
+    assert payload["completions"][0]["completion_tokens"] == 4
+
+
 def test_sampling_params_defaults_are_the_model_cards():
     params = SamplingParams()
     assert (params.max_new_tokens, params.top_k, params.top_p, params.sampling) == (100, 50, 0.95, True)

@@ -22,8 +22,10 @@ from olmo_cli.quantize.methods import QUANTIZE_METHODS, get_method, quantization
 from olmo_cli.quantize.run import quantize
 from tiny_models import make_hf, make_hf_with_tokenizer, make_native
 
-CPU_METHODS = ("int8", "int8-dynamic", "fp16", "bf16")
-COMPUTE_DTYPE = {"int8": torch.bfloat16, "int8-dynamic": torch.bfloat16, "fp16": torch.float16, "bf16": torch.bfloat16}
+CPU_METHODS = ("int8", "int8-dynamic", "nf4", "fp16", "bf16")
+COMPUTE_DTYPE = {"int8": torch.bfloat16, "int8-dynamic": torch.bfloat16, "nf4": torch.bfloat16,
+                 "fp16": torch.float16, "bf16": torch.bfloat16}
+SAVED_QUANT_METHOD = {"int8": "torchao", "int8-dynamic": "torchao", "nf4": "bitsandbytes"}
 
 
 def _make_source(directory: Path, arch: str = "olmo") -> Path:
@@ -93,8 +95,8 @@ def _in_memory(source, method, ids):
     """The logits of `method` applied in memory here, the way transformers does it at load time."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=COMPUTE_DTYPE[method],
-                                                 quantization_config=quantization_config(method)).eval()
+    config = quantization_config(method, compute_dtype=COMPUTE_DTYPE[method])
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=COMPUTE_DTYPE[method], quantization_config=config).eval()
     with torch.inference_mode():
         return model(ids).logits.float()
 
@@ -140,8 +142,8 @@ def test_outputs_carry_tokenizer_and_quantization_config(outputs):
     for method, (path, _) in outputs.items():
         assert (path / "tokenizer.json").exists() and (path / "generation_config.json").exists()
         config = json.loads((path / "config.json").read_text())
-        if method.startswith("int8"):
-            assert config["quantization_config"]["quant_method"] == "torchao"
+        if method in SAVED_QUANT_METHOD:
+            assert config["quantization_config"]["quant_method"] == SAVED_QUANT_METHOD[method]
         else:
             assert "quantization_config" not in config
             assert config["dtype"] == str(COMPUTE_DTYPE[method]).replace("torch.", "")

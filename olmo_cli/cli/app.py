@@ -116,8 +116,9 @@ def root(
 
 
 # Import-time warnings from libraries that say nothing about the user's command (torchao's optional
-# CUDA kernels failing to load on a CPU machine, torch's pytree deprecations); --debug shows them.
-_NOISY_LOGGERS = ("torchao", "torch.utils._pytree")
+# CUDA kernels failing to load on a CPU machine, torch's pytree deprecations, bitsandbytes' missing optional
+# CPU kernels and per-call cast notes); --debug shows them.
+_NOISY_LOGGERS = ("torchao", "torch.utils._pytree", "bitsandbytes")
 
 
 def _quiet_library_warnings() -> None:

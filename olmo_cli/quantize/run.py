@@ -108,14 +108,16 @@ def quantize(
 
             qconfig = quantization_config(chosen.name, compute_dtype=getattr(torch, compute_dtype))
             model = _load(hf_dir, compute_dtype, device, quantization_config=qconfig)
+            reporter.info(f"writing {dst}")
+            # Save before running the model: bitsandbytes' CPU backend repacks 4-bit weights in place
+            # on the first inference-mode forward, and that layout would be saved and reload wrong.
+            with transformers_progress_on_terminal_only():
+                model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
             quantized = None
             if ids is not None:
                 from olmo_cli.quantize.quality import logits_of
 
                 quantized = logits_of(model, ids)
-            reporter.info(f"writing {dst}")
-            with transformers_progress_on_terminal_only():
-                model.save_pretrained(tmp, max_shard_size=SHARD_SIZE)
             del model
             free_memory()
             copy_side_files(hf_dir, tmp)
