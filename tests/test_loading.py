@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -383,3 +384,19 @@ def test_cache_key_changes_with_the_converter_version(monkeypatch, tmp_path):
     monkeypatch.setattr(converted, "CONVERTER_VERSION", converted.CONVERTER_VERSION + 1)
     after = converted.cache_key(hub), converted.cache_key(local)
     assert before[0] != after[0] and before[1] != after[1]
+
+
+def test_abandoned_conversion_directories_are_removed_fresh_ones_kept(tmp_path):
+    from olmo_cli.loading.converted import ABANDONED_AFTER_S, remove_abandoned_partials
+
+    old = tmp_path / ".v1--local--x.partial-abc"
+    fresh = tmp_path / ".v1--local--y.partial-def"
+    entry = tmp_path / "v1--local--z"
+    for directory in (old, fresh, entry):
+        directory.mkdir()
+        (directory / "model.safetensors").write_bytes(b"x")
+    long_ago = time.time() - ABANDONED_AFTER_S - 60
+    os.utime(old, (long_ago, long_ago))
+    os.utime(entry, (long_ago, long_ago))
+    assert remove_abandoned_partials(tmp_path) == [old]
+    assert not old.exists() and fresh.exists() and entry.exists()

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from olmo_cli.errors import ExistsError
@@ -34,6 +35,8 @@ SOURCE_RECORD = "olmo-source.json"
 # Part of every cache key: bump it when a converter fix changes what a conversion writes, so copies
 # made by the old converter are not reused.
 CONVERTER_VERSION = 1
+# A conversion's temporary directory untouched for this long belongs to a killed process.
+ABANDONED_AFTER_S = 24 * 3600
 
 
 def converted_cache_dir() -> Path:
@@ -65,6 +68,7 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
     from olmo_cli.checkpoints.convert import convert
 
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_abandoned_partials(target.parent)
     try:
         convert(located.path, target, to="hf", offline=offline, reporter=reporter)
     except (ExistsError, OSError):
@@ -74,6 +78,23 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
             raise
     _write_source_record(target, located, fmt)
     return target
+
+
+def remove_abandoned_partials(cache: Path, older_than_s: float = ABANDONED_AFTER_S) -> list[Path]:
+    """Delete the temporary siblings of conversions that were killed (SIGKILL, a power cut): a
+    living conversion touches its directory far more often than this, so an old one is abandoned."""
+    from olmo_cli.checkpoints.atomic import PARTIAL_MARK
+
+    removed = []
+    now = time.time()
+    for path in cache.glob(f".*{PARTIAL_MARK}*"):
+        try:
+            if path.is_dir() and not path.is_symlink() and now - path.stat().st_mtime > older_than_s:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except OSError:  # another process removed it first
+            continue
+    return removed
 
 
 def checkpoint_format(path: Path) -> str:
