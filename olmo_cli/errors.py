@@ -38,6 +38,13 @@ class OlmoError(Exception):
         return self.message
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none): library
+    messages can span lines, and errors here are one line."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
 class UsageError(OlmoError):
     exit_code = EXIT_USAGE
 

@@ -16,7 +16,7 @@ from typing import Any, Iterable
 
 from olmo_cli.checkpoints.formats.native import MODEL_DEFAULTS
 from olmo_cli.checkpoints.tensors import parse_safetensors_header
-from olmo_cli.errors import BadInputError
+from olmo_cli.errors import BadInputError, first_line
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 # safetensors dtype codes -> torch names, as people know them.
@@ -71,7 +71,7 @@ def read_config(path: Path, fmt: str) -> dict[str, Any]:
         try:
             loaded = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise BadInputError(f"cannot read {path / 'config.yaml'}: {_first_line(error)}") from None
+            raise BadInputError(f"cannot read {path / 'config.yaml'}: {first_line(error)}") from None
         if not isinstance(loaded, dict) or not isinstance(loaded.get("model"), dict):
             raise BadInputError(f"{path / 'config.yaml'} has no 'model:' section")
         return loaded
@@ -108,7 +108,7 @@ def native_architecture(model: dict[str, Any]) -> dict[str, Any]:
     try:
         return _native_architecture(model)
     except (KeyError, TypeError, ValueError) as error:
-        raise BadInputError(f"the model config has a bad field value: {_first_line(error)}") from None
+        raise BadInputError(f"the model config has a bad field value: {first_line(error)}") from None
 
 
 def _native_architecture(model: dict[str, Any]) -> dict[str, Any]:
@@ -375,15 +375,11 @@ def _read_json(file: Path) -> dict[str, Any]:
     try:
         loaded = json.loads(Path(file).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadInputError(f"cannot read {file}: {_first_line(error)}") from None
+        raise BadInputError(f"cannot read {file}: {first_line(error)}") from None
     if not isinstance(loaded, dict):
         raise BadInputError(f"{file} is not a JSON object")
     return loaded
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
 
 
 __all__ = ["inspect_checkpoint", "inspect_source"]

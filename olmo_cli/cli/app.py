@@ -10,8 +10,9 @@ import typer
 from typer.core import TyperGroup
 
 from olmo_cli import __version__
+from olmo_cli.cli.output import one_line
 from olmo_cli.cli.registry import COMMANDS
-from olmo_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, OlmoError
+from olmo_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, OlmoError, first_line
 
 
 class LazyGroup(TyperGroup):
@@ -45,7 +46,7 @@ class LazyGroup(TyperGroup):
             if _is_click_exception(error):
                 raise
             _fail(
-                f"internal error: {type(error).__name__}: {_first_line(error)}",
+                f"internal error: {type(error).__name__}: {first_line(error)}",
                 "run again with --debug for the traceback, and report it",
                 EXIT_INTERNAL,
             )
@@ -64,24 +65,14 @@ def _is_click_exception(error: Exception) -> bool:
     return isinstance(error, _click.exceptions.ClickException)
 
 
-def _one_line(text: str) -> str:
-    # Messages built from library exceptions may span lines; the contract is one line each.
-    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
-
-
-def _first_line(error: Exception) -> str:
-    lines = str(error).strip().splitlines()
-    return lines[0] if lines else ""
-
-
 def _debug_enabled() -> bool:
     return os.environ.get("OLMO_DEBUG", "") not in ("", "0")
 
 
 def _fail(message: str, hint: str | None, code: int):
-    sys.stderr.write(f"error: {_one_line(message)}\n")
+    sys.stderr.write(f"error: {one_line(message)}\n")
     if hint:
-        sys.stderr.write(f"hint: {_one_line(hint)}\n")
+        sys.stderr.write(f"hint: {one_line(hint)}\n")
     raise typer.Exit(code)
 
 

@@ -120,7 +120,7 @@ def _single(model, revision, prompts, params, options, as_json, stats) -> None:
 
 def _sweep(model, revisions, selection, prompts, params, options, as_json, stats) -> None:
     """The same prompts on each revision, in training order; one model in memory at a time."""
-    from olmo_cli.cli.output import print_json, print_table, say
+    from olmo_cli.cli.output import one_line, print_json, print_table, say
     from olmo_cli.generate import generate
     from olmo_cli.loading import load_model
     from olmo_cli.sources import is_local_path
@@ -154,8 +154,8 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
     rows = []
     for resolved, _, result in runs:
         for completion in result.completions:
-            text = _one_line(completion.completion)
-            rows.append((resolved.revision, _one_line(completion.prompt), text) if many else (resolved.revision, text))
+            text = one_line(completion.completion)
+            rows.append((resolved.revision, one_line(completion.prompt), text) if many else (resolved.revision, text))
     print_table(columns, rows)
 
 
@@ -223,10 +223,12 @@ def _as_json(loaded, result) -> dict:
 
 
 def _print_completions(completions, n_prompts: int, per_prompt: int) -> None:
+    from olmo_cli.cli.output import one_line
+
     out = []
     for completion in completions:
         if n_prompts > 1 and completion.sequence == 0:
-            out.append(f"==> {_one_line(completion.prompt)} <==")
+            out.append(f"==> {one_line(completion.prompt)} <==")
         if per_prompt > 1:
             out.append(f"--- {completion.sequence + 1} ---")
         out.append(completion.completion)
@@ -253,6 +255,3 @@ def _write_now(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
 
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())

@@ -33,6 +33,12 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: st
     console.print(table)
 
 
+def one_line(text: str) -> str:
+    """`text` with every run of whitespace (newlines included) folded to one space: error lines,
+    table cells and headers built from library messages or model output stay one line."""
+    return " ".join(str(text).split())
+
+
 def say(message: str) -> None:
     """A message for the person at the terminal, on stderr."""
     sys.stderr.write(message + "\n")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import Iterator
 
-from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError, UsageError
+from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError, UsageError, first_line
 
 
 class RepoNotFoundError(NotFoundError):
@@ -37,9 +37,9 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
         raise NotFoundError(f"revision '{revision}' not found in {what}",
                             hint=f"run 'olmo list-revisions {repo}' to see the revisions" if repo else None) from None
     except hf.EntryNotFoundError as error:  # includes LocalEntryNotFoundError (offline, not cached)
-        raise NotFoundError(f"{_first_line(error)}") from None
+        raise NotFoundError(f"{first_line(error)}") from None
     except hf.HFValidationError as error:  # a repo id or revision the client refuses before asking
-        raise UsageError(_first_line(error), hint="a repo id looks like allenai/OLMo-7B") from None
+        raise UsageError(first_line(error), hint="a repo id looks like allenai/OLMo-7B") from None
     except hf.OfflineModeIsEnabled:
         raise NetworkError(f"offline mode is on (HF_HUB_OFFLINE) and {what}{at} is not in the local cache",
                            hint="unset HF_HUB_OFFLINE or download it first") from None
@@ -50,11 +50,11 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
                             hint="set HF_TOKEN to a valid token") from None
         if status == 404:
             raise NotFoundError(f"{what}{at}: not found on {_host()} (404)") from None
-        raise NetworkError(f"the Hub answered {status or 'an error'} for {what}{at}: {_first_line(error)}",
+        raise NetworkError(f"the Hub answered {status or 'an error'} for {what}{at}: {first_line(error)}",
                            hint="try again later, or use --offline") from None
     except Exception as error:
         if is_transport_error(error):
-            raise NetworkError(f"cannot reach {_host()}: {_first_line(error) or type(error).__name__}",
+            raise NetworkError(f"cannot reach {_host()}: {first_line(error)}",
                                hint="check your connection or HF_ENDPOINT, or use --offline") from None
         raise
 
@@ -73,10 +73,6 @@ def _status(error: Exception) -> int | None:
     response = getattr(error, "response", None)
     return getattr(response, "status_code", None)
 
-
-def _first_line(error: Exception) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
 
 
 def _host() -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from olmo_cli.errors import BadInputError, UnsupportedError
+from olmo_cli.errors import BadInputError, UnsupportedError, first_line
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located
 
@@ -144,7 +144,7 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
                                    hint="olmo loads OLMo, OLMo 2/3, OLMoE and FlexOlmo checkpoints") from None
         raise
     except OSError as error:
-        raise BadInputError(f"cannot load the weights in {path}: {_first_line(error)}") from None
+        raise BadInputError(f"cannot load the weights in {path}: {first_line(error)}") from None
     except RuntimeError as error:
         if "mismatched_sizes" not in str(error) and "size mismatch" not in str(error):
             raise
@@ -154,7 +154,7 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
         raise BadInputError(f"the weights in {path} hold objects other than tensors; olmo never unpickles them",
                             hint="re-save them as a plain state dict, or as safetensors") from None
     except SafetensorError as error:  # a truncated or corrupt file
-        raise BadInputError(f"cannot read the weights in {path}: {_first_line(error)}",
+        raise BadInputError(f"cannot read the weights in {path}: {first_line(error)}",
                             hint="the file is truncated or corrupt; download or convert it again") from None
     missing = sorted(info.get("missing_keys") or ())
     if missing:
@@ -194,13 +194,9 @@ def load_tokenizer(path: Path):
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False,
                                                   clean_up_tokenization_spaces=False)  # BPE: cleanup only corrupts
     except (OSError, ValueError) as error:
-        raise BadInputError(f"cannot load the tokenizer in {path}: {_first_line(error)}") from None
+        raise BadInputError(f"cannot load the tokenizer in {path}: {first_line(error)}") from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
 
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
