@@ -8,7 +8,6 @@ succeeded.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
 from olmo_cli.errors import BadInputError, NotFoundError, UsageError
+from olmo_cli.jsonfiles import write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 TARGETS = ("hf", "native")
@@ -167,7 +167,7 @@ def _write_hf(checkpoint: Checkpoint, tmp: Path, hf_config: dict, out_dtype: str
     total = sum(t.nbytes for t in planned)
     with reporter.progress("writing safetensors", total=total, unit="B") as bar:
         files, written = write_sharded(tmp, planned, _fetcher(checkpoint, table, out_dtype), shard_bytes, bar.advance)
-    _write_json(tmp / "config.json", hf_config)
+    write_json(tmp / "config.json", hf_config)
     files.append("config.json")
     files += _write_hf_tokenizer(checkpoint, tmp, tokenizer, reporter, offline)
     written += sum((tmp / name).stat().st_size for name in files if not name.endswith(".safetensors"))
@@ -180,7 +180,7 @@ def _write_hf_tokenizer(checkpoint: Checkpoint, tmp: Path, override: str | None,
 
     spec = checkpoint.spec
     generation = tokenizers.generation_config(spec.eos_token_id, spec.pad_token_id, spec.bos_token_id)
-    _write_json(tmp / "generation_config.json", generation)
+    write_json(tmp / "generation_config.json", generation)
     has_source = override or spec.tokenizer_identifier or (checkpoint.path / "tokenizer.json").is_file()
     if not has_source:
         reporter.warn("the source has no tokenizer and names none; the output has weights and config only "
@@ -284,8 +284,6 @@ def _write_native(checkpoint: Checkpoint, spec: ModelSpec, tmp: Path, out_dtype:
     native.write_config(tmp, spec)
     step, tokens = _step_and_tokens(revision)
     native.write_train_state(tmp, step, tokens)
-    for name in ("model.pt", "train.pt", "config.yaml"):
-        (tmp / name).chmod(0o644)
     files = ["config.yaml", "model.pt", "train.pt"]
     return files, sum((tmp / f).stat().st_size for f in files), len(planned)
 
@@ -300,7 +298,3 @@ def _step_and_tokens(revision: str | None) -> tuple[int, int]:
     n_tokens = int(tokens.group(1)) * scale[tokens.group(2)] if tokens else 0
     return (int(step.group(1)) if step else 0), n_tokens
 
-
-def _write_json(path: Path, value) -> None:
-    path.write_text(json.dumps(value, indent=2) + "\n")
-    path.chmod(0o644)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError
+from olmo_cli.jsonfiles import read_json_object
 
 FORMATS = ("native", "hf_olmo", "hf")
 HF_MODEL_TYPES = ("olmo", "olmo2", "olmo3")
@@ -32,12 +32,7 @@ def detect_format(path) -> str:
     config_path = path / "config.json"
     if not config_path.is_file():
         raise BadInputError(f"{path} is not a checkpoint: no config.yaml (native OLMo) or config.json (transformers)")
-    try:
-        config = json.loads(config_path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise BadInputError(f"{config_path}: not readable JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise BadInputError(f"{config_path}: not a JSON object")
+    config = read_json_object(config_path)
     # hf_olmo keeps the native field names (d_model, n_heads, ...) under model_type "olmo".
     if "d_model" in config and config.get("model_type", "olmo") in ("olmo", "hf_olmo"):
         return "hf_olmo"

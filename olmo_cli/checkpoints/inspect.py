@@ -8,7 +8,6 @@ HTTP range requests, so inspecting a 7B revision downloads a few kilobytes of we
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any, Iterable
 from olmo_cli.checkpoints.formats.native import MODEL_DEFAULTS
 from olmo_cli.checkpoints.tensors import parse_safetensors_header
 from olmo_cli.errors import BadInputError, first_line
+from olmo_cli.jsonfiles import read_json_object
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 # safetensors dtype codes -> torch names, as people know them.
@@ -66,16 +66,10 @@ def detect(path: Path) -> str:
 
 def read_config(path: Path, fmt: str) -> dict[str, Any]:
     if fmt == "native":
-        import yaml
+        from olmo_cli.checkpoints.formats import native
 
-        try:
-            loaded = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-            raise BadInputError(f"cannot read {path / 'config.yaml'}: {first_line(error)}") from None
-        if not isinstance(loaded, dict) or not isinstance(loaded.get("model"), dict):
-            raise BadInputError(f"{path / 'config.yaml'} has no 'model:' section")
-        return loaded
-    return _read_json(path / "config.json")
+        return native.read_config(path)
+    return read_json_object(path / "config.json")
 
 
 def _summary(path: Path, fmt: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -366,19 +360,10 @@ def _shard_names(index: Path) -> list[str]:
     from olmo_cli.checkpoints.tensors import shard_names
 
     try:
-        return shard_names(_read_json(index))
+        return shard_names(read_json_object(index))
     except BadInputError as error:
         raise BadInputError(f"{index}: {error.message}") from None
 
-
-def _read_json(file: Path) -> dict[str, Any]:
-    try:
-        loaded = json.loads(Path(file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadInputError(f"cannot read {file}: {first_line(error)}") from None
-    if not isinstance(loaded, dict):
-        raise BadInputError(f"{file} is not a JSON object")
-    return loaded
 
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from olmo_cli.errors import BadInputError, NetworkError, NotFoundError, UnsupportedError
+from olmo_cli.jsonfiles import read_json_object, write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "data" / "tokenizers"
@@ -136,7 +137,7 @@ def write_hf_tokenizer(
                             hint="pass --tokenizer PATH|REPO, e.g. --tokenizer allenai/gpt-neox-olmo-dolma-v1_5")
     if found.note:
         reporter.info(found.note)
-    data = _read_json(found.file, "tokenizer.json")
+    data = read_json_object(found.file, "tokenizer.json")
     vocab = _id_to_token(data, found.file)
     vocab, data, swapped = _fix_pii_special(vocab, data, eos_token_id)
     if swapped:
@@ -159,8 +160,8 @@ def write_hf_tokenizer(
     # An instruct model's chat template survives the rewrite (in the config, or in its own file).
     if isinstance(found.config.get("chat_template"), (str, list)):
         config["chat_template"] = found.config["chat_template"]
-    _write_json(dst / "tokenizer_config.json", config)
-    _write_json(dst / "special_tokens_map.json", special_tokens_map(eos[1], pad[1], bos[1]))
+    write_json(dst / "tokenizer_config.json", config)
+    write_json(dst / "special_tokens_map.json", special_tokens_map(eos[1], pad[1], bos[1]))
     template = found.file.parent / "chat_template.jinja"
     if found.file.name == "tokenizer.json" and template.is_file():
         shutil.copyfile(template, dst / "chat_template.jinja")
@@ -174,7 +175,7 @@ def check_tokenizer(*, source_dir: Path | None = None, identifier: str | None = 
     cannot be found, fetched or read."""
     found = find_tokenizer(source_dir=source_dir, identifier=identifier, override=override, offline=offline)
     if found is not None:
-        _id_to_token(_read_json(found.file, "tokenizer.json"), found.file)
+        _id_to_token(read_json_object(found.file, "tokenizer.json"), found.file)
 
 
 def tokenizer_config(eos_token: str | None, pad_token: str | None, bos_token: str | None = None,
@@ -239,16 +240,16 @@ def hf_to_native_identifier(tokenizer: Path | TokenizerInfo | str, *, fallback: 
 
 def vocabulary_size(file: Path) -> int:
     """How many ids a tokenizer.json has, added tokens included (what the OLMo trainer calls vocab_size)."""
-    return len(_id_to_token(_read_json(file, "tokenizer.json"), file))
+    return len(_id_to_token(read_json_object(file, "tokenizer.json"), file))
 
 
 def match_known(file: Path) -> str | None:
     """The name of the known OLMo tokenizer whose vocabulary `file` has exactly, else None."""
-    vocab = _id_to_token(_read_json(file, "tokenizer.json"), file)
+    vocab = _id_to_token(read_json_object(file, "tokenizer.json"), file)
     for known in KNOWN_TOKENIZERS:
         if len(vocab) != known.vocab_size or vocab.get(known.eos_token_id) not in (known.eos_token, IP_ADDRESS):
             continue
-        reference = _id_to_token(_read_json(known.path, "tokenizer.json"), known.path)
+        reference = _id_to_token(read_json_object(known.path, "tokenizer.json"), known.path)
         if vocab == reference:
             return known.name
         if known is DOLMA_V1_5 and vocab == _swap(reference, 0, 50279):
@@ -281,7 +282,7 @@ def describe_tokenizer(*, source_dir: Path | None = None, identifier: str | None
                                  source="identifier (not bundled; fetched from the Hub when converting)")
         return None
     try:
-        vocab = _id_to_token(_read_json(found.file, "tokenizer.json"), found.file)
+        vocab = _id_to_token(read_json_object(found.file, "tokenizer.json"), found.file)
     except BadInputError as error:  # inspect still describes the rest of the checkpoint
         return TokenizerInfo(name=f"unreadable ({error.message})", eos_token_id=None, pad_token_id=None,
                              vocab_size=0, source=found.source)
@@ -342,9 +343,8 @@ def _dir_config(directory: Path) -> dict[str, Any]:
     for name in ("special_tokens_map.json", "tokenizer_config.json"):  # the second wins
         file = directory / name
         if file.is_file():
-            loaded = _read_json(file, name)
-            if isinstance(loaded, dict):
-                config.update({key: value for key, value in loaded.items() if value is not None})
+            loaded = read_json_object(file, name)
+            config.update({key: value for key, value in loaded.items() if value is not None})
     return config
 
 
@@ -365,7 +365,8 @@ def _from_hub(repo: str, *, offline: bool, reporter: Reporter) -> _Found:
     """Download a Hub tokenizer repo's tokenizer files into the HF cache (or take them from it offline)."""
     from huggingface_hub import hf_hub_download
 
-    from olmo_cli.hub.env import endpoint, hub_cache_dir, offline as offline_mode, token
+    from olmo_cli.hub.env import endpoint, hub_cache_dir, token
+    from olmo_cli.hub.env import offline as offline_mode
     from olmo_cli.hub.errors import hub_errors
 
     local_only = offline_mode(offline)
@@ -394,12 +395,6 @@ def _from_hub(repo: str, *, offline: bool, reporter: Reporter) -> _Found:
 # ---------------------------------------------------------------------------------------------
 # Reading and fixing tokenizer.json
 
-
-def _read_json(file: Path, what: str) -> Any:
-    try:
-        return json.loads(Path(file).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BadInputError(f"cannot read {what} at {file}: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}") from None
 
 
 def _id_to_token(data: Any, file: Path) -> dict[int, str]:
@@ -470,6 +465,3 @@ def _special(vocab: dict[int, str], model_id: int | None, configured: str | None
         return ids[token], token
     return None, None
 
-
-def _write_json(file: Path, value: Any) -> None:
-    file.write_text(json.dumps(value, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from olmo_cli.errors import ExistsError
+from olmo_cli.jsonfiles import read_json_object_or_none
 from olmo_cli.paths import olmo_cache_dir
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located, locate
@@ -158,11 +159,7 @@ def _source_files(path: Path):
 
 
 def _read_config(path: Path) -> dict | None:
-    try:
-        value = json.loads((path / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return value if isinstance(value, dict) else None
+    return read_json_object_or_none(path / "config.json")
 
 
 def _write_source_record(target: Path, located: Located, fmt: str) -> None:

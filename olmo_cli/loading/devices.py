@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from olmo_cli.errors import UnsupportedError, UsageError
+from olmo_cli.jsonfiles import read_json_object_or_none
 
 DTYPE_NAMES = {
     "float32": "float32", "fp32": "float32", "float": "float32",
@@ -56,10 +56,7 @@ def pick_dtype(dtype: str, device, checkpoint: Path):
 
 def checkpoint_dtype(checkpoint: Path) -> str:
     """The dtype named in config.json (`dtype` in transformers 5, `torch_dtype` before); float32 if none."""
-    try:
-        config = json.loads((checkpoint / "config.json").read_text())
-    except (OSError, ValueError):
-        return "float32"
+    config = read_json_object_or_none(checkpoint / "config.json") or {}
     name = config.get("dtype") or config.get("torch_dtype") or "float32"
     return DTYPE_NAMES.get(str(name).replace("torch.", "").lower(), "float32")
 

@@ -12,6 +12,7 @@ import struct
 from pathlib import Path
 
 from olmo_cli.errors import BadInputError
+from olmo_cli.jsonfiles import read_json_object
 from olmo_cli.quantize.files import weight_files
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
@@ -147,7 +148,7 @@ def _write_safetensors(path: Path, names: list[str], tensors, target) -> int:
 
 
 def _write_config(src: Path, dst: Path, dtype_name: str) -> None:
-    config = json.loads(src.read_text())
+    config = read_json_object(src)
     config.pop("quantization_config", None)
     config["dtype"] = dtype_name
     if "torch_dtype" in config:  # transformers 4.x reads this name

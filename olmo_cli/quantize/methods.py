@@ -106,8 +106,7 @@ def quantization_config(name: str | None, compute_dtype=None):
 
 
 def _torchao_config(name: str):
-    from torchao.quantization import (Int4WeightOnlyConfig, Int8DynamicActivationInt8WeightConfig,
-                                      Int8WeightOnlyConfig)
+    from torchao.quantization import Int4WeightOnlyConfig, Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
 
     if name == "int8":
         return Int8WeightOnlyConfig()
@@ -120,14 +119,12 @@ def _torchao_config(name: str):
 
 def saved_quantization(checkpoint) -> str | None:
     """The `quant_method` a transformers checkpoint was saved with ("torchao", "bitsandbytes" ...); None if none."""
-    import json
     from pathlib import Path
 
-    try:
-        config = json.loads((Path(checkpoint) / "config.json").read_text())
-    except (OSError, ValueError):
-        return None
-    saved = config.get("quantization_config") if isinstance(config, dict) else None
+    from olmo_cli.jsonfiles import read_json_object_or_none
+
+    config = read_json_object_or_none(Path(checkpoint) / "config.json") or {}
+    saved = config.get("quantization_config")
     if not saved:
         return None
     return str(saved.get("quant_method", "unknown")) if isinstance(saved, dict) else "unknown"

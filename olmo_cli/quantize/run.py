@@ -10,13 +10,13 @@ is renamed into place only when everything is written.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination
 from olmo_cli.errors import BadInputError, UsageError
+from olmo_cli.jsonfiles import read_json_object
 from olmo_cli.quantize.files import copy_side_files, weights_bytes
 from olmo_cli.quantize.memory import fix_mmap_threshold
 from olmo_cli.quantize.methods import (QUANTIZE_METHODS, Method, get_method, quantization_config, require_backend,
@@ -148,7 +148,7 @@ def refuse_quantized(hf_dir: Path) -> None:
 
 def _context_length(hf_dir: Path, cap: int = 256) -> int:
     """Evaluate on at most `cap` tokens, and never beyond what the model was built for."""
-    config = json.loads((hf_dir / "config.json").read_text())
+    config = read_json_object(hf_dir / "config.json")
     return min(cap, int(config.get("max_position_embeddings") or cap))
 
 

@@ -12,20 +12,14 @@ from typing import Any
 
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.errors import BadInputError, UnsupportedError
+from olmo_cli.jsonfiles import read_json_object
 
 MODEL_TYPES = ("olmo", "olmo2", "olmo3")
 ARCHITECTURES = {"olmo": "OlmoForCausalLM", "olmo2": "Olmo2ForCausalLM"}
 
 
 def read_config(directory: Path) -> dict[str, Any]:
-    path = directory / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise BadInputError(f"{path}: not readable JSON: {error}") from None
-    if not isinstance(config, dict):
-        raise BadInputError(f"{path}: not a JSON object")
-    return config
+    return read_json_object(directory / "config.json")
 
 
 def rope_theta(config: dict[str, Any], where: str) -> float:

@@ -7,22 +7,18 @@ are the native ones under another prefix.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from olmo_cli.checkpoints.formats.native import _first_float_dtype, spec_from_model_fields
 from olmo_cli.errors import BadInputError
+from olmo_cli.jsonfiles import read_json_object
 
 PREFIX = "model."
 
 
 def read_spec(directory: Path):
     path = directory / "config.json"
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise BadInputError(f"{path}: not readable JSON: {error}") from None
-    return spec_from_model_fields(config, str(path))
+    return spec_from_model_fields(read_json_object(path), str(path))
 
 
 def weights_reader(directory: Path):
