@@ -24,6 +24,7 @@ import json
 import re
 import shutil
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -175,7 +176,7 @@ def check_tokenizer(*, source_dir: Path | None = None, identifier: str | None = 
     cannot be found, fetched or read."""
     found = find_tokenizer(source_dir=source_dir, identifier=identifier, override=override, offline=offline)
     if found is not None:
-        _id_to_token(read_json_object(found.file, "tokenizer.json"), found.file)
+        _vocabulary(found.file)
 
 
 def tokenizer_config(eos_token: str | None, pad_token: str | None, bos_token: str | None = None,
@@ -240,16 +241,16 @@ def hf_to_native_identifier(tokenizer: Path | TokenizerInfo | str, *, fallback: 
 
 def vocabulary_size(file: Path) -> int:
     """How many ids a tokenizer.json has, added tokens included (what the OLMo trainer calls vocab_size)."""
-    return len(_id_to_token(read_json_object(file, "tokenizer.json"), file))
+    return len(_vocabulary(file))
 
 
 def match_known(file: Path) -> str | None:
     """The name of the known OLMo tokenizer whose vocabulary `file` has exactly, else None."""
-    vocab = _id_to_token(read_json_object(file, "tokenizer.json"), file)
+    vocab = _vocabulary(file)
     for known in KNOWN_TOKENIZERS:
         if len(vocab) != known.vocab_size or vocab.get(known.eos_token_id) not in (known.eos_token, IP_ADDRESS):
             continue
-        reference = _id_to_token(read_json_object(known.path, "tokenizer.json"), known.path)
+        reference = _vocabulary(known.path)
         if vocab == reference:
             return known.name
         if known is DOLMA_V1_5 and vocab == _swap(reference, 0, 50279):
@@ -282,7 +283,7 @@ def describe_tokenizer(*, source_dir: Path | None = None, identifier: str | None
                                  source="identifier (not bundled; fetched from the Hub when converting)")
         return None
     try:
-        vocab = _id_to_token(read_json_object(found.file, "tokenizer.json"), found.file)
+        vocab = _vocabulary(found.file)
     except BadInputError as error:  # inspect still describes the rest of the checkpoint
         return TokenizerInfo(name=f"unreadable ({error.message})", eos_token_id=None, pad_token_id=None,
                              vocab_size=0, source=found.source)
@@ -395,6 +396,18 @@ def _from_hub(repo: str, *, offline: bool, reporter: Reporter) -> _Found:
 # ---------------------------------------------------------------------------------------------
 # Reading and fixing tokenizer.json
 
+
+
+def _vocabulary(file: Path) -> dict[int, str]:
+    """id -> token of a tokenizer.json (read-only: shared between callers). A conversion asks several
+    times (check, match, size) and a file is megabytes of JSON, so each version is parsed once."""
+    info = Path(file).stat()
+    return _vocabulary_of(str(Path(file).resolve()), info.st_size, info.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _vocabulary_of(path: str, size: int, mtime_ns: int) -> dict[int, str]:
+    return _id_to_token(read_json_object(Path(path), "tokenizer.json"), Path(path))
 
 
 def _id_to_token(data: Any, file: Path) -> dict[int, str]:
