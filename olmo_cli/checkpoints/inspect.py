@@ -14,18 +14,13 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from olmo_cli.checkpoints.formats.native import MODEL_DEFAULTS
-from olmo_cli.checkpoints.tensors import parse_safetensors_header
+from olmo_cli.checkpoints.tensors import (MAX_HEADER_BYTES, SAFETENSORS_DTYPES, parse_safetensors_header,
+                                         read_safetensors_header)
 from olmo_cli.errors import BadInputError, first_line
 from olmo_cli.jsonfiles import read_json_object
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 # safetensors dtype codes -> torch names, as people know them.
-SAFETENSORS_DTYPES = {
-    "F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-    "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2",
-    "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool",
-}
-MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 # Files that describe a Hub checkpoint (fetched to inspect it); weights are read remotely.
 METADATA_PATTERNS = ["*.json", "*.yaml", "*.txt", "*.md"]
 # Defaults of the OLMo trainer's ModelConfig, for native/hf_olmo configs that leave a field out
@@ -198,47 +193,24 @@ def headers_of_local_files(path: Path, names: Iterable[str]) -> list[tuple[str, 
         if not file.is_file():
             raise BadInputError(f"weight file {name} is missing from {path}")
         if name.endswith(".safetensors"):
-            tensors += safetensors_header_tensors(read_safetensors_header(file), file.stat().st_size, name)
+            header, _ = read_safetensors_header(file)  # also checks that the data fits in the file
+            tensors += safetensors_header_tensors(header, name)
         else:
             tensors += pickle_tensors(file)
     return tensors
 
 
-def read_safetensors_header(file: Path) -> dict[str, Any]:
-    with open(file, "rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
-            raise BadInputError(f"{file.name} is truncated: shorter than a safetensors header")
-        (length,) = struct.unpack("<Q", prefix)
-        if length > MAX_HEADER_BYTES:
-            raise BadInputError(f"{file.name} is not a safetensors file (header length {length})")
-        raw = handle.read(length)
-    if len(raw) < length:
-        raise BadInputError(f"{file.name} is truncated inside its safetensors header")
-    return header_with_size(raw, file.name)
-
-
-def header_with_size(raw: bytes, name: str) -> dict[str, Any]:
-    """The parsed header, plus its own length (to tell the data size from the file size)."""
-    header = parse_safetensors_header(raw, name)
-    header["__header_bytes__"] = len(raw)
-    return header
-
-
-def safetensors_header_tensors(header: dict[str, Any], file_size: int | None, name: str) -> list[tuple[str, tuple[int, ...]]]:
-    """(dtype, shape) per tensor; checks the data fits in the file (a truncated download is caught here)."""
-    data_bytes = None if file_size is None else file_size - 8 - header["__header_bytes__"]
+def safetensors_header_tensors(header: dict[str, Any], name: str) -> list[tuple[str, tuple[int, ...]]]:
+    """(dtype, shape) per tensor of a parsed safetensors header."""
     tensors = []
     for key, entry in header.items():
         if key.startswith("__"):
             continue
         try:
-            dtype, shape, (_, end) = entry["dtype"], tuple(int(n) for n in entry["shape"]), entry["data_offsets"]
+            dtype, shape = entry["dtype"], tuple(int(n) for n in entry["shape"])
         except (KeyError, TypeError, ValueError):
             raise BadInputError(f"{name}: malformed safetensors entry for {key!r}") from None
-        if data_bytes is not None and end > data_bytes:
-            raise BadInputError(f"{name} is truncated: tensor {key!r} ends at byte {end} of {data_bytes}")
-        tensors.append((SAFETENSORS_DTYPES.get(dtype, dtype.lower()), shape))
+        tensors.append((SAFETENSORS_DTYPES.get(dtype, str(dtype).lower()), shape))
     return tensors
 
 
@@ -341,7 +313,7 @@ def _remote_safetensors_tensors(repo: str, revision: str, names: list[str]) -> l
             if length > MAX_HEADER_BYTES:
                 raise BadInputError(f"{repo}/{name} is not a safetensors file (header length {length})")
             raw = _range(get_session(), url, headers, 8, 8 + length - 1)
-        tensors += safetensors_header_tensors(header_with_size(raw, name), None, name)
+        tensors += safetensors_header_tensors(parse_safetensors_header(raw, name), name)
     return tensors
 
 

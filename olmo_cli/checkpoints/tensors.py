@@ -23,13 +23,13 @@ from typing import Callable, Iterable
 from olmo_cli.errors import BadInputError
 
 # safetensors dtype names <-> torch dtype names (torch imported lazily).
-_ST_TO_TORCH = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
                 "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
                 "BOOL": "bool", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
-_TORCH_TO_ST = {v: k for k, v in _ST_TO_TORCH.items()}
+_TORCH_TO_ST = {v: k for k, v in SAFETENSORS_DTYPES.items()}
 _ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
              "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "float8_e4m3fn": 1, "float8_e5m2": 1}
-_MAX_HEADER = 100 * 1024 * 1024
+MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 
 
 def dtype_name(dtype) -> str:
@@ -194,13 +194,13 @@ class SafetensorsReader(TensorReader):
 
     def info(self, key: str) -> TensorInfo:
         entry = self._header[key]
-        return TensorInfo(tuple(entry["shape"]), _ST_TO_TORCH[entry["dtype"]])
+        return TensorInfo(tuple(entry["shape"]), SAFETENSORS_DTYPES[entry["dtype"]])
 
     def get(self, key: str):
         import torch
 
         entry = self._header[key]
-        dtype = getattr(torch, _ST_TO_TORCH[entry["dtype"]])
+        dtype = getattr(torch, SAFETENSORS_DTYPES[entry["dtype"]])
         shape = tuple(entry["shape"])
         start, end = entry["data_offsets"]
         if end == start:
@@ -237,9 +237,9 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
     with open(path, "rb") as f:
         head = f.read(8)
         if len(head) < 8:
-            raise BadInputError(f"{path}: not a safetensors file (only {len(head)} bytes)")
+            raise BadInputError(f"{path}: not a safetensors file, or truncated (only {len(head)} bytes)")
         (length,) = struct.unpack("<Q", head)
-        if length > min(size - 8, _MAX_HEADER):
+        if length > min(size - 8, MAX_HEADER_BYTES):
             raise BadInputError(f"{path}: not a safetensors file, or truncated (header of {length} bytes in a {size}-byte file)")
         raw = f.read(length)
     header = parse_safetensors_header(raw, str(path))
@@ -248,7 +248,7 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
     end_of_data = 0
     for key, entry in header.items():
         try:
-            dtype = _ST_TO_TORCH[entry["dtype"]]
+            dtype = SAFETENSORS_DTYPES[entry["dtype"]]
             shape = [int(s) for s in entry["shape"]]
             start, end = (int(o) for o in entry["data_offsets"])
         except (KeyError, TypeError, ValueError):
