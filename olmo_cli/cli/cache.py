@@ -28,7 +28,7 @@ def ls(
     """
     from olmo_cli.cli.output import print_json, print_table, say
     from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo
-    from olmo_cli.hub.files import format_size
+    from olmo_cli.cli.output import format_size
     from olmo_cli.hub.refs import check_repo_id
     from olmo_cli.revisions.names import format_tokens, parse_revision
 
@@ -82,7 +82,7 @@ def rm(
     from olmo_cli.cli.output import print_json, print_table, say
     from olmo_cli.errors import UsageError
     from olmo_cli.hub.cleanup import apply_removal, plan_removal
-    from olmo_cli.hub.files import format_size
+    from olmo_cli.cli.output import format_size
     from olmo_cli.hub.refs import check_repo_id
     from olmo_cli.revisions.select import Selection
 

@@ -45,7 +45,7 @@ def convert(
     """
     from olmo_cli.checkpoints.convert import convert as run_convert
     from olmo_cli.cli.output import ConsoleReporter, print_json
-    from olmo_cli.hub.files import format_size
+    from olmo_cli.cli.output import format_size
     from olmo_cli.sources import locate
 
     reporter = ConsoleReporter()

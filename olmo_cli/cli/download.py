@@ -59,7 +59,7 @@ def download(
     from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
     from olmo_cli.errors import OlmoError
     from olmo_cli.hub import download as core, env
-    from olmo_cli.hub.files import format_size
+    from olmo_cli.cli.output import format_size
     from olmo_cli.revisions.resolve import select_revisions
     from olmo_cli.revisions.select import Selection
 

@@ -41,7 +41,7 @@ def inspect(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from olmo_cli.cli.output import print_lines
+    from olmo_cli.cli.output import format_size, print_lines
 
     arch = summary["architecture"]
     where = summary["path"]
@@ -55,7 +55,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("parameters", _count(summary.get("parameters")) + (f" (the config implies {_count(summary['parameters_from_config'])})"
                                                             if summary.get("parameters_from_config") else "")),
         ("dtypes", ", ".join(f"{dtype} ({_count(n, exact=False)})" for dtype, n in summary.get("dtypes", {}).items()) or "unknown"),
-        ("size", _size(summary["size_bytes"])),
+        ("size", format_size(summary["size_bytes"])),
         ("layers", arch["layers"]),
         ("d_model", arch["d_model"]),
         ("heads", f"{arch['heads']} (kv {arch['kv_heads']}, head dim {arch['head_dim']})"),
@@ -70,7 +70,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
     ]
     width = max(len(name) for name, _ in rows) + 2
     lines = [f"{name.ljust(width)}{value}" for name, value in rows]
-    files = [(entry["name"] + ("" if entry.get("cached", True) else "  (not downloaded)"), _size(entry["bytes"]))
+    files = [(entry["name"] + ("" if entry.get("cached", True) else "  (not downloaded)"), format_size(entry["bytes"]))
              for entry in summary["files"]]
     name_width = max((len(name) for name, _ in files), default=0) + 2
     lines += ["", f"files ({len(files)}):"] + [f"  {name.ljust(name_width)}{size.rjust(9)}" for name, size in files]
@@ -105,9 +105,3 @@ def _count(value: int | None, exact: bool = True) -> str:
             return f"{value / scale:.2f}{unit}" + (f" ({value:,})" if exact else "")
     return f"{value:,}"
 
-
-def _size(value: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if value >= scale:
-            return f"{value / scale:.1f} {unit}"
-    return f"{value} B"

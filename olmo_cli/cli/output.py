@@ -33,6 +33,16 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: st
     console.print(table)
 
 
+def format_size(size: int) -> str:
+    """Bytes for people, in powers of 1024: 13.4 MiB, 1.2 GiB."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
 def one_line(text: str) -> str:
     """`text` with every run of whitespace (newlines included) folded to one space: error lines,
     table cells and headers built from library messages or model output stay one line."""

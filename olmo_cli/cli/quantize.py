@@ -56,7 +56,7 @@ def quantize(
 
 
 def _print_report(report) -> None:
-    from olmo_cli.cli.output import print_lines
+    from olmo_cli.cli.output import format_size, print_lines
 
     def number(value: Optional[float], fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
@@ -66,8 +66,8 @@ def _print_report(report) -> None:
         ("source", report.source),
         ("output", report.destination),
         ("dtype", report.dtype),
-        ("size before", _bytes(report.size_before)),
-        ("size after", f"{_bytes(report.size_after)}  ({report.ratio:.3f} of before)"),
+        ("size before", format_size(report.size_before)),
+        ("size after", f"{format_size(report.size_after)}  ({report.ratio:.3f} of before)"),
         ("max logit diff", number(report.max_logit_diff, ".4g")),
         ("top-1 agreement", number(report.top1_agreement, ".1%")),
         ("perplexity before", number(report.ppl_before, ".3f")),
@@ -78,11 +78,3 @@ def _print_report(report) -> None:
     width = max(len(label) for label, _ in rows)
     print_lines(f"{label:<{width}}  {value}" for label, value in rows)
 
-
-def _bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.2f} {unit}"
-        size /= 1000
-    return f"{n} B"

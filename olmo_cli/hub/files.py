@@ -92,11 +92,3 @@ def choose_files(paths: list[str], *, include: list[str] | None = None, exclude:
         chosen = [p for p in chosen if not any(fnmatch.fnmatch(p, g) for g in exclude)]
     return sorted(chosen)
 
-
-def format_size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(value) < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
