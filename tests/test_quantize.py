@@ -240,7 +240,10 @@ def test_output_inside_the_source_is_refused(source):
 
 def test_cast_contradicting_dtype_is_a_usage_error(source, tmp_path):
     result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "o"), "--method", "fp16", "--dtype", "bfloat16"])
-    assert result.exit_code == 2
+    assert result.exit_code == 2 and "computes in float16" in result.stderr
+    # int4's kernels compute in bfloat16 only: the same rule, from the same method table.
+    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "o"), "--method", "int4", "--dtype", "float32"])
+    assert result.exit_code == 2 and "computes in bfloat16" in result.stderr
 
 
 def test_sharded_source_without_tokenizer_casts_shard_by_shard(tmp_path):

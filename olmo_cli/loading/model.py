@@ -86,8 +86,8 @@ def load_model(
     # Before any download: a missing quantization package should fail at once.
     method = require_backend(quantization, cuda=torch_device.type == "cuda")
     quantization = method.name if method else None  # "INT8", "4bit" -> the table's own names
-    if dtype == "auto" and quantization == "int4":
-        dtype = "bfloat16"  # torchao's int4 kernels compute in bfloat16 only
+    if dtype == "auto" and method is not None and method.dtype:
+        dtype = method.dtype  # int4: torchao's kernels compute in bfloat16 only
     explicit_dtype = None if dtype == "auto" else pick_dtype(dtype, torch_device, None)  # a bad name fails here
     located, path = locate_hf_checkpoint(source, revision, offline=offline, reporter=reporter)
     _check_saved_quantization(path, quantization)

@@ -21,6 +21,7 @@ class Method:
     bits: int
     needs_cuda: bool = False
     writable: bool = True  # `olmo quantize` can write it (else: load-time only)
+    dtype: str | None = None  # the only dtype it computes in (a cast's target; int4's kernels), if any
 
     @property
     def package(self) -> str | None:
@@ -30,10 +31,11 @@ class Method:
 _TABLE = (
     Method("int8", "torchao", "int8 weights, per output channel (torchao weight-only); CPU and GPU", 8),
     Method("int8-dynamic", "torchao", "int8 weights and int8 activations quantized on the fly (torchao)", 8),
-    Method("int4", "torchao", "int4 weights in groups of 128 (torchao, tinygemm layout); CUDA only", 4, needs_cuda=True),
+    Method("int4", "torchao", "int4 weights in groups of 128 (torchao, tinygemm layout); CUDA only", 4, needs_cuda=True,
+           dtype="bfloat16"),
     Method("nf4", "bitsandbytes", "4-bit NormalFloat weights (bitsandbytes)", 4),
-    Method("fp16", "cast", "every floating tensor cast to float16", 16),
-    Method("bf16", "cast", "every floating tensor cast to bfloat16", 16),
+    Method("fp16", "cast", "every floating tensor cast to float16", 16, dtype="float16"),
+    Method("bf16", "cast", "every floating tensor cast to bfloat16", 16, dtype="bfloat16"),
     # Load-time only: bitsandbytes LLM.int8() and 4-bit float, kept for `generate --quantize`.
     Method("8bit", "bitsandbytes", "bitsandbytes LLM.int8() at load time", 8, writable=False),
     Method("fp4", "bitsandbytes", "bitsandbytes 4-bit float at load time", 4, writable=False),

@@ -158,13 +158,10 @@ def _compute_dtype(method: Method, dtype: str) -> str:
     dtype = "auto" if dtype.lower() == "auto" else DTYPE_NAMES.get(dtype.lower(), dtype)
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype '{dtype}'", hint=f"use one of: {', '.join(DTYPES)}")
-    if method.backend == "cast":
-        target = "float16" if method.name == "fp16" else "bfloat16"
-        if dtype not in ("auto", target):
-            raise UsageError(f"--method {method.name} casts to {target}; --dtype {dtype} contradicts it")
-        return target
-    if method.name == "int4" and dtype not in ("auto", "bfloat16"):
-        raise UsageError("int4 computes in bfloat16 (torchao's int4 kernel); drop --dtype")
+    if method.dtype is not None:
+        if dtype not in ("auto", method.dtype):
+            raise UsageError(f"--method {method.name} computes in {method.dtype}; --dtype {dtype} contradicts it")
+        return method.dtype
     # bf16 by default: the unquantized tensors (embeddings, norms, scales) at half the bytes of
     # float32; this is what brings an int8 OLMo-1B under 0.30 of its float32 size.
     return "bfloat16" if dtype == "auto" else dtype
