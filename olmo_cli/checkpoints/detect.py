@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Iterable
 
 from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
@@ -43,3 +44,27 @@ def detect_format(path) -> str:
         raise BadInputError(f"{config_path} has no model_type")
     raise UnsupportedError(f"model_type '{model_type}' is not an OLMo architecture this tool handles",
                            hint=f"supported: native OLMo, legacy hf_olmo, transformers {', '.join(HF_MODEL_TYPES)}")
+
+
+def weight_files(path: Path, names: Iterable[str] | None = None) -> list[str]:
+    """The files holding a checkpoint's weights, relative to `path`: an index's shards, else the
+    safetensors files (preferred over pickles of the same weights), else model.pt / pytorch_model.bin.
+
+    `names`: the checkpoint's file names when its weights are not on disk (a Hub listing, with the
+    small files, index included, fetched into `path`); by default the files in `path`.
+    """
+    from olmo_cli.checkpoints.tensors import shard_names
+
+    path = Path(path)
+    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
+        index = path / index_name
+        if index.is_file():
+            try:
+                return shard_names(read_json_object(index))
+            except BadInputError as error:
+                raise BadInputError(f"{index}: {error.message}") from None
+    if names is None:
+        names = [file.name for file in path.iterdir() if file.is_file()]
+    top = sorted(name for name in names if "/" not in name)
+    safetensors = [name for name in top if name.endswith(".safetensors")]
+    return safetensors or [name for name in ("model.pt", "pytorch_model.bin") if name in top]

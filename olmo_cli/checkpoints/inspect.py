@@ -13,6 +13,7 @@ import struct
 from pathlib import Path
 from typing import Any, Iterable
 
+from olmo_cli.checkpoints.detect import detect_format, weight_files
 from olmo_cli.checkpoints.formats.native import MODEL_DEFAULTS
 from olmo_cli.checkpoints.tensors import (MAX_HEADER_BYTES, SAFETENSORS_DTYPES, parse_safetensors_header,
                                          read_safetensors_header)
@@ -37,10 +38,10 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_dir():
         raise BadInputError(f"not a checkpoint directory: {path}")
-    fmt = detect(path)
+    fmt = detect_format(path)
     config = read_config(path, fmt)
     summary = _summary(path, fmt, config)
-    weights = _weight_files(path)
+    weights = weight_files(path)
     if weights:
         summary.update(tensor_summary(headers_of_local_files(path, weights)))
     else:  # a config without weights: say what the config implies rather than "0 parameters"
@@ -51,12 +52,6 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
     summary["size_bytes"] = sum(entry["bytes"] for entry in summary["files"])
     return summary
 
-
-def detect(path: Path) -> str:
-    """native | hf_olmo | hf, by the conversion engine's rules."""
-    from olmo_cli.checkpoints.detect import detect_format
-
-    return detect_format(path)
 
 
 def read_config(path: Path, fmt: str) -> dict[str, Any]:
@@ -173,17 +168,6 @@ def estimated_parameters(arch: dict[str, Any]) -> int | None:
 # Tensor headers
 
 
-def _weight_files(path: Path) -> list[str]:
-    """The files holding the weights, relative to `path`: safetensors preferred over pickles of the same weights."""
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        index = path / index_name
-        if index.is_file():
-            return _shard_names(index)
-    safetensors = sorted(file.name for file in path.glob("*.safetensors"))
-    if safetensors:
-        return safetensors
-    return [name for name in ("model.pt", "pytorch_model.bin") if (path / name).is_file()]
-
 
 def headers_of_local_files(path: Path, names: Iterable[str]) -> list[tuple[str, tuple[int, ...]]]:
     """(dtype, shape) of every tensor in the named files, reading headers only."""
@@ -253,13 +237,13 @@ def inspect_source(source: str, revision: str | None = None, *, offline: bool = 
         return inspect_checkpoint(located.path)
     located = locate(source, revision, offline=offline, reporter=reporter, include=METADATA_PATTERNS)
     path = located.path
-    fmt = detect(path)
+    fmt = detect_format(path)
     summary = _summary(path, fmt, read_config(path, fmt))
     summary.update({"path": str(path), "repo": located.repo, "revision": located.revision, "commit": located.commit})
     remote_files = None if offline else _remote_files(located.repo, located.commit or located.revision)
     local_files = {entry["name"]: entry["bytes"] for entry in list_files(path)}
     all_files = dict(local_files, **(remote_files or {}))
-    weights = _weights_from_names(path, sorted(all_files))
+    weights = weight_files(path, all_files)
     local_weights = [name for name in weights if name in local_files]
     if weights and len(local_weights) == len(weights):
         summary.update(tensor_summary(headers_of_local_files(path, weights)))
@@ -275,14 +259,6 @@ def inspect_source(source: str, revision: str | None = None, *, offline: bool = 
     summary["size_bytes"] = sum(all_files.values())
     return summary
 
-
-def _weights_from_names(path: Path, names: list[str]) -> list[str]:
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        if (path / index_name).is_file():
-            return _shard_names(path / index_name)
-    top = [name for name in names if "/" not in name]
-    safetensors = [name for name in top if name.endswith(".safetensors")]
-    return safetensors or [name for name in ("model.pt", "pytorch_model.bin") if name in top]
 
 
 def _remote_files(repo: str, revision: str) -> dict[str, int]:
@@ -327,14 +303,6 @@ def _range(session, url: str, headers: dict[str, str], start: int, end: int) -> 
 
 # ---------------------------------------------------------------------------------------------
 
-
-def _shard_names(index: Path) -> list[str]:
-    from olmo_cli.checkpoints.tensors import shard_names
-
-    try:
-        return shard_names(read_json_object(index))
-    except BadInputError as error:
-        raise BadInputError(f"{index}: {error.message}") from None
 
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+from olmo_cli.checkpoints.detect import weight_files as checkpoint_weight_files
+
 # Copied next to the new weights so that the output loads on its own (tokenizer, generation defaults).
 SIDE_FILES = (
     "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -15,11 +16,9 @@ SIDE_FILES = (
 
 
 def weight_files(directory: Path) -> list[Path]:
-    """The weight files transformers would load: safetensors if there are any, else .bin."""
-    safetensors = sorted(directory.glob("*.safetensors"))
-    if safetensors:
-        return safetensors
-    return sorted(p for p in directory.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.is_file())
+    """The weight files transformers would load (the converter's rule: an index's shards, else
+    safetensors, else the pickle)."""
+    return [directory / name for name in checkpoint_weight_files(directory)]
 
 
 def weights_bytes(directory: Path) -> int:
