@@ -333,22 +333,22 @@ def test_output_inside_a_native_source_is_refused_before_converting(tmp_path):
 
 
 def test_bin_files_old_format_read_and_code_refused(tmp_path):
+    """The reader the cast (and the converter) uses for .bin files."""
     import os
 
+    from olmo_cli.checkpoints.tensors import PickleReader
     from olmo_cli.errors import BadInputError
-    from olmo_cli.quantize.cast import _Bin
 
     torch.save({"a": torch.ones(3)}, tmp_path / "old.bin", _use_new_zipfile_serialization=False)
-    assert torch.equal(_Bin(tmp_path / "old.bin").get("a"), torch.ones(3))  # cannot be memory-mapped: read whole
+    assert torch.equal(PickleReader(tmp_path / "old.bin").get("a"), torch.ones(3))  # cannot be memory-mapped: read whole
 
     class Code:
         def __reduce__(self):
             return (os.getcwd, ())
 
     torch.save({"a": Code()}, tmp_path / "code.bin")
-    with pytest.raises(BadInputError, match="other than tensors"):
-        _Bin(tmp_path / "code.bin")
+    with pytest.raises(BadInputError, match="more than tensors"):
+        PickleReader(tmp_path / "code.bin").get("a")
     (tmp_path / "broken.bin").write_bytes(b"PK\x03\x04broken")
-    with pytest.raises(BadInputError, match="cannot read"):
-        _Bin(tmp_path / "broken.bin")
-
+    with pytest.raises(BadInputError, match="not a readable torch checkpoint"):
+        PickleReader(tmp_path / "broken.bin")

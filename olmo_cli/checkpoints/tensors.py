@@ -101,7 +101,8 @@ class PickleReader(TensorReader):
         from olmo_cli.checkpoints.torchzip import NotPlain, read_torch_zip_index
 
         try:
-            self._index = read_torch_zip_index(self.path)
+            # Files from torch < 1.6 are not zips: no index to read, torch's loader reads them whole.
+            self._index = read_torch_zip_index(self.path) if _is_zip(self.path) else None
         except NotPlain:
             self._index = None
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as error:
