@@ -13,7 +13,6 @@ is moved aside and converted again rather than trusted.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 from olmo_cli.errors import ExistsError
-from olmo_cli.jsonfiles import read_json_object_or_none
+from olmo_cli.jsonfiles import read_json_object_or_none, write_json
 from olmo_cli.paths import olmo_cache_dir
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located, locate
@@ -167,7 +166,7 @@ def _write_source_record(target: Path, located: Located, fmt: str) -> None:
     record = {"source": str(located.path), "repo": located.repo, "revision": located.revision,
               "commit": located.commit, "format": fmt}
     try:
-        (target / SOURCE_RECORD).write_text(json.dumps(record, indent=2) + "\n")
+        write_json(target / SOURCE_RECORD, record)
     except OSError:
         pass
 

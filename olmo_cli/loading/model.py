@@ -79,7 +79,7 @@ def load_model(
     """
     from olmo_cli.loading.converted import locate_hf_checkpoint
     from olmo_cli.loading.devices import pick_device, pick_dtype
-    from olmo_cli.loading.quantization import quantization_config, require_backend
+    from olmo_cli.quantize.methods import quantization_config, require_backend
 
     start = time.perf_counter()
     torch_device = pick_device(device)

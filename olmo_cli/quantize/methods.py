@@ -1,7 +1,7 @@
 """The quantization methods olmo knows, and the transformers `quantization_config` for each.
 
 One table serves both `olmo quantize` (methods that write a smaller checkpoint) and quantizing at
-load time (`olmo generate --quantize`, through `olmo_cli.loading.quantization`), so a name means the
+load time (`olmo generate --quantize`, through `olmo_cli.loading.load_model`), so a name means the
 same thing everywhere. Nothing here imports torch, transformers or torchao at module level.
 """
 
