@@ -295,13 +295,13 @@ def test_hub_source_without_a_commit_is_keyed_by_its_files(tmp_path):
 
 
 def test_hf_olmo_config_without_auto_map_is_still_converted(tmp_path):
-    from olmo_cli.loading.converted import checkpoint_format
+    from olmo_cli.checkpoints.detect import detect_format
 
     source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
     config = json.loads((source / "config.json").read_text())
     del config["auto_map"]
     (source / "config.json").write_text(json.dumps(config))
-    assert checkpoint_format(source) == "hf_olmo"
+    assert detect_format(source) == "hf_olmo"  # never loaded as transformers' Olmo with random weights
 
 
 def test_weights_missing_from_the_files_are_an_error_not_random(tmp_path):
@@ -400,3 +400,12 @@ def test_abandoned_conversion_directories_are_removed_fresh_ones_kept(tmp_path):
     os.utime(entry, (long_ago, long_ago))
     assert remove_abandoned_partials(tmp_path) == [old]
     assert not old.exists() and fresh.exists() and entry.exists()
+
+
+def test_transformers_olmo_families_the_converter_does_not_read_still_load_in_place(tmp_path):
+    from olmo_cli.checkpoints.detect import detect_format
+
+    for model_type in ("olmoe", "flex_olmo"):
+        (tmp_path / model_type).mkdir()
+        (tmp_path / model_type / "config.json").write_text(json.dumps({"model_type": model_type}))
+        assert detect_format(tmp_path / model_type) == "hf"

@@ -9,7 +9,9 @@ from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
 
 FORMATS = ("native", "hf_olmo", "hf")
-HF_MODEL_TYPES = ("olmo", "olmo2", "olmo3")
+HF_MODEL_TYPES = ("olmo", "olmo2", "olmo3")  # what the converter reads
+# transformers' own OLMo families: "hf" (loadable without remote code), though only some convert.
+TRANSFORMERS_OLMO_TYPES = (*HF_MODEL_TYPES, "olmoe", "flex_olmo")
 _NATIVE_WEIGHTS = ("model.pt", "model.safetensors")
 
 
@@ -38,7 +40,7 @@ def detect_format(path) -> str:
     if "d_model" in config and config.get("model_type", "olmo") in ("olmo", "hf_olmo"):
         return "hf_olmo"
     model_type = config.get("model_type")
-    if model_type in HF_MODEL_TYPES:
+    if model_type in TRANSFORMERS_OLMO_TYPES:
         return "hf"
     if model_type is None:
         raise BadInputError(f"{config_path} has no model_type")

@@ -21,13 +21,11 @@ import time
 from pathlib import Path
 
 from olmo_cli.errors import ExistsError
-from olmo_cli.jsonfiles import read_json_object_or_none, write_json
+from olmo_cli.jsonfiles import write_json
 from olmo_cli.paths import olmo_cache_dir
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located, locate
 
-# transformers' own OLMo families: loadable as they are, without remote code.
-TRANSFORMERS_MODEL_TYPES = frozenset({"olmo", "olmo2", "olmo3", "olmoe", "flex_olmo"})
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".distcp")
 SOURCE_FILES = ("config.yaml", "config.json", "generation_config.json", "special_tokens_map.json",
                 "added_tokens.json", "vocab.json", "merges.txt")
@@ -52,7 +50,9 @@ def locate_hf_checkpoint(source: str | None, revision: str | None = None, *, off
 
 def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Reporter = NULL_REPORTER) -> Path:
     """A transformers-format directory with the weights of `located` (converting at most once)."""
-    fmt = checkpoint_format(located.path)
+    from olmo_cli.checkpoints.detect import detect_format
+
+    fmt = detect_format(located.path)  # "hf" is loaded where it is; hf_olmo and native are converted once
     if fmt == "hf":
         return located.path
     target = converted_cache_dir() / cache_key(located)
@@ -95,21 +95,6 @@ def remove_abandoned_partials(cache: Path, older_than_s: float = ABANDONED_AFTER
         except OSError:  # another process removed it first
             continue
     return removed
-
-
-def checkpoint_format(path: Path) -> str:
-    """"hf" for transformers' OLMo families (read from config.json alone), else the detector's answer.
-
-    hf_olmo configs also say model_type "olmo"; their native field names (d_model) or their remote-code
-    auto_map tell them apart. Loading one as transformers' Olmo would initialise every weight at random.
-    """
-    config = _read_config(path)
-    if (config is not None and config.get("model_type") in TRANSFORMERS_MODEL_TYPES and "auto_map" not in config
-            and "d_model" not in config and not (path / "config.yaml").exists()):
-        return "hf"
-    from olmo_cli.checkpoints.detect import detect_format
-
-    return detect_format(path)
 
 
 def cache_key(located: Located) -> str:
@@ -155,10 +140,6 @@ def _source_files(path: Path):
         if file.is_file() and (file.suffix in WEIGHT_SUFFIXES or file.name in SOURCE_FILES
                                or file.name.startswith("tokenizer")):
             yield file
-
-
-def _read_config(path: Path) -> dict | None:
-    return read_json_object_or_none(path / "config.json")
 
 
 def _write_source_record(target: Path, located: Located, fmt: str) -> None:
