@@ -7,15 +7,14 @@ the shared downloader, so every command that reads a checkpoint accepts the same
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from olmo_cli.errors import NotFoundError, UsageError
 from olmo_cli.hub.refs import is_repo_id
 from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.revisions.names import is_commit_sha
 
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 # Prefixes that can only mean a filesystem path.
 _PATH_PREFIXES = ("/", "./", "../", "~", ".\\", "..\\")
 
@@ -65,7 +64,7 @@ def locate(
     from olmo_cli.hub.download import fetch_revision
 
     path = Path(fetch_revision(repo, exact, include=include, exclude=exclude, offline=offline, reporter=reporter))
-    commit = path.name if _COMMIT.match(path.name) else None
+    commit = path.name if is_commit_sha(path.name) else None
     return Located(path=path, repo=repo, revision=exact, commit=commit)
 
 

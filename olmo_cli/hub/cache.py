@@ -14,14 +14,13 @@ file identical across revisions is one blob.
 from __future__ import annotations
 
 import os
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
 from olmo_cli.hub.env import hub_cache_dir
+from olmo_cli.revisions.names import is_commit_sha
 
-_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def repo_folder_name(repo: str) -> str:
@@ -78,7 +77,7 @@ class RepoCache:
                 commit = path.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError):
                 continue
-            if _COMMIT.match(commit) and self.snapshot(commit).is_dir():
+            if is_commit_sha(commit) and self.snapshot(commit).is_dir():
                 out[path.relative_to(base).as_posix()] = commit
         return out
 
@@ -91,14 +90,14 @@ class RepoCache:
 
     def commit_of(self, revision: str) -> str | None:
         """The cached commit a branch, tag or sha names, or None."""
-        if _COMMIT.match(revision) and self.snapshot(revision).is_dir():
+        if is_commit_sha(revision) and self.snapshot(revision).is_dir():
             return revision
         path = self.ref(revision)
         try:
             commit = path.read_text(encoding="utf-8").strip() if path.is_file() else ""
         except (OSError, UnicodeDecodeError):
             return None
-        return commit if _COMMIT.match(commit) and self.snapshot(commit).is_dir() else None
+        return commit if is_commit_sha(commit) and self.snapshot(commit).is_dir() else None
 
     def snapshot_files(self, commit: str) -> dict[str, Path]:
         """Repo path -> the real file it points to (broken links included: they are missing files)."""
@@ -156,9 +155,6 @@ def cached_repos(root: Path | None = None) -> list[str]:
     repos = (repo_from_folder(p.name) for p in base.iterdir() if p.is_dir())
     return sorted(r for r in repos if r)
 
-
-def is_commit(text: str) -> bool:
-    return bool(_COMMIT.match(text))
 
 
 @dataclass(frozen=True)
