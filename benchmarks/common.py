@@ -22,13 +22,22 @@ TOKENIZER_DIRS = (
 
 # OLMo-1B as transformers describes it (REFERENCE.md section 1 and 3.3).
 OLMO_1B = dict(
-    vocab_size=50304, hidden_size=2048, num_hidden_layers=16, num_attention_heads=16,
-    num_key_value_heads=16, intermediate_size=8192, max_position_embeddings=2048,
-    tie_word_embeddings=True, eos_token_id=50279, pad_token_id=1, bos_token_id=None,
+    vocab_size=50304,
+    hidden_size=2048,
+    num_hidden_layers=16,
+    num_attention_heads=16,
+    num_key_value_heads=16,
+    intermediate_size=8192,
+    max_position_embeddings=2048,
+    tie_word_embeddings=True,
+    eos_token_id=50279,
+    pad_token_id=1,
+    bos_token_id=None,
 )
 # A small model with the same shape rules, for --quick runs and tests of the benchmarks.
-QUICK = dict(OLMO_1B, hidden_size=256, num_hidden_layers=4, num_attention_heads=4,
-             num_key_value_heads=4, intermediate_size=1024)
+QUICK = dict(
+    OLMO_1B, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=4, intermediate_size=1024
+)
 
 _DONE_MARKER = ".synthetic-complete"
 
@@ -77,10 +86,12 @@ def synthetic_hf_1b(path: str | Path, dtype: str = "float32", *, shape: dict | N
         save_file(tensors, str(path / filename), metadata={"format": "pt"})
         del tensors
     (path / "model.safetensors.index.json").write_text(
-        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2))
+        json.dumps({"metadata": {"total_size": total}, "weight_map": weight_map}, indent=2)
+    )
     config.save_pretrained(path)
-    (path / "generation_config.json").write_text(json.dumps(
-        {"eos_token_id": shape["eos_token_id"], "pad_token_id": shape["pad_token_id"]}, indent=2))
+    (path / "generation_config.json").write_text(
+        json.dumps({"eos_token_id": shape["eos_token_id"], "pad_token_id": shape["pad_token_id"]}, indent=2)
+    )
     _copy_tokenizer(path)
     marker.write_text(wanted)
     return path
@@ -121,7 +132,7 @@ class PeakAnonMemory:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "PeakAnonMemory":
+    def start(self) -> PeakAnonMemory:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
@@ -142,7 +153,7 @@ class PeakAnonMemory:
     def peak_bytes(self) -> int:
         return self.peak_kib * 1024
 
-    def __enter__(self) -> "PeakAnonMemory":
+    def __enter__(self) -> PeakAnonMemory:
         return self.start()
 
     def __exit__(self, *exc) -> None:

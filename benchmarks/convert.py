@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from common import PeakAnonMemory, env_for_benchmark  # noqa: E402
+from common import PeakAnonMemory, env_for_benchmark
 
 GIB = 1024**3
 GOAL_ANON = 1 * GIB
@@ -76,8 +76,16 @@ def make_source(directory: Path, shape: dict, seed: int = 0) -> Path:
     from olmo_cli.checkpoints.tensors import SafetensorsReader
     from olmo_cli.checkpoints.writer import PlannedTensor, write_safetensors
 
-    fields = dict(shape, rope=True, include_bias=False, layer_norm_with_affine=False,
-                  weight_tying=True, max_sequence_length=2048, eos_token_id=50279, pad_token_id=1)
+    fields = dict(
+        shape,
+        rope=True,
+        include_bias=False,
+        layer_norm_with_affine=False,
+        weight_tying=True,
+        max_sequence_length=2048,
+        eos_token_id=50279,
+        pad_token_id=1,
+    )
     spec = spec_from_model_fields(fields, "benchmark")
     directory.mkdir(parents=True, exist_ok=True)
     planned = [PlannedTensor(k, s, "float32") for k, s in layout.native_shapes(spec).items()]
@@ -113,7 +121,9 @@ def measure(label: str, argv: list[str], env: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a small model with the same shape rules")
-    parser.add_argument("--workdir", type=Path, default=None, help="where to put the temporary files (default: a temp dir)")
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="where to put the temporary files (default: a temp dir)"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the generated source (in --workdir)")
     parser.add_argument("--source", type=Path, default=None, help="reuse a source generated before with --keep")
@@ -129,21 +139,35 @@ def main() -> None:
         src = args.source or make_source(work / "src", shape)
         size = (src / "model.pt").stat().st_size
         generate_s = time.perf_counter() - t0
-        cases = [("cp model.pt", ["cp", str(src / "model.pt"), str(work / "cp.pt")], work / "cp.pt"),
-                 # The fixed cost inside every `olmo convert`: the interpreter, Typer and torch.
-                 ("startup only (python, torch import)",
-                  [sys.executable, "-c", "import torch, yaml, olmo_cli.cli.convert"], work / "none")]
+        cases = [
+            ("cp model.pt", ["cp", str(src / "model.pt"), str(work / "cp.pt")], work / "cp.pt"),
+            # The fixed cost inside every `olmo convert`: the interpreter, Typer and torch.
+            (
+                "startup only (python, torch import)",
+                [sys.executable, "-c", "import torch, yaml, olmo_cli.cli.convert"],
+                work / "none",
+            ),
+        ]
         to_hf = [sys.executable, "-m", "olmo_cli", "convert", str(src)]
         hf32, back = work / "hf-float32", work / "back-unsharded"
         cases += [
             ("olmo convert --dtype float32", to_hf + [str(hf32), "--dtype", "float32"], None),
             # The way back (not part of the goals), from the float32 output, removed right after.
-            ("HF -> native: convert --to native",
-             [sys.executable, "-m", "olmo_cli", "convert", str(hf32), str(back), "--to", "native"], back),
-            ("olmo convert --dtype bfloat16", to_hf + [str(work / "hf-bfloat16"), "--dtype", "bfloat16"],
-             work / "hf-bfloat16"),
-            ("load everything + save_file", [sys.executable, "-c", BASELINE, str(src), str(work / "baseline")],
-             work / "baseline"),
+            (
+                "HF -> native: convert --to native",
+                [sys.executable, "-m", "olmo_cli", "convert", str(hf32), str(back), "--to", "native"],
+                back,
+            ),
+            (
+                "olmo convert --dtype bfloat16",
+                to_hf + [str(work / "hf-bfloat16"), "--dtype", "bfloat16"],
+                work / "hf-bfloat16",
+            ),
+            (
+                "load everything + save_file",
+                [sys.executable, "-c", BASELINE, str(src), str(work / "baseline")],
+                work / "baseline",
+            ),
         ]
         (work / "baseline").mkdir()
         (work / "none").mkdir()
@@ -164,7 +188,10 @@ def main() -> None:
         r["x_cp"] = round(r["wall_s"] / cp, 2) if cp else None
     ours = [r for r in results if r["label"].startswith("olmo convert")]
     summary = {
-        "shape": shape, "model_pt_bytes": size, "generate_s": round(generate_s, 1), "threads": args.threads,
+        "shape": shape,
+        "model_pt_bytes": size,
+        "generate_s": round(generate_s, 1),
+        "threads": args.threads,
         "results": results,
         "goal_peak_anon_ok": all(r["peak_anon_mib"] * 2**20 <= GOAL_ANON for r in ours),
         "goal_wall_ok": all(r["wall_s"] <= GOAL_CP_RATIO * cp for r in ours),
@@ -172,13 +199,17 @@ def main() -> None:
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"source: model.pt {size / 1e9:.2f} GB ({'quick' if args.quick else 'OLMo-1B'} shape), "
-          f"generated in {generate_s:.0f} s; {args.threads} threads")
+    print(
+        f"source: model.pt {size / 1e9:.2f} GB ({'quick' if args.quick else 'OLMo-1B'} shape), "
+        f"generated in {generate_s:.0f} s; {args.threads} threads"
+    )
     print(f"{'contender':34} {'wall s':>8} {'x cp':>6} {'peak anon MiB':>14}")
     for r in results:
         print(f"{r['label']:34} {r['wall_s']:8.2f} {r['x_cp']:6.2f} {r['peak_anon_mib']:14.1f}")
-    print(f"goals: peak anon <= 1 GiB: {'met' if summary['goal_peak_anon_ok'] else 'MISSED'}; "
-          f"wall <= 2x cp: {'met' if summary['goal_wall_ok'] else 'MISSED'}")
+    print(
+        f"goals: peak anon <= 1 GiB: {'met' if summary['goal_peak_anon_ok'] else 'MISSED'}; "
+        f"wall <= 2x cp: {'met' if summary['goal_wall_ok'] else 'MISSED'}"
+    )
 
 
 if __name__ == "__main__":

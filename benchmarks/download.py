@@ -36,22 +36,31 @@ from fakehub import FakeHub, checkpoint_repo  # noqa: E402
 REPO = "allenai/OLMo-bench"
 FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"]
 
-HF_SWEEP = """
+HF_SWEEP = (
+    """
 import sys
 from huggingface_hub import snapshot_download
 endpoint, cache, repo, *revisions = sys.argv[1:]
 for revision in revisions:
     snapshot_download(repo, revision=revision, cache_dir=cache, endpoint=endpoint,
                       allow_patterns=%r)
-""" % FILES
+"""
+    % FILES
+)
 
 
 def run(hub: FakeHub, command: list[str], cache: Path) -> tuple[float, int, int]:
     """(wall seconds, body bytes sent, requests) for one command against an empty cache."""
     shutil.rmtree(cache, ignore_errors=True)
     hub.clear_log()
-    env = dict(os.environ, HF_ENDPOINT=hub.url, HF_HUB_CACHE=str(cache), HF_HUB_DISABLE_PROGRESS_BARS="1",
-               HF_HUB_DISABLE_TELEMETRY="1", OLMO_CACHE_DIR=str(cache.parent / "olmo-cache"))
+    env = dict(
+        os.environ,
+        HF_ENDPOINT=hub.url,
+        HF_HUB_CACHE=str(cache),
+        HF_HUB_DISABLE_PROGRESS_BARS="1",
+        HF_HUB_DISABLE_TELEMETRY="1",
+        OLMO_CACHE_DIR=str(cache.parent / "olmo-cache"),
+    )
     env.pop("HF_TOKEN", None)
     start = time.perf_counter()
     done = subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -66,8 +75,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small files (for CI and development)")
     parser.add_argument("--revisions", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=None, help="runs per contender (median reported)")
-    parser.add_argument("--latency-ms", type=float, nargs="*", default=None,
-                        help="per-request latencies to simulate (default: 0 and 50, a far-away Hub)")
+    parser.add_argument(
+        "--latency-ms",
+        type=float,
+        nargs="*",
+        default=None,
+        help="per-request latencies to simulate (default: 0 and 50, a far-away Hub)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     weight_bytes = 256 * 1024 if args.quick else 4 * 1024 * 1024
@@ -83,7 +97,15 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="olmo-bench-download-"))
     contenders = {
         "olmo download": [sys.executable, "-m", "olmo_cli", "download", REPO, "--from", "0"],
-        "snapshot_download x%d" % len(names): [sys.executable, "-c", HF_SWEEP, hub.url, str(work / "cache"), REPO, *names],
+        "snapshot_download x%d" % len(names): [
+            sys.executable,
+            "-c",
+            HF_SWEEP,
+            hub.url,
+            str(work / "cache"),
+            REPO,
+            *names,
+        ],
     }
     latencies = args.latency_ms if args.latency_ms is not None else [0.0, 50.0]
     results: dict[float, dict[str, list]] = {}
@@ -100,24 +122,42 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
 
     summary = {
-        "revisions": len(names), "files_per_revision": len(FILES), "sum_of_file_bytes": total,
-        "unique_bytes": sum(unique.values()), "repeat": repeat, "quick": args.quick,
-        "runs": [{"latency_ms": latency, "contenders": {
-            label: {"wall_s_median": round(statistics.median(r[0] for r in runs), 3),
-                    "wall_s_runs": [round(r[0], 3) for r in runs],
-                    "bytes_sent": runs[-1][1], "requests": runs[-1][2]} for label, runs in by_label.items()}}
-            for latency, by_label in results.items()],
+        "revisions": len(names),
+        "files_per_revision": len(FILES),
+        "sum_of_file_bytes": total,
+        "unique_bytes": sum(unique.values()),
+        "repeat": repeat,
+        "quick": args.quick,
+        "runs": [
+            {
+                "latency_ms": latency,
+                "contenders": {
+                    label: {
+                        "wall_s_median": round(statistics.median(r[0] for r in runs), 3),
+                        "wall_s_runs": [round(r[0], 3) for r in runs],
+                        "bytes_sent": runs[-1][1],
+                        "requests": runs[-1][2],
+                    }
+                    for label, runs in by_label.items()
+                },
+            }
+            for latency, by_label in results.items()
+        ],
     }
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"{len(names)} revisions x {len(FILES)} files; sum of file sizes {total / 2**20:.2f} MiB, "
-          f"unique {summary['unique_bytes'] / 2**20:.2f} MiB (config/tokenizer shared); median of {repeat} run(s)")
+    print(
+        f"{len(names)} revisions x {len(FILES)} files; sum of file sizes {total / 2**20:.2f} MiB, "
+        f"unique {summary['unique_bytes'] / 2**20:.2f} MiB (config/tokenizer shared); median of {repeat} run(s)"
+    )
     print(f"{'latency':>8}  {'contender':<24}{'wall s':>9}{'MiB sent':>11}{'x unique':>10}{'requests':>10}")
     for entry in summary["runs"]:
         for label, row in entry["contenders"].items():
-            print(f"{entry['latency_ms']:>6.0f}ms  {label:<24}{row['wall_s_median']:>9.2f}{row['bytes_sent'] / 2**20:>11.2f}"
-                  f"{row['bytes_sent'] / summary['unique_bytes']:>10.2f}{row['requests']:>10}")
+            print(
+                f"{entry['latency_ms']:>6.0f}ms  {label:<24}{row['wall_s_median']:>9.2f}{row['bytes_sent'] / 2**20:>11.2f}"
+                f"{row['bytes_sent'] / summary['unique_bytes']:>10.2f}{row['requests']:>10}"
+            )
 
 
 if __name__ == "__main__":

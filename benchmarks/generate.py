@@ -25,12 +25,12 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OLMO_1B, QUICK, PeakAnonMemory, env_for_benchmark, median, synthetic_hf_1b  # noqa: E402
+from common import OLMO_1B, QUICK, PeakAnonMemory, env_for_benchmark, median, synthetic_hf_1b
 
 PROMPT = "Language modeling is the task of"
 
 # The plain transformers way: from_pretrained + generate, tokens written out as they come.
-PLAIN_SCRIPT = textwrap.dedent('''
+PLAIN_SCRIPT = textwrap.dedent("""
     import json, sys, time
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -61,7 +61,7 @@ PLAIN_SCRIPT = textwrap.dedent('''
     new = out.shape[1] - inputs["input_ids"].shape[1]
     sys.stdout.write("\\n")
     sys.stderr.write("PLAIN_STATS " + json.dumps({"new_tokens": new, "generate_seconds": elapsed}) + "\\n")
-''')
+""")
 
 OLMO_STATS = re.compile(r"(\d+) tokens in ([\d.]+) s")
 
@@ -79,8 +79,13 @@ def run_once(argv: list[str], env: dict) -> dict:
     err_text = err.decode(errors="replace")
     if process.returncode != 0 or not first:
         raise SystemExit(f"{argv[:3]} failed (exit {process.returncode}):\n{err_text[-3000:]}")
-    return {"first_token_seconds": first_byte, "wall_seconds": total, "stderr": err_text,
-            "peak_anon_mib": memory.peak_bytes / 2**20, "text": (first + rest).decode(errors="replace")}
+    return {
+        "first_token_seconds": first_byte,
+        "wall_seconds": total,
+        "stderr": err_text,
+        "peak_anon_mib": memory.peak_bytes / 2**20,
+        "text": (first + rest).decode(errors="replace"),
+    }
 
 
 def tokens_per_second_olmo(stderr: str) -> tuple[int, float]:
@@ -113,8 +118,24 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
         script.write(PLAIN_SCRIPT)
     contenders = {
-        "olmo": ([sys.executable, "-m", "olmo_cli", "generate", str(checkpoint), "-p", PROMPT, "--greedy",
-                  "-n", n, "--stats", "--device", "cpu"], tokens_per_second_olmo),
+        "olmo": (
+            [
+                sys.executable,
+                "-m",
+                "olmo_cli",
+                "generate",
+                str(checkpoint),
+                "-p",
+                PROMPT,
+                "--greedy",
+                "-n",
+                n,
+                "--stats",
+                "--device",
+                "cpu",
+            ],
+            tokens_per_second_olmo,
+        ),
         "transformers": ([sys.executable, script.name, str(checkpoint), PROMPT, n], tokens_per_second_plain),
     }
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
@@ -132,30 +153,45 @@ def main() -> None:
     finally:
         os.unlink(script.name)
 
-    figures = {name: {key: median(r[key] for r in results) for key in
-                      ("tokens_per_second", "first_token_seconds", "wall_seconds", "peak_anon_mib")}
-               for name, results in runs.items()}
+    figures = {
+        name: {
+            key: median(r[key] for r in results)
+            for key in ("tokens_per_second", "first_token_seconds", "wall_seconds", "peak_anon_mib")
+        }
+        for name, results in runs.items()
+    }
     olmo, plain = figures["olmo"], figures["transformers"]
     summary = {
-        "model": "quick" if args.quick else "OLMo-1B shape", "new_tokens": args.new_tokens, "threads": args.threads,
-        "repeats": args.repeats, "figures": figures,
+        "model": "quick" if args.quick else "OLMo-1B shape",
+        "new_tokens": args.new_tokens,
+        "threads": args.threads,
+        "repeats": args.repeats,
+        "figures": figures,
         "tokens_per_second_ratio": olmo["tokens_per_second"] / plain["tokens_per_second"],
         "first_token_ratio": olmo["first_token_seconds"] / plain["first_token_seconds"],
         "same_text": texts["olmo"] == texts["transformers"],
     }
-    summary["goals_met"] = {"tokens_per_second >= 0.95x": summary["tokens_per_second_ratio"] >= 0.95,
-                            "first token no slower": summary["first_token_ratio"] <= 1.0}
+    summary["goals_met"] = {
+        "tokens_per_second >= 0.95x": summary["tokens_per_second_ratio"] >= 0.95,
+        "first token no slower": summary["first_token_ratio"] <= 1.0,
+    }
     if args.json:
         print(json.dumps(summary, indent=2))
         return
-    print(f"{summary['model']}, CPU, {args.threads} threads, {args.new_tokens} new tokens greedy, median of {args.repeats}")
+    print(
+        f"{summary['model']}, CPU, {args.threads} threads, {args.new_tokens} new tokens greedy, median of {args.repeats}"
+    )
     print(f"{'':14}{'tokens/s':>10}{'first token s':>15}{'wall s':>9}{'peak anon MiB':>15}")
     for name, fig in figures.items():
-        print(f"{name:14}{fig['tokens_per_second']:10.2f}{fig['first_token_seconds']:15.2f}"
-              f"{fig['wall_seconds']:9.2f}{fig['peak_anon_mib']:15.0f}")
-    print(f"olmo/transformers tokens/s: {summary['tokens_per_second_ratio']:.3f} (goal >= 0.95); "
-          f"first token: {summary['first_token_ratio']:.3f}x the plain script's time (goal <= 1.0); "
-          f"same text: {summary['same_text']}")
+        print(
+            f"{name:14}{fig['tokens_per_second']:10.2f}{fig['first_token_seconds']:15.2f}"
+            f"{fig['wall_seconds']:9.2f}{fig['peak_anon_mib']:15.0f}"
+        )
+    print(
+        f"olmo/transformers tokens/s: {summary['tokens_per_second_ratio']:.3f} (goal >= 0.95); "
+        f"first token: {summary['first_token_ratio']:.3f}x the plain script's time (goal <= 1.0); "
+        f"same text: {summary['same_text']}"
+    )
 
 
 if __name__ == "__main__":

@@ -47,12 +47,19 @@ def main() -> int:
 
     started = time.perf_counter()
     shape = QUICK if args.quick else OLMO_1B
-    checkpoint = synthetic_hf_1b(args.dir / ("gpu-quick-bf16" if args.quick else "synthetic-1b-bf16"), "bfloat16", shape=shape)
+    checkpoint = synthetic_hf_1b(
+        args.dir / ("gpu-quick-bf16" if args.quick else "synthetic-1b-bf16"), "bfloat16", shape=shape
+    )
     created = time.perf_counter() - started
     loaded = load_model(str(checkpoint), dtype="bfloat16", device="cuda")
-    figures: dict = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__,
-                     "model": "quick" if args.quick else "OLMo-1B shape", "new_tokens": args.new_tokens,
-                     "checkpoint_seconds": created, "load_seconds": loaded.load_seconds}
+    figures: dict = {
+        "device": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "model": "quick" if args.quick else "OLMo-1B shape",
+        "new_tokens": args.new_tokens,
+        "checkpoint_seconds": created,
+        "load_seconds": loaded.load_seconds,
+    }
 
     def timed(compile_: bool) -> dict:
         params = SamplingParams(max_new_tokens=args.new_tokens, greedy=True, compile=compile_)
@@ -85,14 +92,20 @@ def main() -> int:
     if args.json:
         print(json.dumps(figures, indent=2))
         return 0
-    print(f"{figures['model']} bf16 on {figures['device']} (torch {figures['torch']}), greedy, "
-          f"{args.new_tokens} new tokens, median of {args.repeats}")
+    print(
+        f"{figures['model']} bf16 on {figures['device']} (torch {figures['torch']}), greedy, "
+        f"{args.new_tokens} new tokens, median of {args.repeats}"
+    )
     print(f"{'':10}{'decode tok/s':>14}{'tok/s':>9}{'first token s':>15}{'warm-up s':>11}")
     for name, run in (("eager", eager), ("compiled", compiled)):
-        print(f"{name:10}{run['decode_tokens_per_second']:14.1f}{run['tokens_per_second']:9.1f}"
-              f"{run['first_token_seconds']:15.3f}{run['warmup_seconds']:11.1f}")
-    print(f"compiled/eager decode: {figures['decode_speedup']:.2f}x (goal >= 3x); same greedy text: {figures['same_text']}; "
-          f"peak GPU memory {figures['peak_gpu_mib']:.0f} MiB")
+        print(
+            f"{name:10}{run['decode_tokens_per_second']:14.1f}{run['tokens_per_second']:9.1f}"
+            f"{run['first_token_seconds']:15.3f}{run['warmup_seconds']:11.1f}"
+        )
+    print(
+        f"compiled/eager decode: {figures['decode_speedup']:.2f}x (goal >= 3x); same greedy text: {figures['same_text']}; "
+        f"peak GPU memory {figures['peak_gpu_mib']:.0f} MiB"
+    )
     return 0
 
 

@@ -24,14 +24,19 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import OLMO_1B, QUICK, PeakAnonMemory, env_for_benchmark, synthetic_hf_1b  # noqa: E402
+from common import OLMO_1B, QUICK, PeakAnonMemory, env_for_benchmark, synthetic_hf_1b
 
 GOAL_RATIO = 0.30
 # (label, --method, --dtype): bf16 is the decode baseline; int8 float32 shows what the embedding costs.
 DEFAULT_CASES = ("int8", "bf16")
-CASES = {"int8": ("int8", "auto"), "int8-dynamic": ("int8-dynamic", "auto"), "bf16": ("bf16", "auto"),
-         "int8-fp32": ("int8", "float32"), "fp16": ("fp16", "auto"),
-         "int8-nocheck": ("int8", "auto", "--no-check")}  # memory without the float32 reference
+CASES = {
+    "int8": ("int8", "auto"),
+    "int8-dynamic": ("int8-dynamic", "auto"),
+    "bf16": ("bf16", "auto"),
+    "int8-fp32": ("int8", "float32"),
+    "fp16": ("fp16", "auto"),
+    "int8-nocheck": ("int8", "auto", "--no-check"),
+}  # memory without the float32 reference
 
 DECODE_SCRIPT = r"""
 import json, sys, time, torch
@@ -58,7 +63,11 @@ def run_sampled(argv: list[str], env: dict) -> tuple[dict, float, int]:
     seconds = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"failed ({child.returncode}): {' '.join(argv)}\n{err[-3000:]}")
-    return json.loads(out.strip().splitlines()[-1] if not out.lstrip().startswith("{") else out), seconds, memory.peak_bytes
+    return (
+        json.loads(out.strip().splitlines()[-1] if not out.lstrip().startswith("{") else out),
+        seconds,
+        memory.peak_bytes,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,8 +85,9 @@ def main(argv: list[str] | None = None) -> int:
 
     args.work.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    source = synthetic_hf_1b(args.work / ("src-quick" if args.quick else "src-1b"), "float32",
-                             shape=QUICK if args.quick else OLMO_1B)
+    source = synthetic_hf_1b(
+        args.work / ("src-quick" if args.quick else "src-1b"), "float32", shape=QUICK if args.quick else OLMO_1B
+    )
     made_in = time.perf_counter() - start
     results = {}
     try:
@@ -85,15 +95,37 @@ def main(argv: list[str] | None = None) -> int:
             method, dtype, *extra = CASES[label]
             dst = args.work / f"out-{label}"
             report, wall, peak = run_sampled(
-                [sys.executable, "-m", "olmo_cli", "quantize", str(source), str(dst), "--method", method,
-                 "--dtype", dtype, "--force", "--json", *extra], env)
+                [
+                    sys.executable,
+                    "-m",
+                    "olmo_cli",
+                    "quantize",
+                    str(source),
+                    str(dst),
+                    "--method",
+                    method,
+                    "--dtype",
+                    dtype,
+                    "--force",
+                    "--json",
+                    *extra,
+                ],
+                env,
+            )
             decode, _, decode_peak = run_sampled([sys.executable, "-c", DECODE_SCRIPT, str(dst), str(tokens)], env)
             results[label] = {
-                "method": method, "dtype": report["dtype"], "size_before": report["size_before"],
-                "size_after": report["size_after"], "ratio_vs_fp32": report["ratio"], "quantize_s": wall,
-                "quantize_core_s": report["seconds"], "quantize_peak_anon_bytes": peak,
-                "decode_tokens_per_s": decode["tokens"] / decode["seconds"], "decode_tokens": decode["tokens"],
-                "decode_peak_anon_bytes": decode_peak, "max_logit_diff": report["max_logit_diff"],
+                "method": method,
+                "dtype": report["dtype"],
+                "size_before": report["size_before"],
+                "size_after": report["size_after"],
+                "ratio_vs_fp32": report["ratio"],
+                "quantize_s": wall,
+                "quantize_core_s": report["seconds"],
+                "quantize_peak_anon_bytes": peak,
+                "decode_tokens_per_s": decode["tokens"] / decode["seconds"],
+                "decode_tokens": decode["tokens"],
+                "decode_peak_anon_bytes": decode_peak,
+                "max_logit_diff": report["max_logit_diff"],
                 "top1_agreement": report["top1_agreement"],
             }
             if not args.keep:
@@ -105,8 +137,10 @@ def main(argv: list[str] | None = None) -> int:
     int8 = results.get("int8")
     summary = {
         "model": "synthetic quick (4 layers, d=256)" if args.quick else "synthetic OLMo-1B shape (16 layers, d=2048)",
-        "threads": env.get("OMP_NUM_THREADS", str(os.cpu_count())), "source_made_s": made_in,
-        "goal_ratio": GOAL_RATIO, "int8_ratio": int8["ratio_vs_fp32"] if int8 else None,
+        "threads": env.get("OMP_NUM_THREADS", str(os.cpu_count())),
+        "source_made_s": made_in,
+        "goal_ratio": GOAL_RATIO,
+        "int8_ratio": int8["ratio_vs_fp32"] if int8 else None,
         "met": bool(int8 and int8["ratio_vs_fp32"] <= GOAL_RATIO),
     }
     if "int8" in results and "bf16" in results:
@@ -118,13 +152,19 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"results": results, "summary": summary}, indent=2))
         return 0
     print(f"{summary['model']}, {summary['threads']} threads, decode {tokens} tokens")
-    print(f"{'case':<12} {'dtype':<9} {'size':>9} {'of fp32':>8} {'time':>8} {'peak anon':>10} {'decode':>10} {'max diff':>9} {'top-1':>6}")
+    print(
+        f"{'case':<12} {'dtype':<9} {'size':>9} {'of fp32':>8} {'time':>8} {'peak anon':>10} {'decode':>10} {'max diff':>9} {'top-1':>6}"
+    )
     for label, r in results.items():
-        print(f"{label:<12} {r['dtype']:<9} {r['size_after'] / 1e9:>7.3f}GB {r['ratio_vs_fp32']:>8.3f} "
-              f"{r['quantize_s']:>7.1f}s {r['quantize_peak_anon_bytes'] / 2**30:>8.2f}GiB "
-              f"{r['decode_tokens_per_s']:>6.2f}t/s {_number(r['max_logit_diff'], '.3g', 9)} {_number(r['top1_agreement'], '.1%', 6)}")
+        print(
+            f"{label:<12} {r['dtype']:<9} {r['size_after'] / 1e9:>7.3f}GB {r['ratio_vs_fp32']:>8.3f} "
+            f"{r['quantize_s']:>7.1f}s {r['quantize_peak_anon_bytes'] / 2**30:>8.2f}GiB "
+            f"{r['decode_tokens_per_s']:>6.2f}t/s {_number(r['max_logit_diff'], '.3g', 9)} {_number(r['top1_agreement'], '.1%', 6)}"
+        )
     if int8:
-        print(f"\nGoal: int8 <= {GOAL_RATIO} of float32: {'met' if summary['met'] else 'NOT met'} ({int8['ratio_vs_fp32']:.3f})")
+        print(
+            f"\nGoal: int8 <= {GOAL_RATIO} of float32: {'met' if summary['met'] else 'NOT met'} ({int8['ratio_vs_fp32']:.3f})"
+        )
     if "int8_vs_bf16_decode" in summary:
         print(f"CPU decode int8 / bf16: {summary['int8_vs_bf16_decode']:.2f}x")
     return 0

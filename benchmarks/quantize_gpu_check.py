@@ -25,9 +25,19 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
-TINY = dict(vocab_size=50304, hidden_size=256, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=4,
-            intermediate_size=1024, max_position_embeddings=512, tie_word_embeddings=True, eos_token_id=50279,
-            pad_token_id=1, bos_token_id=None)
+TINY = dict(
+    vocab_size=50304,
+    hidden_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=4,
+    intermediate_size=1024,
+    max_position_embeddings=512,
+    tie_word_embeddings=True,
+    eos_token_id=50279,
+    pad_token_id=1,
+    bos_token_id=None,
+)
 
 RELOAD = r"""
 import json, sys, time, torch
@@ -112,18 +122,32 @@ def check(src: Path, work: Path, method: str, ids, tokens: int) -> dict:
     del model
     torch.cuda.empty_cache()
     torch.save(ids, work / "ids.pt")
-    done = subprocess.run([sys.executable, "-c", RELOAD, str(dst), str(work / "ids.pt"), str(work / "logits.pt"),
-                           str(tokens)], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", RELOAD, str(dst), str(work / "ids.pt"), str(work / "logits.pt"), str(tokens)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
-        return {"method": method, "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed",
-                "stderr_tail": done.stderr[-1500:]}
+        return {
+            "method": method,
+            "error": done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed",
+            "stderr_tail": done.stderr[-1500:],
+        }
     reload = json.loads(done.stdout.strip().splitlines()[-1])
     reloaded = torch.load(work / "logits.pt")
-    result = {"method": method, "ratio_vs_fp32": weights_bytes(dst) / weights_bytes(src), "seconds": seconds,
-              "reload_logits_equal": bool(torch.equal(reloaded, logits)),
-              "reload_max_diff": (reloaded - logits).abs().max().item(), **reload}
+    result = {
+        "method": method,
+        "ratio_vs_fp32": weights_bytes(dst) / weights_bytes(src),
+        "seconds": seconds,
+        "reload_logits_equal": bool(torch.equal(reloaded, logits)),
+        "reload_max_diff": (reloaded - logits).abs().max().item(),
+        **reload,
+    }
     if report:
-        result.update({k: report[k] for k in ("max_logit_diff", "top1_agreement", "ppl_before", "ppl_after", "seconds")})
+        result.update(
+            {k: report[k] for k in ("max_logit_diff", "top1_agreement", "ppl_before", "ppl_after", "seconds")}
+        )
     shutil.rmtree(dst, ignore_errors=True)
     return result
 
@@ -145,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     import torchao
     import transformers
 
-    print(f"torch {torch.__version__}, transformers {transformers.__version__}, torchao {torchao.__version__}, "
-          f"{torch.cuda.get_device_name(0)}", flush=True)
+    print(
+        f"torch {torch.__version__}, transformers {transformers.__version__}, torchao {torchao.__version__}, "
+        f"{torch.cuda.get_device_name(0)}",
+        flush=True,
+    )
     from common import OLMO_1B
 
     work = Path(tempfile.mkdtemp(prefix="olmo-gpu-check-"))

@@ -65,21 +65,32 @@ def main(argv: list[str] | None = None) -> int:
     runs = 5 if args.quick else args.runs
 
     olmo, hf = program("olmo", "olmo_cli"), program("hf", None)
-    cases = [("olmo --help", olmo + ["--help"]),
-             ("olmo parse-revision step452000-tokens2000B", olmo + ["parse-revision", "step452000-tokens2000B"]),
-             ("hf --help", hf + ["--help"])]
+    cases = [
+        ("olmo --help", olmo + ["--help"]),
+        ("olmo parse-revision step452000-tokens2000B", olmo + ["parse-revision", "step452000-tokens2000B"]),
+        ("hf --help", hf + ["--help"]),
+    ]
     results = {}
     for label, command in cases:
         times, cpus = time_runs(command, runs)
-        results[label] = {"median_s": statistics.median(times), "min_s": min(times), "max_s": max(times),
-                          "cpu_median_s": statistics.median(cpus), "runs": runs}
+        results[label] = {
+            "median_s": statistics.median(times),
+            "min_s": min(times),
+            "max_s": max(times),
+            "cpu_median_s": statistics.median(cpus),
+            "runs": runs,
+        }
     hf_median = results["hf --help"]["median_s"]
     for figures in results.values():
         figures["vs_hf"] = hf_median / figures["median_s"]
     help_median = results["olmo --help"]["median_s"]
-    verdict = {"olmo_help_median_s": help_median, "goal_s": GOAL_SECONDS,
-               "speedup_vs_hf": hf_median / help_median, "goal_speedup": GOAL_SPEEDUP,
-               "met": help_median <= GOAL_SECONDS and hf_median / help_median >= GOAL_SPEEDUP}
+    verdict = {
+        "olmo_help_median_s": help_median,
+        "goal_s": GOAL_SECONDS,
+        "speedup_vs_hf": hf_median / help_median,
+        "goal_speedup": GOAL_SPEEDUP,
+        "met": help_median <= GOAL_SECONDS and hf_median / help_median >= GOAL_SPEEDUP,
+    }
 
     if args.json:
         print(json.dumps({"results": results, "goal": verdict}, indent=2))
@@ -87,13 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         width = max(len(label) for label in results)
         print(f"{'command':<{width}}  {'median':>8}  {'min':>8}  {'max':>8}  {'cpu':>8}  {'hf/this':>7}")
         for label, f in results.items():
-            print(f"{label:<{width}}  {f['median_s']:>7.3f}s  {f['min_s']:>7.3f}s  {f['max_s']:>7.3f}s"
-                  f"  {f['cpu_median_s']:>7.3f}s  {f['vs_hf']:>6.1f}x")
+            print(
+                f"{label:<{width}}  {f['median_s']:>7.3f}s  {f['min_s']:>7.3f}s  {f['max_s']:>7.3f}s"
+                f"  {f['cpu_median_s']:>7.3f}s  {f['vs_hf']:>6.1f}x"
+            )
         load = os.getloadavg()[0] / (os.cpu_count() or 1)
         print(f"\n{runs} runs each, median wall time (cpu: median user+system). Load per core at the end: {load:.2f}.")
-        print(f"Goal: olmo --help <= {GOAL_SECONDS} s and >= {GOAL_SPEEDUP:.0f}x faster "
-              f"than hf --help: {'met' if verdict['met'] else 'NOT met'} "
-              f"({help_median:.3f} s, {verdict['speedup_vs_hf']:.1f}x)")
+        print(
+            f"Goal: olmo --help <= {GOAL_SECONDS} s and >= {GOAL_SPEEDUP:.0f}x faster "
+            f"than hf --help: {'met' if verdict['met'] else 'NOT met'} "
+            f"({help_median:.3f} s, {verdict['speedup_vs_hf']:.1f}x)"
+        )
     return 0
 
 

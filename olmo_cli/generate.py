@@ -9,8 +9,8 @@ Nothing here prints.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Callable
 
 from olmo_cli.errors import BadInputError, UnsupportedError, UsageError
 
@@ -32,7 +32,7 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     compile: bool = False
 
-    def validate(self) -> "SamplingParams":
+    def validate(self) -> SamplingParams:
         """Reject values the model cannot use, each with a one-line UsageError."""
         if self.max_new_tokens < 1:
             raise UsageError(f"--max-new-tokens must be at least 1 (got {self.max_new_tokens})")
@@ -45,8 +45,10 @@ class SamplingParams:
         if self.num_return_sequences < 1:
             raise UsageError(f"--num-return-sequences must be at least 1 (got {self.num_return_sequences})")
         if self.sampling is False and self.num_return_sequences > 1:
-            raise UsageError("greedy decoding gives one answer per prompt; --num-return-sequences needs sampling",
-                             hint="drop --greedy (and --temperature 0)")
+            raise UsageError(
+                "greedy decoding gives one answer per prompt; --num-return-sequences needs sampling",
+                hint="drop --greedy (and --temperature 0)",
+            )
         if any(stop == "" for stop in self.stop):
             raise UsageError("--stop needs a non-empty string")
         return self
@@ -56,8 +58,11 @@ class SamplingParams:
         return not self.greedy and self.temperature > 0
 
     def generate_kwargs(self) -> dict:
-        kwargs: dict = {"max_new_tokens": self.max_new_tokens, "do_sample": self.sampling,
-                        "num_return_sequences": self.num_return_sequences}
+        kwargs: dict = {
+            "max_new_tokens": self.max_new_tokens,
+            "do_sample": self.sampling,
+            "num_return_sequences": self.num_return_sequences,
+        }
         if self.sampling:
             kwargs.update(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
         else:
@@ -104,8 +109,9 @@ def read_prompts(text: str, *, one_per_line: bool) -> list[str]:
     return [text[:-1] if text.endswith("\n") else text]
 
 
-def generate(loaded, prompts: list[str], params: SamplingParams, *,
-             on_text: Callable[[str], None] | None = None) -> GenerationResult:
+def generate(
+    loaded, prompts: list[str], params: SamplingParams, *, on_text: Callable[[str], None] | None = None
+) -> GenerationResult:
     """Complete every prompt (one left-padded batch) with `loaded` (a LoadedModel)."""
     import torch
 
@@ -116,8 +122,10 @@ def generate(loaded, prompts: list[str], params: SamplingParams, *,
         if not prompt.strip():
             raise BadInputError("empty prompt", hint="give some text to continue")
     if params.compile and loaded.model.device.type != "cuda":
-        raise UnsupportedError("--compile needs a CUDA GPU (static KV cache + torch.compile)",
-                               hint="drop --compile on the CPU; it speeds up decoding on CUDA only")
+        raise UnsupportedError(
+            "--compile needs a CUDA GPU (static KV cache + torch.compile)",
+            hint="drop --compile on the CPU; it speeds up decoding on CUDA only",
+        )
     tokenizer, model = loaded.tokenizer, loaded.model
     inputs = loaded.to_inputs(prompts)
     prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()
@@ -138,8 +146,13 @@ def generate(loaded, prompts: list[str], params: SamplingParams, *,
         set_seed(params.seed)
     start = time.perf_counter()
     with torch.inference_mode():
-        output = model.generate(**inputs, **kwargs, streamer=streamer,
-                                pad_token_id=tokenizer.pad_token_id, eos_token_id=_eos_ids(model, tokenizer))
+        output = model.generate(
+            **inputs,
+            **kwargs,
+            streamer=streamer,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=_eos_ids(model, tokenizer),
+        )
     if output.device.type == "cuda":
         torch.cuda.synchronize()
     elapsed = time.perf_counter() - start
@@ -151,10 +164,14 @@ def generate(loaded, prompts: list[str], params: SamplingParams, *,
     decode = None
     if first is not None and streamer.steps > 1 and elapsed > first:
         decode = (streamer.steps - 1) / (elapsed - first)
-    timings = Timings(load_seconds=getattr(loaded, "load_seconds", None), first_token_seconds=first,
-                      generate_seconds=elapsed, new_tokens=new_tokens,
-                      tokens_per_second=new_tokens / elapsed if elapsed > 0 else 0.0,
-                      decode_tokens_per_second=decode)
+    timings = Timings(
+        load_seconds=getattr(loaded, "load_seconds", None),
+        first_token_seconds=first,
+        generate_seconds=elapsed,
+        new_tokens=new_tokens,
+        tokens_per_second=new_tokens / elapsed if elapsed > 0 else 0.0,
+        decode_tokens_per_second=decode,
+    )
     return GenerationResult(completions, timings)
 
 
@@ -162,11 +179,15 @@ def _fit_context(prompt_tokens: int, max_new_tokens: int, context: int | None) -
     if not context:
         return max_new_tokens
     if prompt_tokens >= context:
-        raise BadInputError(f"the prompt is {prompt_tokens} tokens, longer than the model's context of {context}",
-                            hint="shorten the prompt")
+        raise BadInputError(
+            f"the prompt is {prompt_tokens} tokens, longer than the model's context of {context}",
+            hint="shorten the prompt",
+        )
     if prompt_tokens + max_new_tokens > context:
-        raise BadInputError(f"{prompt_tokens} prompt tokens + {max_new_tokens} new tokens exceed the model's context of {context}",
-                            hint=f"use --max-new-tokens {context - prompt_tokens} or less")
+        raise BadInputError(
+            f"{prompt_tokens} prompt tokens + {max_new_tokens} new tokens exceed the model's context of {context}",
+            hint=f"use --max-new-tokens {context - prompt_tokens} or less",
+        )
     return max_new_tokens
 
 
@@ -192,9 +213,17 @@ def _completions(tokenizer, model, prompts, prompt_lengths, new_ids, params) -> 
         if cut is not None:
             # In a batch a stopped row is filled up with padding, which may be the EOS token.
             text, finish, count = cut, "stop", _tokens_through_stop(tokenizer, ids[:count], params.stop)
-        results.append(Completion(prompt=prompts[index], completion=text, prompt_index=index, sequence=sequence,
-                                  prompt_tokens=int(prompt_lengths[index]), completion_tokens=count,
-                                  finish_reason=finish))
+        results.append(
+            Completion(
+                prompt=prompts[index],
+                completion=text,
+                prompt_index=index,
+                sequence=sequence,
+                prompt_tokens=int(prompt_lengths[index]),
+                completion_tokens=count,
+                finish_reason=finish,
+            )
+        )
     return results
 
 
@@ -239,7 +268,7 @@ def _stop_criteria(tokenizer, stops, width):
             done = []
             for row in input_ids[:, width:].tolist():
                 # A stop string spans at most `longest` tokens; a few more cover multi-byte characters.
-                tail = tokenizer.decode(row[-(longest + 4):], skip_special_tokens=True)
+                tail = tokenizer.decode(row[-(longest + 4) :], skip_special_tokens=True)
                 done.append(any(stop in tail for stop in stops))
             return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
@@ -300,5 +329,5 @@ class _Streamer:
 
     def _send(self, text: str, end: int) -> None:
         if end > self._sent:
-            self.on_text(text[self._sent:end])
+            self.on_text(text[self._sent : end])
             self._sent = end

@@ -6,8 +6,9 @@ passes one that writes to stderr and draws progress bars (`olmo_cli.cli.output`)
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator, Protocol
+from typing import Protocol
 
 
 class Progress(Protocol):

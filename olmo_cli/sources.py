@@ -56,10 +56,14 @@ def locate(
     if source is not None and is_local_path(source):
         return _local(source, revision)
     if source is None and revision is None:
-        raise UsageError("no model given", hint="name a Hub repo or a local directory, e.g. 'allenai/OLMo-1B-hf', or a revision such as --revision step20000-tokens84B")
+        raise UsageError(
+            "no model given",
+            hint="name a Hub repo or a local directory, e.g. 'allenai/OLMo-1B-hf', or a revision such as --revision step20000-tokens84B",
+        )
     if source is not None and not is_repo_id(source):
-        raise NotFoundError(f"'{source}' is neither a local directory nor a Hub repo id",
-                            hint="a repo id looks like allenai/OLMo-7B")
+        raise NotFoundError(
+            f"'{source}' is neither a local directory nor a Hub repo id", hint="a repo id looks like allenai/OLMo-7B"
+        )
     repo, exact = _resolve(source, revision, offline=offline, reporter=reporter)
     from olmo_cli.hub.download import fetch_revision
 
@@ -82,8 +86,10 @@ def _local(source: str, revision: str | None) -> Located:
     if not path.is_dir():
         raise UsageError(f"{source} is a file; give the checkpoint's directory")
     if revision is not None:
-        raise UsageError(f"--revision '{revision}' was given with the local directory {source}",
-                         hint="revisions select Hub branches; drop --revision, or name a Hub repo")
+        raise UsageError(
+            f"--revision '{revision}' was given with the local directory {source}",
+            hint="revisions select Hub branches; drop --revision, or name a Hub repo",
+        )
     return Located(path=path.resolve())
 
 

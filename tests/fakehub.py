@@ -172,8 +172,14 @@ class FakeHub:
         self.cdn_url = ""
 
     # ----- data -----
-    def add_repo(self, repo_id: str, branches: dict[str, dict[str, bytes]], tags: dict[str, str] | None = None,
-                 gated: bool = False, lfs: list[str] | None = None) -> _Repo:
+    def add_repo(
+        self,
+        repo_id: str,
+        branches: dict[str, dict[str, bytes]],
+        tags: dict[str, str] | None = None,
+        gated: bool = False,
+        lfs: list[str] | None = None,
+    ) -> _Repo:
         blobs: dict[bytes, _Blob] = {}
         repo = _Repo(repo_id, {}, {}, {}, gated)
         for branch, files in branches.items():
@@ -228,12 +234,20 @@ class FakeHub:
         return revision if revision in repo.commits else None
 
     # ----- faults and log -----
-    def fail(self, path_substring: str, status: int = 500, times: int = 1, retry_after: float | None = None,
-             method: str | None = None) -> None:
+    def fail(
+        self,
+        path_substring: str,
+        status: int = 500,
+        times: int = 1,
+        retry_after: float | None = None,
+        method: str | None = None,
+    ) -> None:
         with self._lock:
             self._faults.append(_Fault(path_substring, method, times, status=status, retry_after=retry_after))
 
-    def drop_connection(self, path_substring: str, after_bytes: int = 0, times: int = 1, method: str | None = "GET") -> None:
+    def drop_connection(
+        self, path_substring: str, after_bytes: int = 0, times: int = 1, method: str | None = "GET"
+    ) -> None:
         with self._lock:
             self._faults.append(_Fault(path_substring, method, times, drop_after=after_bytes))
 
@@ -261,8 +275,11 @@ class FakeHub:
 
     def bytes_sent(self, path_substring: str | None = None) -> int:
         with self._lock:
-            return sum(r.sent for r in self.requests
-                       if r.method == "GET" and (path_substring is None or path_substring in r.path))
+            return sum(
+                r.sent
+                for r in self.requests
+                if r.method == "GET" and (path_substring is None or path_substring in r.path)
+            )
 
     def clear_log(self) -> None:
         with self._lock:
@@ -273,11 +290,13 @@ class FakeHub:
             self.requests.append(request)
 
     # ----- lifecycle -----
-    def start(self) -> "FakeHub":
+    def start(self) -> FakeHub:
         for name in ("hub", "cdn"):
             server = _QuietServer(("127.0.0.1", 0), _make_handler(self, name))
             server.daemon_threads = True
-            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fakehub-{name}", daemon=True)
+            thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fakehub-{name}", daemon=True
+            )
             thread.start()
             self._servers.append(server)
             self._threads.append(thread)
@@ -294,7 +313,7 @@ class FakeHub:
         self._servers.clear()
         self._threads.clear()
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -325,7 +344,7 @@ def _list_tree(files: dict[str, _Blob], commit: str, base: str, recursive: bool,
     for path, blob in files.items():
         if not path.startswith(prefix):
             continue
-        rest = path[len(prefix):]
+        rest = path[len(prefix) :]
         parts = rest.split("/")
         for depth in range(1, len(parts)):
             folder = prefix + "/".join(parts[:depth])
@@ -358,7 +377,9 @@ def _make_handler(hub: FakeHub, server_name: str):
 
         # ----- plumbing -----
         def _handle(self, method: str) -> None:
-            self._record = Request(method, self.path, {k.lower(): v for k, v in self.headers.items()}, server=server_name)
+            self._record = Request(
+                method, self.path, {k.lower(): v for k, v in self.headers.items()}, server=server_name
+            )
             hub._log(self._record)
             length = int(self.headers.get("Content-Length") or 0)
             self._body = self.rfile.read(length) if length else b""
@@ -375,8 +396,13 @@ def _make_handler(hub: FakeHub, server_name: str):
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
 
-        def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-                  content_type: str = "application/octet-stream") -> None:
+        def _send(
+            self,
+            status: int,
+            body: bytes = b"",
+            headers: dict[str, str] | None = None,
+            content_type: str = "application/octet-stream",
+        ) -> None:
             self._record.status = status
             self.send_response(status)
             self.send_header("Content-Type", content_type)
@@ -402,7 +428,7 @@ def _make_handler(hub: FakeHub, server_name: str):
             rate = hub._rate(self.path)
             chunk = 64 * 1024 if rate is None else max(1024, min(64 * 1024, int(rate / 20)))
             for start in range(0, len(body), chunk):
-                part = body[start:start + chunk]
+                part = body[start : start + chunk]
                 self.wfile.write(part)
                 self.wfile.flush()
                 self._record.sent += len(part)
@@ -413,8 +439,11 @@ def _make_handler(hub: FakeHub, server_name: str):
             self._send(status, json.dumps(payload).encode(), headers, content_type="application/json")
 
         def _error(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-            self._send_json(status, {"error": message},
-                            headers={"X-Error-Code": code, "X-Error-Message": message, **(headers or {})})
+            self._send_json(
+                status,
+                {"error": message},
+                headers={"X-Error-Code": code, "X-Error-Message": message, **(headers or {})},
+            )
 
         # ----- routing -----
         def _route(self, method: str) -> None:
@@ -452,8 +481,11 @@ def _make_handler(hub: FakeHub, server_name: str):
             repo = hub.repos.get(repo_id)
             if hub.token is not None and self.headers.get("Authorization") != f"Bearer {hub.token}":
                 gated = repo is not None and repo.gated
-                self._error(401, "GatedRepo" if gated else "RepoNotFound",
-                            "Access to this model is restricted" if gated else "Invalid username or password.")
+                self._error(
+                    401,
+                    "GatedRepo" if gated else "RepoNotFound",
+                    "Access to this model is restricted" if gated else "Invalid username or password.",
+                )
                 return None
             if repo is None:
                 self._error(404, "RepoNotFound", "Repository not found")
@@ -470,12 +502,15 @@ def _make_handler(hub: FakeHub, server_name: str):
             def ref(kind: str, name: str, sha: str) -> dict:
                 return {"name": name, "ref": f"refs/{kind}/{name}", "targetCommit": sha}
 
-            self._send_json(200, {
-                "branches": [ref("heads", n, s) for n, s in repo.branches.items()],
-                "tags": [ref("tags", n, s) for n, s in repo.tags.items()],
-                "converts": [],
-                "pullRequests": [],
-            })
+            self._send_json(
+                200,
+                {
+                    "branches": [ref("heads", n, s) for n, s in repo.branches.items()],
+                    "tags": [ref("tags", n, s) for n, s in repo.tags.items()],
+                    "converts": [],
+                    "pullRequests": [],
+                },
+            )
 
         def _model_info(self, repo: _Repo, revision: str, query: dict) -> None:
             sha = self._commit(repo, revision)
@@ -488,15 +523,32 @@ def _make_handler(hub: FakeHub, server_name: str):
                 if blobs:
                     sibling.update(size=len(blob.data), blobId=blob.git_sha1)
                     if blob.lfs:
-                        sibling["lfs"] = {"sha256": blob.sha256, "size": len(blob.data), "pointerSize": blob.pointer_size}
+                        sibling["lfs"] = {
+                            "sha256": blob.sha256,
+                            "size": len(blob.data),
+                            "pointerSize": blob.pointer_size,
+                        }
                 siblings.append(sibling)
-            self._send_json(200, {
-                "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24], "id": repo.repo_id,
-                "modelId": repo.repo_id, "author": repo.repo_id.split("/")[0], "sha": sha,
-                "lastModified": _DATE, "createdAt": _DATE, "private": False,
-                "gated": "manual" if repo.gated else False, "disabled": False, "downloads": 0, "likes": 0,
-                "tags": [], "library_name": "transformers", "siblings": siblings,
-            })
+            self._send_json(
+                200,
+                {
+                    "_id": hashlib.sha1(repo.repo_id.encode()).hexdigest()[:24],
+                    "id": repo.repo_id,
+                    "modelId": repo.repo_id,
+                    "author": repo.repo_id.split("/")[0],
+                    "sha": sha,
+                    "lastModified": _DATE,
+                    "createdAt": _DATE,
+                    "private": False,
+                    "gated": "manual" if repo.gated else False,
+                    "disabled": False,
+                    "downloads": 0,
+                    "likes": 0,
+                    "tags": [],
+                    "library_name": "transformers",
+                    "siblings": siblings,
+                },
+            )
 
         def _tree(self, repo: _Repo, revision: str, base: str, query: dict) -> None:
             sha = self._commit(repo, revision)
@@ -538,8 +590,13 @@ def _make_handler(hub: FakeHub, server_name: str):
                 return self._error(404, "EntryNotFound", f"{path} does not exist", headers={"X-Repo-Commit": sha})
             headers = {"X-Repo-Commit": sha, "Accept-Ranges": "bytes"}
             if blob.lfs:
-                headers.update({"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(len(blob.data)),
-                                "ETag": f'"{blob.sha256}"'})
+                headers.update(
+                    {
+                        "X-Linked-Etag": f'"{blob.sha256}"',
+                        "X-Linked-Size": str(len(blob.data)),
+                        "ETag": f'"{blob.sha256}"',
+                    }
+                )
                 if hub.lfs_redirect:
                     location = f"{hub.cdn_url}/cdn-lfs/{repo.repo_id}/{blob.sha256}/{quote(path)}"
                     return self._send(302, b"", {**headers, "Location": location})
@@ -560,7 +617,7 @@ def _make_handler(hub: FakeHub, server_name: str):
             spec = self.headers.get("Range")
             if not spec or not spec.startswith("bytes="):
                 return self._send(200, data, headers)
-            first, _, last = spec[len("bytes="):].split(",")[0].strip().partition("-")
+            first, _, last = spec[len("bytes=") :].split(",")[0].strip().partition("-")
             size = len(data)
             if first == "":  # suffix range: the last N bytes
                 start, end = max(size - int(last), 0), size - 1
@@ -568,7 +625,7 @@ def _make_handler(hub: FakeHub, server_name: str):
                 start, end = int(first), min(int(last), size - 1) if last else size - 1
             if start >= size or start > end:
                 return self._send(416, b"", {**headers, "Content-Range": f"bytes */{size}"})
-            self._send(206, data[start:end + 1], {**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
+            self._send(206, data[start : end + 1], {**headers, "Content-Range": f"bytes {start}-{end}/{size}"})
 
     return Handler
 
@@ -585,9 +642,16 @@ def safetensors_bytes(tensors: dict[str, bytes]) -> bytes:
     return len(raw).to_bytes(8, "little") + raw + body
 
 
-def checkpoint_repo(hub: FakeHub, repo_id: str, steps: list[int], *, weight_bytes: int = 64 * 1024,
-                    tokenizer_bytes: int = 4096, extra_files: dict[str, bytes] | None = None,
-                    main: bool = True) -> dict[str, dict[str, bytes]]:
+def checkpoint_repo(
+    hub: FakeHub,
+    repo_id: str,
+    steps: list[int],
+    *,
+    weight_bytes: int = 64 * 1024,
+    tokenizer_bytes: int = 4096,
+    extra_files: dict[str, bytes] | None = None,
+    main: bool = True,
+) -> dict[str, dict[str, bytes]]:
     """An OLMo-like repo: one branch per step (`step{N}-tokens{4N/1000}B`, plus `main` = the last),
     each with a config and tokenizer shared by all revisions and distinct safetensors weights,
     plus a README and a remote-code shim that downloads leave out. Returns the branches."""
@@ -597,11 +661,15 @@ def checkpoint_repo(hub: FakeHub, repo_id: str, steps: list[int], *, weight_byte
     for step in steps:
         seed = hashlib.sha256(f"{repo_id}:{step}".encode()).digest()
         weights = (seed * (weight_bytes // 32 + 1))[:weight_bytes]
-        files = {"config.json": config, "tokenizer.json": tokenizer,
-                 "tokenizer_config.json": b'{"eos_token": "<|endoftext|>"}',
-                 "model.safetensors": safetensors_bytes({"model.embed_tokens.weight": weights}),
-                 "README.md": b"# fake\n", "modeling_olmo.py": b"raise SystemExit('never run remote code')\n",
-                 **(extra_files or {})}
+        files = {
+            "config.json": config,
+            "tokenizer.json": tokenizer,
+            "tokenizer_config.json": b'{"eos_token": "<|endoftext|>"}',
+            "model.safetensors": safetensors_bytes({"model.embed_tokens.weight": weights}),
+            "README.md": b"# fake\n",
+            "modeling_olmo.py": b"raise SystemExit('never run remote code')\n",
+            **(extra_files or {}),
+        }
         branches[f"step{step}-tokens{step * 4 // 1000}B"] = files
     if main and steps:
         branches["main"] = dict(branches[f"step{steps[-1]}-tokens{steps[-1] * 4 // 1000}B"])

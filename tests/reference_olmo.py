@@ -34,7 +34,7 @@ def _rotary(x, positions, theta):
     angle = positions[:, None].double() * freqs[None, :]
     cos = torch.cat([angle.cos(), angle.cos()], dim=-1).float()
     sin = torch.cat([angle.sin(), angle.sin()], dim=-1).float()
-    first, second = x[..., : head_dim // 2], x[..., head_dim // 2:]
+    first, second = x[..., : head_dim // 2], x[..., head_dim // 2 :]
     return x * cos + torch.cat([-second, first], dim=-1) * sin
 
 
@@ -63,8 +63,8 @@ def olmo_logits(state: dict[str, torch.Tensor], config: dict, input_ids: torch.T
         if clip is not None:
             fused = torch.clamp(fused, min=-clip, max=clip)
         q = fused[..., :d]
-        k = fused[..., d: d + n_kv * hd]
-        v = fused[..., d + n_kv * hd:]
+        k = fused[..., d : d + n_kv * hd]
+        v = fused[..., d + n_kv * hd :]
         if config.get("attention_layer_norm"):
             q = norm(q, b + "q_norm.weight")
             k = norm(k, b + "k_norm.weight")

@@ -53,8 +53,10 @@ def test_ls_lists_revisions_in_training_order_with_step_tokens_and_size(hub):
     rows = json.loads(result.stdout)
     assert [r["revision"] for r in rows] == NAMES + ["main"]  # 10000 after 2000: numbers, not strings
     assert rows[2]["step"] == 10000 and rows[2]["tokens"] == 40_000_000_000
-    size = sum(len(hub.file_bytes(REPO, NAMES[2], p)) for p in
-               ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"))
+    size = sum(
+        len(hub.file_bytes(REPO, NAMES[2], p))
+        for p in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
+    )
     assert rows[2]["size"] == size and rows[2]["files"] == 4
     table = CliRunner().invoke(app, ["cache", "ls"], env={"COLUMNS": "200"})  # rich wraps cells when narrow
     assert table.exit_code == 0 and "step10000-tokens40B" in table.stdout and "5 revision(s)" in table.stderr
@@ -123,13 +125,15 @@ def test_removing_everything_removes_the_repo_folder(hub):
 
 
 # ----- review fixes -----
-@pytest.mark.parametrize("argv, repo", [(("cache", "ls"), "allenai//x"), (("cache", "rm"), "a..b/c"),
-                                        (("verify",), "owner/na--me")])
+@pytest.mark.parametrize(
+    "argv, repo", [(("cache", "ls"), "allenai//x"), (("cache", "rm"), "a..b/c"), (("verify",), "owner/na--me")]
+)
 def test_malformed_repo_ids_are_one_line_usage_errors(argv, repo):
     result = olmo(*argv, repo, *(("-r", "main", "--yes") if "rm" in argv else ()))
     assert result.exit_code == 2, result.output
     assert [line for line in result.stderr.splitlines() if line.startswith("error:")] == [
-        f"error: '{repo}' is not a valid Hub repo id"]
+        f"error: '{repo}' is not a valid Hub repo id"
+    ]
 
 
 def test_rm_frees_blobs_when_the_cache_sits_behind_a_symlink(hub, monkeypatch, tmp_path):

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from tiny_models import make_hf, make_hf_olmo, make_native
 from typer.testing import CliRunner
 
 from olmo_cli.checkpoints.atomic import atomic_output_dir
@@ -27,7 +28,6 @@ from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.tensors import decode_olmo_key
 from olmo_cli.cli.app import app
 from olmo_cli.errors import BadInputError, ExistsError, UnsupportedError
-from tiny_models import make_hf, make_hf_olmo, make_native
 
 TESTS = Path(__file__).parent
 
@@ -96,12 +96,15 @@ def test_config_yaml_missing_required_fields(tmp_path):
     assert_nothing_at(tmp_path / "out")
 
 
-@pytest.mark.parametrize("change,fragment", [
-    ({"block_group_size": "two"}, "'two'"),
-    ({"n_heads": 0}, "n_heads must be positive"),
-    ({"n_heads": 5}, "not a multiple of n_heads"),
-    ({"n_kv_heads": 3}, "not a multiple of n_kv_heads"),
-])
+@pytest.mark.parametrize(
+    "change,fragment",
+    [
+        ({"block_group_size": "two"}, "'two'"),
+        ({"n_heads": 0}, "n_heads must be positive"),
+        ({"n_heads": 5}, "not a multiple of n_heads"),
+        ({"n_kv_heads": 3}, "not a multiple of n_kv_heads"),
+    ],
+)
 def test_config_yaml_field_of_the_wrong_type_or_size(tmp_path, change, fragment):
     src = make_native(tmp_path / "src", tokenizer=None)
     edit_config_yaml(src, **change)
@@ -119,7 +122,9 @@ def test_hf_config_field_of_the_wrong_type_or_size(tmp_path, change):
     config.update(change)
     (src / "config.json").write_text(json.dumps(config))
     for target in ("hf", "native"):
-        result = run_convert(src, tmp_path / "out-unsharded", "--to", target, "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5")
+        result = run_convert(
+            src, tmp_path / "out-unsharded", "--to", target, "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5"
+        )
         assert_one_line_failure(result, 5)
         assert_nothing_at(tmp_path / "out-unsharded")
     inspected = CliRunner().invoke(app, ["inspect", str(src)])
@@ -129,12 +134,17 @@ def test_hf_config_field_of_the_wrong_type_or_size(tmp_path, change):
 @pytest.mark.parametrize("weight_map", [["a", "b"], {"model.embed_tokens.weight": "../outside.safetensors"}])
 def test_safetensors_index_that_is_malformed_or_points_outside(tmp_path, weight_map):
     src = make_hf(tmp_path / "src", sharded=True)
-    (tmp_path / "outside.safetensors").write_bytes((src / "model-00001-of-00002.safetensors").read_bytes()
-                                                   if (src / "model-00001-of-00002.safetensors").exists() else b"")
+    (tmp_path / "outside.safetensors").write_bytes(
+        (src / "model-00001-of-00002.safetensors").read_bytes()
+        if (src / "model-00001-of-00002.safetensors").exists()
+        else b""
+    )
     index = json.loads((src / "model.safetensors.index.json").read_text())
     index["weight_map"] = weight_map if isinstance(weight_map, list) else {**index["weight_map"], **weight_map}
     (src / "model.safetensors.index.json").write_text(json.dumps(index))
-    result = run_convert(src, tmp_path / "out-unsharded", "--to", "native", "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5")
+    result = run_convert(
+        src, tmp_path / "out-unsharded", "--to", "native", "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5"
+    )
     assert_one_line_failure(result, 5, "not a valid safetensors index")
     assert_nothing_at(tmp_path / "out-unsharded")
     inspected = CliRunner().invoke(app, ["inspect", str(src)])
@@ -176,12 +186,15 @@ def test_unknown_model_type(tmp_path):
     assert_nothing_at(tmp_path / "out")
 
 
-@pytest.mark.parametrize("change,feature", [
-    ({"include_bias": True}, "biases"),
-    ({"block_group_size": 2}, "block_group_size 2"),
-    ({"alibi": True, "rope": False}, "ALiBi"),
-    ({"block_type": "llama"}, "block_type 'llama'"),
-])
+@pytest.mark.parametrize(
+    "change,feature",
+    [
+        ({"include_bias": True}, "biases"),
+        ({"block_group_size": 2}, "block_group_size 2"),
+        ({"alibi": True, "rope": False}, "ALiBi"),
+        ({"block_type": "llama"}, "block_type 'llama'"),
+    ],
+)
 def test_unsupported_features_are_named(tmp_path, change, feature):
     src = make_native(tmp_path / "src", tokenizer=None)
     edit_config_yaml(src, **change)
@@ -257,8 +270,7 @@ def test_model_pt_index_cannot_touch_the_readers_own_functions():
     from olmo_cli.checkpoints import torchzip
 
     defaults = torchzip._rebuild_tensor.__defaults__
-    raw = (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n"
-           b"N}X\x0c\x00\x00\x00__defaults__K\x01\x85s\x86b.")
+    raw = b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\nN}X\x0c\x00\x00\x00__defaults__K\x01\x85s\x86b."
     torchzip._IndexUnpickler(io.BytesIO(raw)).load()
     assert torchzip._rebuild_tensor.__defaults__ == defaults
 
@@ -341,17 +353,15 @@ def test_dst_that_cannot_be_written(tmp_path):
 
 def test_atomic_output_dir_cleans_up_on_keyboard_interrupt(tmp_path):
     dst = tmp_path / "out"
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output_dir(dst) as tmp:
-            (tmp / "half.bin").write_bytes(b"x" * 10)
-            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), atomic_output_dir(dst) as tmp:
+        (tmp / "half.bin").write_bytes(b"x" * 10)
+        raise KeyboardInterrupt
     assert_nothing_at(dst)
     with atomic_output_dir(dst) as tmp:
         (tmp / "whole.bin").write_bytes(b"x")
     assert (dst / "whole.bin").is_file()
-    with pytest.raises(ExistsError):
-        with atomic_output_dir(dst):
-            pass
+    with pytest.raises(ExistsError), atomic_output_dir(dst):
+        pass
 
 
 def test_force_keeps_the_old_output_when_the_final_rename_fails(tmp_path, monkeypatch):
@@ -368,9 +378,8 @@ def test_force_keeps_the_old_output_when_the_final_rename_fails(tmp_path, monkey
         real_rename(a, b)
 
     monkeypatch.setattr(atomic.os, "rename", failing_rename)
-    with pytest.raises(OSError):
-        with atomic_output_dir(dst, force=True) as tmp:
-            (tmp / "new.txt").write_text("new")
+    with pytest.raises(OSError), atomic_output_dir(dst, force=True) as tmp:
+        (tmp / "new.txt").write_text("new")
     assert (dst / "old.txt").read_text() == "old" and not (dst / "new.txt").exists()
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
 

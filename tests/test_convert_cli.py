@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import torch
+from tiny_models import make_hf, make_hf_olmo
 from typer.testing import CliRunner
 
 from olmo_cli.cli.app import app
-from tiny_models import make_hf, make_hf_olmo
 
 
 def files_of(directory):
@@ -18,8 +18,10 @@ def files_of(directory):
 def test_hub_hf_olmo_revision_to_hf(tmp_path, fake_hub):
     src = make_hf_olmo(tmp_path / "src", weights="safetensors")
     fake_hub.add_repo("test/OLMo-tiny", branches={"main": files_of(src), "step1000-tokens4B": files_of(src)})
-    result = CliRunner().invoke(app, ["convert", "test/OLMo-tiny", "--revision", "step1000-tokens4B",
-                                      str(tmp_path / "out"), "--json", "--verify"])
+    result = CliRunner().invoke(
+        app,
+        ["convert", "test/OLMo-tiny", "--revision", "step1000-tokens4B", str(tmp_path / "out"), "--json", "--verify"],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["source_format"] == "hf_olmo" and data["target_format"] == "hf"
@@ -33,7 +35,9 @@ def test_hub_hf_revision_to_native_records_the_step(tmp_path, fake_hub):
     src = make_hf(tmp_path / "src", eos_token_id=50279, vocab_size=50304)
     fake_hub.add_repo("test/OLMo-tiny-hf", branches={"main": files_of(src), "step2000-tokens8B": files_of(src)})
     dst = tmp_path / "step2000-unsharded"
-    result = CliRunner().invoke(app, ["convert", "test/OLMo-tiny-hf", "-r", "step2000-tokens8B", str(dst), "--to", "native"])
+    result = CliRunner().invoke(
+        app, ["convert", "test/OLMo-tiny-hf", "-r", "step2000-tokens8B", str(dst), "--to", "native"]
+    )
     assert result.exit_code == 0, result.output
     assert "step2000-tokens8B" in result.stdout and "native" in result.stdout
     train = torch.load(dst / "train.pt", weights_only=True)
@@ -48,8 +52,19 @@ def test_verify_failure_exits_7_and_writes_nothing(tmp_path, monkeypatch):
     src = make_hf(tmp_path / "src")
     real = verify.hf_logits
     monkeypatch.setattr(verify, "hf_logits", lambda path, ids: real(path, ids) + 1.0)
-    result = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "out-unsharded"), "--to", "native",
-                                      "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5", "--verify"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "convert",
+            str(src),
+            str(tmp_path / "out-unsharded"),
+            "--to",
+            "native",
+            "--tokenizer",
+            "allenai/gpt-neox-olmo-dolma-v1_5",
+            "--verify",
+        ],
+    )
     assert result.exit_code == 7, result.output
     assert "max logit difference" in result.stderr
     assert not (tmp_path / "out-unsharded").exists()
@@ -83,10 +98,12 @@ def test_uncast_native_to_hf_does_not_import_torch(tmp_path):
     from tiny_models import make_native
 
     src = make_native(tmp_path / "src", tokenizer=None)
-    code = ("import sys\nfrom olmo_cli.cli.app import app\n"
-            f"try:\n    app(args=['convert', {str(src)!r}, {str(tmp_path / 'out')!r}], prog_name='olmo')\n"
-            "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))\n")
+    code = (
+        "import sys\nfrom olmo_cli.cli.app import app\n"
+        f"try:\n    app(args=['convert', {str(src)!r}, {str(tmp_path / 'out')!r}], prog_name='olmo')\n"
+        "except SystemExit as e:\n    assert e.code in (0, None), e.code\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'transformers')))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
@@ -95,8 +112,18 @@ def test_uncast_native_to_hf_does_not_import_torch(tmp_path):
 
 def test_native_output_name_without_unsharded_warns(tmp_path):
     src = make_hf(tmp_path / "src")
-    result = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "plain-name"), "--to", "native",
-                                      "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "convert",
+            str(src),
+            str(tmp_path / "plain-name"),
+            "--to",
+            "native",
+            "--tokenizer",
+            "allenai/gpt-neox-olmo-dolma-v1_5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "warning:" in result.stderr and "-unsharded" in result.stderr
     assert (tmp_path / "plain-name" / "model.pt").is_file()

@@ -14,11 +14,11 @@ import stat
 import pytest
 import torch
 import yaml
+from reference_olmo import olmo_logits
+from tiny_models import make_hf, make_hf_olmo, make_native, native_config, native_state_dict
 
 from olmo_cli.checkpoints.convert import convert
 from olmo_cli.checkpoints.detect import detect_format
-from reference_olmo import olmo_logits
-from tiny_models import make_hf, make_hf_olmo, make_native, native_config, native_state_dict
 
 IDS = torch.tensor([[3, 17, 42, 5, 9, 31, 0, 58, 12, 7, 44, 2]])
 TIGHT = dict(atol=1e-5, rtol=1e-5)
@@ -48,8 +48,18 @@ def hf_tensors(path):
 
 
 # ai2-olmo 0.6 ModelConfig fields typed plain `int`: OmegaConf refuses null or 500000.0 there.
-_TRAINER_INT_FIELDS = ("d_model", "n_heads", "n_layers", "mlp_ratio", "block_group_size", "rope_theta",
-                       "max_sequence_length", "vocab_size", "eos_token_id", "pad_token_id")
+_TRAINER_INT_FIELDS = (
+    "d_model",
+    "n_heads",
+    "n_layers",
+    "mlp_ratio",
+    "block_group_size",
+    "rope_theta",
+    "max_sequence_length",
+    "vocab_size",
+    "eos_token_id",
+    "pad_token_id",
+)
 
 
 def assert_trainer_would_start_from(dst, tokenizer_vocab: int | None = None):
@@ -233,19 +243,27 @@ def test_hf_olmo_to_native_and_native_recast(tmp_path):
 def test_native_with_tokenizer_identifier_gets_a_working_tokenizer(tmp_path):
     from transformers import AutoTokenizer
 
-    src = make_native(tmp_path / "src", vocab_size=50280, embedding_size=50304, eos_token_id=50279,
-                      tokenizer="tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json")
+    src = make_native(
+        tmp_path / "src",
+        vocab_size=50280,
+        embedding_size=50304,
+        eos_token_id=50279,
+        tokenizer="tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json",
+    )
     convert(src, tmp_path / "hf")
     tokenizer = AutoTokenizer.from_pretrained(tmp_path / "hf")
     assert tokenizer.eos_token_id == 50279 and tokenizer.decode([50279]) == "<|endoftext|>"
     assert "auto_map" not in json.loads((tmp_path / "hf" / "tokenizer_config.json").read_text())
 
 
-@pytest.mark.parametrize("name,params,hidden,tied", [
-    ("OLMo-1B", 1_176_764_416, 8192, True),
-    ("OLMo-7B", 6_888_095_744, 11008, False),
-    ("OLMo-7B-Twin-2T", 6_888_095_744, 11008, False),
-])
+@pytest.mark.parametrize(
+    "name,params,hidden,tied",
+    [
+        ("OLMo-1B", 1_176_764_416, 8192, True),
+        ("OLMo-7B", 6_888_095_744, 11008, False),
+        ("OLMo-7B-Twin-2T", 6_888_095_744, 11008, False),
+    ],
+)
 def test_real_hf_olmo_configs_parse(tmp_path, data_dir, name, params, hidden, tied):
     from olmo_cli.checkpoints.formats import hf, hf_olmo
 
@@ -272,7 +290,9 @@ def test_uncast_tensors_are_copied_file_to_file(tmp_path, monkeypatch):
         convert(src, tmp_path / f"hf-{flavour}")
         out = hf_tensors(tmp_path / f"hf-{flavour}")
         state = native_state_dict(native_config("olmo1", weight_tying=False))
-        assert torch.equal(out["model.layers.0.self_attn.v_proj.weight"], state["transformer.blocks.0.att_proj.weight"][32:48])
+        assert torch.equal(
+            out["model.layers.0.self_attn.v_proj.weight"], state["transformer.blocks.0.att_proj.weight"][32:48]
+        )
 
 
 def test_model_pt_index_agrees_with_torch(tmp_path):
@@ -296,19 +316,31 @@ def test_model_pt_index_agrees_with_torch(tmp_path):
         assert torch.equal(reader.get(key), tensor)
         where = reader.file_range(key)
         if where is not None:
-            assert raw[where.offset: where.offset + where.nbytes] == tensor.contiguous().view(torch.uint8).numpy().tobytes()
+            assert (
+                raw[where.offset : where.offset + where.nbytes]
+                == tensor.contiguous().view(torch.uint8).numpy().tobytes()
+            )
 
 
-@pytest.mark.parametrize("eos,pad,identifier,vocab", [
-    (50279, 1, "allenai/gpt-neox-olmo-dolma-v1_5", 50280),
-    (None, None, "allenai/gpt-neox-olmo-dolma-v1_5", 50280),  # ids come from the known tokenizer
-    (100257, 100277, "allenai/dolma2-tokenizer", 100278),
-])
+@pytest.mark.parametrize(
+    "eos,pad,identifier,vocab",
+    [
+        (50279, 1, "allenai/gpt-neox-olmo-dolma-v1_5", 50280),
+        (None, None, "allenai/gpt-neox-olmo-dolma-v1_5", 50280),  # ids come from the known tokenizer
+        (100257, 100277, "allenai/dolma2-tokenizer", 100278),
+    ],
+)
 def test_hf_to_native_token_fields_fit_the_trainer(tmp_path, eos, pad, identifier, vocab):
     """A GQA model whose config records only the embedding rows: vocab_size, eos and pad ids come out
     as the OLMo trainer checks them against tokenizer.identifier."""
-    src = make_hf(tmp_path / "src", arch="olmo2", vocab_size=100352 if vocab > 60000 else 50304,
-                  num_key_value_heads=2, eos_token_id=eos, pad_token_id=pad)
+    src = make_hf(
+        tmp_path / "src",
+        arch="olmo2",
+        vocab_size=100352 if vocab > 60000 else 50304,
+        num_key_value_heads=2,
+        eos_token_id=eos,
+        pad_token_id=pad,
+    )
     dst = tmp_path / "gqa-unsharded"
     convert(src, dst, to="native", tokenizer=None if eos else identifier)
     full = yaml.safe_load((dst / "config.yaml").read_text())
@@ -326,8 +358,14 @@ def test_hf_to_native_with_a_custom_tokenizer_file(tmp_path):
     vocab = {f"t{i}": i for i in range(58)}
     tokenizer = tmp_path / "custom" / "tokenizer.json"
     tokenizer.parent.mkdir()
-    tokenizer.write_text(json.dumps({"model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"},
-                                     "added_tokens": [{"id": 58, "content": "<eos>", "special": True}]}))
+    tokenizer.write_text(
+        json.dumps(
+            {
+                "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "t0"},
+                "added_tokens": [{"id": 58, "content": "<eos>", "special": True}],
+            }
+        )
+    )
     dst = tmp_path / "custom-unsharded"
     convert(src, dst, to="native", tokenizer=str(tokenizer.parent))
     full = yaml.safe_load((dst / "config.yaml").read_text())

@@ -54,19 +54,45 @@ def snapshot(hub: FakeHub, revision: str) -> Path:
 def assert_intact(hub: FakeHub, revision: str, paths=("config.json", "tokenizer.json", "model.safetensors")):
     for path in paths:
         data = (snapshot(hub, revision) / path).read_bytes()
-        assert hashlib.sha256(data).hexdigest() == hashlib.sha256(hub.file_bytes(REPO, revision, path)).hexdigest(), path
+        assert hashlib.sha256(data).hexdigest() == hashlib.sha256(hub.file_bytes(REPO, revision, path)).hexdigest(), (
+            path
+        )
 
 
 # ----- file choice -----
 def test_needed_files_prefers_safetensors_and_skips_extras():
-    both = ["config.json", "model.safetensors", "pytorch_model.bin", "README.md", "modeling_olmo.py",
-            "tokenizer.json", "special_tokens_map.json", "generation_config.json", "optim/state.pt"]
-    assert needed_files(both) == ["config.json", "generation_config.json", "model.safetensors",
-                                  "special_tokens_map.json", "tokenizer.json"]
-    sharded = ["config.json", "model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors",
-               "model.safetensors.index.json", "pytorch_model.bin.index.json", "pytorch_model-00001-of-00001.bin"]
-    assert needed_files(sharded) == ["config.json", "model-00001-of-00002.safetensors",
-                                     "model-00002-of-00002.safetensors", "model.safetensors.index.json"]
+    both = [
+        "config.json",
+        "model.safetensors",
+        "pytorch_model.bin",
+        "README.md",
+        "modeling_olmo.py",
+        "tokenizer.json",
+        "special_tokens_map.json",
+        "generation_config.json",
+        "optim/state.pt",
+    ]
+    assert needed_files(both) == [
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "special_tokens_map.json",
+        "tokenizer.json",
+    ]
+    sharded = [
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+        "pytorch_model.bin.index.json",
+        "pytorch_model-00001-of-00001.bin",
+    ]
+    assert needed_files(sharded) == [
+        "config.json",
+        "model-00001-of-00002.safetensors",
+        "model-00002-of-00002.safetensors",
+        "model.safetensors.index.json",
+    ]
     assert needed_files(["config.json", "pytorch_model.bin"]) == ["config.json", "pytorch_model.bin"]
 
 
@@ -77,8 +103,12 @@ def test_fetch_revision_writes_the_standard_hf_cache_layout(hub):
     path = fetch_revision(REPO, rev(1000))
     commit = hub.commit(REPO, rev(1000))
     assert path == snapshot(hub, rev(1000)) and path.name == commit
-    assert sorted(p.name for p in path.iterdir()) == ["config.json", "model.safetensors", "tokenizer.json",
-                                                      "tokenizer_config.json"]
+    assert sorted(p.name for p in path.iterdir()) == [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ]
     weights = path / "model.safetensors"
     assert weights.is_symlink() and not os.path.isabs(os.readlink(weights))
     assert weights.resolve().name == hub.sha256(REPO, rev(1000), "model.safetensors")  # blob named by etag
@@ -111,8 +141,9 @@ def test_empty_files_and_nested_paths_are_fetched(fake_hub):
     path = fetch_revision(REPO, "main", include=["*.json", "extra/*"])
     assert (path / "added_tokens.json").read_bytes() == b""
     assert (path / "extra" / "notes.txt").read_bytes() == b"x" * 2000
-    assert os.path.samefile(path / "extra" / "notes.txt",
-                            path.parent.parent / "blobs" / fake_hub.sha256(REPO, "main", "extra/notes.txt"))
+    assert os.path.samefile(
+        path / "extra" / "notes.txt", path.parent.parent / "blobs" / fake_hub.sha256(REPO, "main", "extra/notes.txt")
+    )
 
 
 def test_fetch_revision_falls_back_to_the_cache_when_the_hub_is_unreachable(hub, monkeypatch):
@@ -150,8 +181,14 @@ def test_dropped_connection_500_and_429_all_end_with_the_right_sha256(hub):
     assert len(resumed) == 2 and all(r.status == 206 for r in resumed)
     # continued, not restarted: no byte of the weights crossed the wire twice
     weights = sum(len(hub.file_bytes(REPO, rev(s), "model.safetensors")) for s in (1000, 2000))
-    assert sum(r.sent for r in hub.requests
-               if r.server == "cdn" and "model.safetensors" in r.path and r.status in (200, 206)) == weights
+    assert (
+        sum(
+            r.sent
+            for r in hub.requests
+            if r.server == "cdn" and "model.safetensors" in r.path and r.status in (200, 206)
+        )
+        == weights
+    )
 
 
 def test_many_drops_with_progress_still_finish_but_a_dead_file_gives_up(hub, monkeypatch):
@@ -200,11 +237,14 @@ def test_a_failed_revision_does_not_stop_the_sweep(hub):
 
 def test_killed_download_resumes_with_less_than_a_whole_file(fake_hub, tmp_path):
     big = 4 * 1024 * 1024
-    fake_hub.add_repo(REPO, {"main": {"config.json": b"{}", "model.safetensors": safetensors_bytes({"w": os.urandom(big)})}})
+    fake_hub.add_repo(
+        REPO, {"main": {"config.json": b"{}", "model.safetensors": safetensors_bytes({"w": os.urandom(big)})}}
+    )
     size = len(fake_hub.file_bytes(REPO, "main", "model.safetensors"))
     fake_hub.throttle("cdn-lfs", bytes_per_second=4 * 1024 * 1024)  # ~1 s for the whole file
-    process = subprocess.Popen([sys.executable, "-m", "olmo_cli", "download", REPO],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "olmo_cli", "download", REPO], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 20
     while fake_hub.bytes_sent("cdn-lfs") < size // 4 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -212,7 +252,12 @@ def test_killed_download_resumes_with_less_than_a_whole_file(fake_hub, tmp_path)
     process.wait()
     first = fake_hub.bytes_sent("cdn-lfs")
     assert size // 4 <= first < size
-    partial = hub_cache_dir() / "models--allenai--OLMo-fake" / "blobs" / f"{fake_hub.sha256(REPO, 'main', 'model.safetensors')}.incomplete"
+    partial = (
+        hub_cache_dir()
+        / "models--allenai--OLMo-fake"
+        / "blobs"
+        / f"{fake_hub.sha256(REPO, 'main', 'model.safetensors')}.incomplete"
+    )
     assert partial.is_file() and partial.stat().st_size > 0
     fake_hub.throttle("cdn-lfs", None)
     fake_hub.clear_log()
@@ -220,15 +265,21 @@ def test_killed_download_resumes_with_less_than_a_whole_file(fake_hub, tmp_path)
     assert rerun.returncode == 0, rerun.stderr
     second = fake_hub.bytes_sent("cdn-lfs")
     assert second < size and second == size - partial_size_at_kill(fake_hub)
-    data = (hub_cache_dir() / "models--allenai--OLMo-fake" / "snapshots" / fake_hub.commit(REPO) / "model.safetensors").read_bytes()
+    data = (
+        hub_cache_dir() / "models--allenai--OLMo-fake" / "snapshots" / fake_hub.commit(REPO) / "model.safetensors"
+    ).read_bytes()
     assert hashlib.sha256(data).hexdigest() == fake_hub.sha256(REPO, "main", "model.safetensors")
 
 
 def test_ctrl_c_stops_promptly_and_keeps_partial_files(fake_hub):
     checkpoint_repo(fake_hub, REPO, [1000, 2000], weight_bytes=2 * 1024 * 1024, main=False)
     fake_hub.throttle("cdn-lfs", bytes_per_second=1024 * 1024)
-    process = subprocess.Popen([sys.executable, "-m", "olmo_cli", "download", REPO, "--from", "0"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "olmo_cli", "download", REPO, "--from", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 20
     while fake_hub.bytes_sent("cdn-lfs") < 300_000 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -271,7 +322,11 @@ def test_dry_run_lists_files_and_counts_shared_bytes_once(hub):
     first, second = plan["revisions"]
     assert all(f["cached"] for f in first["files"])
     assert {f["path"]: f["cached"] for f in second["files"]} == {
-        "config.json": True, "model.safetensors": False, "tokenizer.json": True, "tokenizer_config.json": True}
+        "config.json": True,
+        "model.safetensors": False,
+        "tokenizer.json": True,
+        "tokenizer_config.json": True,
+    }
     assert plan["to_download_bytes"] == len(hub.file_bytes(REPO, rev(2000), "model.safetensors"))
     assert hub.bytes_sent("cdn-lfs") == 0 and not snapshot(hub, rev(2000)).exists()
 
@@ -323,7 +378,9 @@ def test_no_space_left_is_one_line_and_keeps_the_partial_for_resume(hub, monkeyp
     monkeypatch.setattr(transfer, "_open_append", real_open)
     hub.clear_log()
     assert olmo("download", REPO, "-r", rev(1000)).exit_code == 0
-    assert [r.headers.get("range") for r in hub.requests if "cdn-lfs" in r.path and "model" in r.path] == ["bytes=10000-"]
+    assert [r.headers.get("range") for r in hub.requests if "cdn-lfs" in r.path and "model" in r.path] == [
+        "bytes=10000-"
+    ]
     assert_intact(hub, rev(1000))
 
 

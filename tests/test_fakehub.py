@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import time
 from pathlib import Path
-from urllib.request import Request as UrlRequest, urlopen
+from urllib.request import Request as UrlRequest
+from urllib.request import urlopen
 
 import pytest
 from fakehub import FakeHub
@@ -17,10 +18,14 @@ CONFIG = b'{"model_type": "olmo"}'
 
 @pytest.fixture
 def hub(fake_hub: FakeHub) -> FakeHub:
-    fake_hub.add_repo(REPO, {
-        "main": {"config.json": CONFIG, "model.safetensors": WEIGHTS, "sub/dir/tok.json": b"{}"},
-        "step1000-tokens4B": {"config.json": CONFIG, "model.safetensors": WEIGHTS[::-1]},
-    }, tags={"v1": "main"})
+    fake_hub.add_repo(
+        REPO,
+        {
+            "main": {"config.json": CONFIG, "model.safetensors": WEIGHTS, "sub/dir/tok.json": b"{}"},
+            "step1000-tokens4B": {"config.json": CONFIG, "model.safetensors": WEIGHTS[::-1]},
+        },
+        tags={"v1": "main"},
+    )
     return fake_hub
 
 
@@ -39,7 +44,9 @@ def download(hub, filename, revision="main", cache=None, **kwargs):
 def test_refs_list_branches_and_tags_with_commits(hub):
     refs = api(hub).list_repo_refs(REPO)
     assert {b.name: b.target_commit for b in refs.branches} == {
-        "main": hub.commit(REPO, "main"), "step1000-tokens4B": hub.commit(REPO, "step1000-tokens4B")}
+        "main": hub.commit(REPO, "main"),
+        "step1000-tokens4B": hub.commit(REPO, "step1000-tokens4B"),
+    }
     assert [(t.name, t.target_commit) for t in refs.tags] == [("v1", hub.commit(REPO, "main"))]
 
 

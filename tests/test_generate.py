@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
 from tiny_models import make_hf_with_tokenizer
+from typer.testing import CliRunner
 
 from olmo_cli.cli.app import app
 from olmo_cli.errors import BadInputError, UsageError
@@ -65,7 +64,20 @@ def test_stats_go_to_stderr(tiny):
 
 
 def test_same_seed_same_text_other_seed_other_text(tiny):
-    args = (str(tiny), "-p", "Once upon a time", "-n", "16", "--json", "--temperature", "1.5", "--top-k", "0", "--top-p", "1")
+    args = (
+        str(tiny),
+        "-p",
+        "Once upon a time",
+        "-n",
+        "16",
+        "--json",
+        "--temperature",
+        "1.5",
+        "--top-k",
+        "0",
+        "--top-p",
+        "1",
+    )
     one = completions(run(*args, "--seed", "7"))[0]["completion"]
     again = completions(run(*args, "--seed", "7"))[0]["completion"]
     other = completions(run(*args, "--seed", "8"))[0]["completion"]
@@ -93,15 +105,33 @@ def test_prompts_file_runs_one_left_padded_batch_equal_to_single_runs(tiny, tmp_
 
 
 def test_num_return_sequences(tiny):
-    result = completions(run(str(tiny), "-p", "Hi", "-n", "6", "--seed", "3", "--num-return-sequences", "3", "--json",
-                             "--temperature", "2", "--top-k", "0", "--top-p", "1"))
+    result = completions(
+        run(
+            str(tiny),
+            "-p",
+            "Hi",
+            "-n",
+            "6",
+            "--seed",
+            "3",
+            "--num-return-sequences",
+            "3",
+            "--json",
+            "--temperature",
+            "2",
+            "--top-k",
+            "0",
+            "--top-p",
+            "1",
+        )
+    )
     assert [c["sequence"] for c in result] == [0, 1, 2]
     assert len({c["completion"] for c in result}) > 1
 
 
 def test_stop_string_ends_the_text_and_is_not_printed(tiny):
     full = completions(run(str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--json"))[0]["completion"]
-    stop = full[len(full) // 2: len(full) // 2 + 3]
+    stop = full[len(full) // 2 : len(full) // 2 + 3]
     expected = full[: full.index(stop)]
     stopped = completions(run(str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--json", "--stop", stop))[0]
     assert stopped["completion"] == expected and stopped["finish_reason"] == "stop"
@@ -237,18 +267,21 @@ def test_sweep_holds_one_model_at_a_time(hub_repo, monkeypatch):
     assert len(models) == 3
 
 
-@pytest.mark.parametrize("args, code, message", [
-    ((), 2, "no model given"),
-    (("--revision", "step123456789-tokens1B"), 3, "no known repo"),
-    (("MODEL", "-p", ""), 5, "empty prompt"),
-    (("MODEL", "-p", "word " * 80), 5, "context"),
-    (("MODEL", "-p", "Hi", "--top-p", "1.5"), 2, "--top-p"),
-    (("MODEL", "-p", "Hi", "--max-new-tokens", "0"), 2, "--max-new-tokens"),
-    (("MODEL", "-p", "Hi", "--greedy", "--num-return-sequences", "2"), 2, "sampling"),
-    (("MODEL", "-p", "Hi", "--quantize", "int3"), 2, "--quantize"),
-    (("MODEL", "-p", "Hi", "--quantize", "int4", "--device", "cpu"), 8, "CUDA"),
-    (("MODEL", "-p", "Hi", "--load-in-8bit", "--quantize", "int8"), 2, "one of"),
-])
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        ((), 2, "no model given"),
+        (("--revision", "step123456789-tokens1B"), 3, "no known repo"),
+        (("MODEL", "-p", ""), 5, "empty prompt"),
+        (("MODEL", "-p", "word " * 80), 5, "context"),
+        (("MODEL", "-p", "Hi", "--top-p", "1.5"), 2, "--top-p"),
+        (("MODEL", "-p", "Hi", "--max-new-tokens", "0"), 2, "--max-new-tokens"),
+        (("MODEL", "-p", "Hi", "--greedy", "--num-return-sequences", "2"), 2, "sampling"),
+        (("MODEL", "-p", "Hi", "--quantize", "int3"), 2, "--quantize"),
+        (("MODEL", "-p", "Hi", "--quantize", "int4", "--device", "cpu"), 8, "CUDA"),
+        (("MODEL", "-p", "Hi", "--load-in-8bit", "--quantize", "int8"), 2, "one of"),
+    ],
+)
 def test_bad_input_is_one_line_error(tiny, args, code, message):
     args = tuple(str(tiny) if a == "MODEL" else a for a in args)
     result = run(*args, *(() if any(a.startswith("-p") for a in args) else ("-p", "Hi")), input="")
@@ -273,7 +306,9 @@ def test_bitsandbytes_missing_when_asked_for(tiny, monkeypatch):
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
     for flag in ("--load-in-8bit", "--load-in-4bit"):
         result = run(str(tiny), "-p", "Hi", flag)
         assert result.exit_code == 8, result.output

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_models import make_hf_with_tokenizer
 
 from olmo_cli.generate import SamplingParams, generate
@@ -23,8 +22,9 @@ from olmo_cli.loading import load_model
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
 
 # int4 needs in-features that are multiples of its group size (128), hence the wider tiny model.
-SHAPE = dict(hidden_size=256, intermediate_size=1024,
-             num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256)
+SHAPE = dict(
+    hidden_size=256, intermediate_size=1024, num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=256
+)
 PROMPTS = ["Language modeling is", "The capital of France is"]
 
 
@@ -64,9 +64,30 @@ def test_compile_gives_the_eager_greedy_text(tiny):
 
 
 def test_cli_generate_with_compile_on_cuda(tiny):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "-m", "olmo_cli", "generate", str(tiny), "--greedy", "-n", "8",
-                          "-p", "Hello there", "--compile", "--json"], capture_output=True, text=True, env=env, timeout=300)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "olmo_cli",
+            "generate",
+            str(tiny),
+            "--greedy",
+            "-n",
+            "8",
+            "-p",
+            "Hello there",
+            "--compile",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-2000:]
     payload = json.loads(run.stdout)
     assert payload["device"].startswith("cuda")

@@ -7,11 +7,11 @@ import math
 from pathlib import Path
 
 import pytest
+import tiny_models
 import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-import tiny_models
 from olmo_cli.checkpoints.inspect import inspect_checkpoint, inspect_source
 from olmo_cli.cli.app import app
 from olmo_cli.errors import BadInputError, NotFoundError
@@ -19,25 +19,53 @@ from olmo_cli.errors import BadInputError, NotFoundError
 OLMO1_TOKENIZER = Path(__file__).parent / "data" / "tokenizers" / "gpt-neox-olmo-dolma-v1_5"
 
 
-def _hf_dir(directory: Path, model_type: str = "olmo2", dtype=torch.bfloat16, tokenizer: bool = False) -> tuple[Path, int]:
+def _hf_dir(
+    directory: Path, model_type: str = "olmo2", dtype=torch.bfloat16, tokenizer: bool = False
+) -> tuple[Path, int]:
     """A transformers-native checkpoint written directly (config.json + safetensors), and its parameter count."""
     directory.mkdir(parents=True, exist_ok=True)
-    config = {"model_type": model_type, "architectures": ["Olmo2ForCausalLM"], "hidden_size": 16, "intermediate_size": 64,
-              "num_hidden_layers": 1, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 64,
-              "max_position_embeddings": 4096, "tie_word_embeddings": False, "eos_token_id": 50, "pad_token_id": 1,
-              "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0}}
+    config = {
+        "model_type": model_type,
+        "architectures": ["Olmo2ForCausalLM"],
+        "hidden_size": 16,
+        "intermediate_size": 64,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": 64,
+        "max_position_embeddings": 4096,
+        "tie_word_embeddings": False,
+        "eos_token_id": 50,
+        "pad_token_id": 1,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 500000.0},
+    }
     (directory / "config.json").write_text(json.dumps(config))
-    shapes = {"model.embed_tokens.weight": (64, 16), "model.layers.0.self_attn.q_proj.weight": (16, 16),
-              "model.layers.0.self_attn.k_proj.weight": (8, 16), "model.layers.0.self_attn.v_proj.weight": (8, 16),
-              "model.layers.0.self_attn.o_proj.weight": (16, 16), "model.layers.0.mlp.gate_proj.weight": (64, 16),
-              "model.layers.0.mlp.up_proj.weight": (64, 16), "model.layers.0.mlp.down_proj.weight": (16, 64),
-              "lm_head.weight": (64, 16)}
+    shapes = {
+        "model.embed_tokens.weight": (64, 16),
+        "model.layers.0.self_attn.q_proj.weight": (16, 16),
+        "model.layers.0.self_attn.k_proj.weight": (8, 16),
+        "model.layers.0.self_attn.v_proj.weight": (8, 16),
+        "model.layers.0.self_attn.o_proj.weight": (16, 16),
+        "model.layers.0.mlp.gate_proj.weight": (64, 16),
+        "model.layers.0.mlp.up_proj.weight": (64, 16),
+        "model.layers.0.mlp.down_proj.weight": (16, 64),
+        "lm_head.weight": (64, 16),
+    }
     if model_type != "olmo":  # OLMo-2 style: post-norms with weights and QK-norm over the whole projection
-        shapes.update({"model.norm.weight": (16,), "model.layers.0.post_attention_layernorm.weight": (16,),
-                       "model.layers.0.post_feedforward_layernorm.weight": (16,),
-                       "model.layers.0.self_attn.q_norm.weight": (16,), "model.layers.0.self_attn.k_norm.weight": (8,)})
-    save_file({key: torch.ones(shape, dtype=dtype) for key, shape in shapes.items()}, directory / "model.safetensors",
-              metadata={"format": "pt"})
+        shapes.update(
+            {
+                "model.norm.weight": (16,),
+                "model.layers.0.post_attention_layernorm.weight": (16,),
+                "model.layers.0.post_feedforward_layernorm.weight": (16,),
+                "model.layers.0.self_attn.q_norm.weight": (16,),
+                "model.layers.0.self_attn.k_norm.weight": (8,),
+            }
+        )
+    save_file(
+        {key: torch.ones(shape, dtype=dtype) for key, shape in shapes.items()},
+        directory / "model.safetensors",
+        metadata={"format": "pt"},
+    )
     if tokenizer:
         for file in OLMO1_TOKENIZER.iterdir():
             (directory / file.name).write_bytes(file.read_bytes())
@@ -49,8 +77,9 @@ def _native_parameters(arch: str, **overrides) -> int:
 
 
 def test_native_model_pt(tmp_path):
-    path = tiny_models.make_native(tmp_path / "ckpt", "olmo1",
-                                   tokenizer="tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json")
+    path = tiny_models.make_native(
+        tmp_path / "ckpt", "olmo1", tokenizer="tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json"
+    )
     summary = inspect_checkpoint(path)
     assert (summary["format"], summary["family"]) == ("native", "olmo1")
     assert summary["parameters"] == _native_parameters("olmo1")
@@ -68,8 +97,9 @@ def test_native_model_pt(tmp_path):
 
 
 def test_native_olmo2_with_olmo_encoded_safetensors(tmp_path):
-    path = tiny_models.make_native(tmp_path / "ckpt", "olmo2", safetensors="olmo", tokenizer="allenai/dolma2-tokenizer",
-                                   n_kv_heads=2, clip_qkv=8.0)
+    path = tiny_models.make_native(
+        tmp_path / "ckpt", "olmo2", safetensors="olmo", tokenizer="allenai/dolma2-tokenizer", n_kv_heads=2, clip_qkv=8.0
+    )
     summary = inspect_checkpoint(path)
     assert summary["family"] == "olmo2"
     assert summary["parameters"] == _native_parameters("olmo2", n_kv_heads=2) < _native_parameters("olmo2")
@@ -115,8 +145,11 @@ def test_hf_sharded_uses_the_index(tmp_path):
     halves = {"model-00001-of-00002.safetensors": keys[:7], "model-00002-of-00002.safetensors": keys[7:]}
     for name, part in halves.items():
         save_file({key: tensors[key] for key in part}, path / name, metadata={"format": "pt"})
-    (path / "model.safetensors.index.json").write_text(json.dumps(
-        {"metadata": {"total_size": 0}, "weight_map": {key: name for name, part in halves.items() for key in part}}))
+    (path / "model.safetensors.index.json").write_text(
+        json.dumps(
+            {"metadata": {"total_size": 0}, "weight_map": {key: name for name, part in halves.items() for key in part}}
+        )
+    )
     (path / "stray.safetensors").write_bytes(b"not counted")  # only the index's files are weights
     summary = inspect_checkpoint(path)
     assert summary["parameters"] == parameters and summary["weights"] == sorted(halves)
@@ -125,9 +158,11 @@ def test_hf_sharded_uses_the_index(tmp_path):
 def test_config_estimate_matches_the_headers(tmp_path):
     from olmo_cli.checkpoints.inspect import estimated_parameters
 
-    checkpoints = [tiny_models.make_native(tmp_path / "n1", "olmo1", n_kv_heads=2, weight_tying=False),
-                   tiny_models.make_native(tmp_path / "n2", "olmo2", safetensors="plain"),
-                   tiny_models.make_hf_olmo(tmp_path / "h1", tokenizer=False)]
+    checkpoints = [
+        tiny_models.make_native(tmp_path / "n1", "olmo1", n_kv_heads=2, weight_tying=False),
+        tiny_models.make_native(tmp_path / "n2", "olmo2", safetensors="plain"),
+        tiny_models.make_hf_olmo(tmp_path / "h1", tokenizer=False),
+    ]
     for path in checkpoints:
         summary = inspect_checkpoint(path)
         assert estimated_parameters(summary["architecture"]) == summary["parameters"], path
@@ -239,9 +274,11 @@ def test_inspecting_imports_neither_torch_nor_transformers(tmp_path, kind):
     import sys
 
     path = _hf_dir(tmp_path / "hf", tokenizer=True)[0] if kind == "hf" else tiny_models.make_native(tmp_path / "n")
-    code = ("import sys\nfrom olmo_cli.cli.app import app\n"
-            f"try:\n    app(args=['inspect', {str(path)!r}, '--json'], prog_name='olmo')\nexcept SystemExit:\n    pass\n"
-            "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}), file=sys.stderr)\n")
+    code = (
+        "import sys\nfrom olmo_cli.cli.app import app\n"
+        f"try:\n    app(args=['inspect', {str(path)!r}, '--json'], prog_name='olmo')\nexcept SystemExit:\n    pass\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'transformers'}), file=sys.stderr)\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert json.loads(done.stdout)["format"] == kind
     assert done.stderr.strip().splitlines()[-1] == "[]"

@@ -28,12 +28,20 @@ def one_line_error(result, code: int, fragment: str):
 
 
 def add_repo(hub):
-    names = ["main", "step0-tokens0B", "step1000-tokens4B", "step2000-tokens8B", "step90000-tokens377B",
-             "stage2-ingredient1-step10-tokens1B", "v1.0"]
+    names = [
+        "main",
+        "step0-tokens0B",
+        "step1000-tokens4B",
+        "step2000-tokens8B",
+        "step90000-tokens377B",
+        "stage2-ingredient1-step10-tokens1B",
+        "v1.0",
+    ]
     hub.add_repo("someone/OLMo-mini", branches={name: {"config.json": name.encode()} for name in names})
 
 
 # ----- list-revisions -----
+
 
 def test_list_offline_table_with_source_on_stderr():
     result = run("list-revisions", SEVEN_B, "--offline", "--from", "step1000", "--to", "3000")
@@ -41,9 +49,11 @@ def test_list_offline_table_with_source_on_stderr():
     assert "source: bundled index + local cache" in result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["revision", "step", "tokens", "stage/ingredient", "cached"]
-    assert [line.split()[:3] for line in lines[1:]] == [["step1000-tokens4B", "1000", "4B"],
-                                                        ["step2000-tokens9B", "2000", "9B"],
-                                                        ["step3000-tokens13B", "3000", "13B"]]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        ["step1000-tokens4B", "1000", "4B"],
+        ["step2000-tokens9B", "2000", "9B"],
+        ["step3000-tokens13B", "3000", "13B"],
+    ]
 
 
 def test_list_json_keys_and_cached_flag(fake_hub):
@@ -54,12 +64,24 @@ def test_list_json_keys_and_cached_flag(fake_hub):
     assert result.exit_code == 0, result.stderr
     assert result.stderr.strip() == "source: hub"
     rows = json.loads(result.stdout)
-    assert [row["name"] for row in rows] == ["step0-tokens0B", "step1000-tokens4B", "step2000-tokens8B",
-                                             "step90000-tokens377B", "stage2-ingredient1-step10-tokens1B",
-                                             "main", "v1.0"]
+    assert [row["name"] for row in rows] == [
+        "step0-tokens0B",
+        "step1000-tokens4B",
+        "step2000-tokens8B",
+        "step90000-tokens377B",
+        "stage2-ingredient1-step10-tokens1B",
+        "main",
+        "v1.0",
+    ]
     assert set(rows[0]) == {"name", "step", "tokens", "stage", "ingredient", "cached"}
-    assert rows[1] == {"name": "step1000-tokens4B", "step": 1000, "tokens": 4 * 10**9, "stage": None,
-                       "ingredient": None, "cached": True}
+    assert rows[1] == {
+        "name": "step1000-tokens4B",
+        "step": 1000,
+        "tokens": 4 * 10**9,
+        "stage": None,
+        "ingredient": None,
+        "cached": True,
+    }
     assert [row["cached"] for row in rows].count(True) == 1
     assert rows[4]["stage"] == 2 and rows[4]["ingredient"] == 1
     again = run("list-revisions", "someone/OLMo-mini", "-q")
@@ -73,8 +95,13 @@ def test_list_json_keys_and_cached_flag(fake_hub):
 def test_list_quiet_with_selection_flags():
     result = run("list-revisions", "allenai/OLMo-1B", "--offline", "-q", "--log-spaced", "5")
     # Evenly spaced in log(step) from 20000 to 738020, snapped to what exists (the 1B has a gap).
-    assert result.stdout.splitlines() == ["step20000-tokens84B", "step50000-tokens210B", "step117850-tokens494B",
-                                          "step330000-tokens1384B", "step738020-tokens3095B"]
+    assert result.stdout.splitlines() == [
+        "step20000-tokens84B",
+        "step50000-tokens210B",
+        "step117850-tokens494B",
+        "step330000-tokens1384B",
+        "step738020-tokens3095B",
+    ]
     result = run("list-revisions", SEVEN_B, "--offline", "-q", "--every", "100000", "--limit", "3")
     assert result.stdout.splitlines() == ["step0-tokens0B", "step100000-tokens442B", "step200000-tokens885B"]
     empty = run("list-revisions", SEVEN_B, "--offline", "--stage", "1")  # OLMo 1 names carry no stage
@@ -84,8 +111,15 @@ def test_list_quiet_with_selection_flags():
 def test_list_gaps():
     result = run("list-revisions", "allenai/OLMo-7B-Twin-2T", "--offline", "--gaps", "--json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout) == [{"from": "step89500-tokens375B", "to": "step237000-tokens994B",
-                                          "steps": 147500, "usual_interval": 1000, "times_usual": 147.5}]
+    assert json.loads(result.stdout) == [
+        {
+            "from": "step89500-tokens375B",
+            "to": "step237000-tokens994B",
+            "steps": 147500,
+            "usual_interval": 1000,
+            "times_usual": 147.5,
+        }
+    ]
     table = run("list-revisions", "allenai/OLMo-1B", "--offline", "--gaps")
     assert "step117850-tokens494B" in table.stdout and "step330000-tokens1384B" in table.stdout
     assert "1 gap(s)" in table.stderr
@@ -110,16 +144,20 @@ def test_hf_hub_offline_env_is_honoured(fake_hub):
 
 # ----- bad input: one line and an exit code each -----
 
-@pytest.mark.parametrize("argv, code, fragment", [
-    (("list-revisions", "allenai//OLMo", "--offline"), 2, "'allenai//OLMo' is not a valid Hub repo id"),
-    (("resolve", "main", "--repo", "not a repo"), 2, "not a valid Hub repo id"),
-    (("list-revisions", SEVEN_B, "--offline", "--from", "2T", "--to", "1T"), 2, "--from 2T comes after --to 1T"),
-    (("list-revisions", SEVEN_B, "--offline", "--every", "0"), 2, "--every must be at least 1, got 0"),
-    (("list-revisions", SEVEN_B, "--offline", "--from", "yesterday"), 2, "--from 'yesterday' is neither"),
-    (("resolve", "step45200-tokens2000B", "--repo", SEVEN_B, "--offline"), 3, "'step45200-tokens2000B' not found"),
-    (("resolve", "step1000-tokens4B", "--offline"), 2, "several repos"),
-    (("list-revisions", "someone/not-bundled"), 4, "cannot reach http://127.0.0.1:9"),
-])
+
+@pytest.mark.parametrize(
+    "argv, code, fragment",
+    [
+        (("list-revisions", "allenai//OLMo", "--offline"), 2, "'allenai//OLMo' is not a valid Hub repo id"),
+        (("resolve", "main", "--repo", "not a repo"), 2, "not a valid Hub repo id"),
+        (("list-revisions", SEVEN_B, "--offline", "--from", "2T", "--to", "1T"), 2, "--from 2T comes after --to 1T"),
+        (("list-revisions", SEVEN_B, "--offline", "--every", "0"), 2, "--every must be at least 1, got 0"),
+        (("list-revisions", SEVEN_B, "--offline", "--from", "yesterday"), 2, "--from 'yesterday' is neither"),
+        (("resolve", "step45200-tokens2000B", "--repo", SEVEN_B, "--offline"), 3, "'step45200-tokens2000B' not found"),
+        (("resolve", "step1000-tokens4B", "--offline"), 2, "several repos"),
+        (("list-revisions", "someone/not-bundled"), 4, "cannot reach http://127.0.0.1:9"),
+    ],
+)
 def test_bad_input(argv, code, fragment):
     one_line_error(run(*argv), code, fragment)
 
@@ -129,8 +167,10 @@ def test_unknown_revision_suggests_close_names():
     assert "hint: did you mean step452000-tokens2000B" in result.stderr
 
 
-@pytest.mark.parametrize("status, code, fragment", [(401, 9, "not authorized (401)"), (404, 3, "not found"),
-                                                    (500, 4, "the Hub answered 500")])
+@pytest.mark.parametrize(
+    "status, code, fragment",
+    [(401, 9, "not authorized (401)"), (404, 3, "not found"), (500, 4, "the Hub answered 500")],
+)
 def test_hub_error_statuses(fake_hub, status, code, fragment):
     add_repo(fake_hub)
     fake_hub.fail("/refs", status=status, times=5)
@@ -142,19 +182,30 @@ def test_missing_token_and_missing_repo(fake_hub):
     fake_hub.set_token("hf_secret")
     one_line_error(run("resolve", "main", "--repo", "someone/OLMo-mini"), 9, "not authorized")
     assert run("resolve", "main", "--repo", "someone/OLMo-mini", "-q", env={"HF_TOKEN": "hf_secret"}).stdout == "main\n"
-    one_line_error(run("list-revisions", "someone/missing", env={"HF_TOKEN": "hf_secret"}), 3,
-                   "repo 'someone/missing' not found")
+    one_line_error(
+        run("list-revisions", "someone/missing", env={"HF_TOKEN": "hf_secret"}), 3, "repo 'someone/missing' not found"
+    )
 
 
 # ----- parse-revision, resolve, models -----
 
+
 def test_parse_revision_table_and_json():
-    result = run("parse-revision", "step452000-tokens2000B", "stage2-ingredient3-step11931-tokens100B", "main", "--json")
+    result = run(
+        "parse-revision", "step452000-tokens2000B", "stage2-ingredient3-step11931-tokens100B", "main", "--json"
+    )
     assert result.exit_code == 0
     assert json.loads(result.stdout) == [
         {"name": "step452000-tokens2000B", "step": 452000, "tokens": 2 * 10**12, "stage": None, "ingredient": None},
-        {"name": "stage2-ingredient3-step11931-tokens100B", "step": 11931, "tokens": 10**11, "stage": 2, "ingredient": 3},
-        {"name": "main", "step": None, "tokens": None, "stage": None, "ingredient": None}]
+        {
+            "name": "stage2-ingredient3-step11931-tokens100B",
+            "step": 11931,
+            "tokens": 10**11,
+            "stage": 2,
+            "ingredient": 3,
+        },
+        {"name": "main", "step": None, "tokens": None, "stage": None, "ingredient": None},
+    ]
     table = run("parse-revision", "step452000-tokens2000B", "step_5")
     assert table.stdout.splitlines()[1].split() == ["step452000-tokens2000B", "checkpoint", "452000", "2T"]
     assert table.stdout.splitlines()[2].split() == ["step_5", "checkpoint", "5"]
@@ -164,9 +215,14 @@ def test_resolve_outputs():
     plain = run("resolve", "step452000-tokens2000B", "--offline")
     assert plain.stdout.splitlines() == ["repo      allenai/OLMo-7B", "revision  step452000-tokens2000B"]
     near = run("resolve", "tokens=2001B", "--repo", SEVEN_B, "--offline", "--json")
-    assert json.loads(near.stdout) == {"repo": SEVEN_B, "revision": "step452000-tokens2000B", "step": 452000,
-                                       "tokens": 2 * 10**12, "exact": False,
-                                       "note": "nearest to 2.001T tokens: step452000-tokens2000B, 1B tokens before"}
+    assert json.loads(near.stdout) == {
+        "repo": SEVEN_B,
+        "revision": "step452000-tokens2000B",
+        "step": 452000,
+        "tokens": 2 * 10**12,
+        "exact": False,
+        "note": "nearest to 2.001T tokens: step452000-tokens2000B, 1B tokens before",
+    }
     quiet = run("resolve", "2T", "--repo", SEVEN_B, "--offline", "-q")
     assert quiet.stdout == "step452000-tokens2000B\n" and "note: 2T tokens = " in quiet.stderr
 
@@ -175,11 +231,17 @@ def test_models_json_and_table():
     result = run("models", "--json")
     models = json.loads(result.stdout)
     assert [(m["name"], m["layers"], m["d_model"], m["heads"], m["context"]) for m in models] == [
-        ("OLMo 1B", 16, 2048, 16, 2048), ("OLMo 7B", 32, 4096, 32, 2048), ("OLMo 7B Twin 2T", 32, 4096, 32, 2048)]
+        ("OLMo 1B", 16, 2048, 16, 2048),
+        ("OLMo 7B", 32, 4096, 32, 2048),
+        ("OLMo 7B Twin 2T", 32, 4096, 32, 2048),
+    ]
     assert [m["tokens"] for m in models] == [3 * 10**12, 2_500_000_000_000, 2 * 10**12]
     assert models[1]["repos"] == ["allenai/OLMo-7B", "allenai/OLMo-7B-hf"]
-    assert [n["revision"] for n in models[1]["named_revisions"]] == ["main", "step556000-tokens2460B",
-                                                                     "step452000-tokens2000B"]
+    assert [n["revision"] for n in models[1]["named_revisions"]] == [
+        "main",
+        "step556000-tokens2460B",
+        "step452000-tokens2000B",
+    ]
     assert models[2]["named_revisions"][0]["note"] == "twin run on different hardware"
     table = run("models")
     assert "OLMo 7B Twin 2T" in table.stdout and "2.5T" in table.stdout
@@ -194,6 +256,10 @@ def test_named_revisions_exist_in_the_bundled_index():
 
 
 def test_python_dash_m_runs_a_command():
-    done = subprocess.run([sys.executable, "-m", "olmo_cli", "parse-revision", "step1-tokens2B", "--json"],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "olmo_cli", "parse-revision", "step1-tokens2B", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and json.loads(done.stdout)[0]["tokens"] == 2 * 10**9

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny_models import make_hf, make_hf_olmo, make_hf_with_tokenizer, make_native
 
 from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
@@ -35,7 +34,7 @@ def greedy_texts(model, tokenizer, prompts, n=8) -> list[str]:
     for prompt in prompts:
         ids = tokenizer(prompt, return_tensors="pt")
         out = model.generate(**ids, max_new_tokens=n, do_sample=False, pad_token_id=tokenizer.pad_token_id)
-        texts.append(tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True))
+        texts.append(tokenizer.decode(out[0, ids["input_ids"].shape[1] :], skip_special_tokens=True))
     return texts
 
 
@@ -87,7 +86,9 @@ def test_bitsandbytes_missing_is_a_one_line_unsupported_error(tiny_hf, monkeypat
     import importlib.util
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
+    )
     with pytest.raises(UnsupportedError, match="bitsandbytes") as error:
         load_model(str(tiny_hf), quantization="nf4")
     assert "pip install" in error.value.hint and "\n" not in error.value.message
@@ -291,7 +292,9 @@ def test_hub_source_without_a_commit_is_keyed_by_its_files(tmp_path):
     before = cache_key(located)
     (snapshot / "tokenizer.json").write_text((snapshot / "tokenizer.json").read_text() + " ")
     assert cache_key(located) != before  # the tokenizer is copied into the converted copy too
-    assert cache_key(Located(path=snapshot, repo="allenai/OLMo-1B", revision="main", commit="a" * 40)).endswith("a" * 40)
+    assert cache_key(Located(path=snapshot, repo="allenai/OLMo-1B", revision="main", commit="a" * 40)).endswith(
+        "a" * 40
+    )
 
 
 def test_hf_olmo_config_without_auto_map_is_still_converted(tmp_path):

@@ -20,8 +20,10 @@ SEVEN_B = "allenai/OLMo-7B"
 
 
 def add_olmo_1b(hub, extra=()):
-    branches = {name: {"config.json": name.encode()} for name in
-                ["main", "step20000-tokens84B", "step30000-tokens126B", "step738020-tokens3095B", *extra]}
+    branches = {
+        name: {"config.json": name.encode()}
+        for name in ["main", "step20000-tokens84B", "step30000-tokens126B", "step738020-tokens3095B", *extra]
+    }
     hub.add_repo("allenai/OLMo-1B", branches=branches, tags={"v1": "main"})
     return branches
 
@@ -33,7 +35,7 @@ def fake_cache(repo: str, refs: dict[str, str], snapshots=None) -> Path:
         ref = root / "refs" / name
         ref.parent.mkdir(parents=True, exist_ok=True)
         ref.write_text(sha)
-    for sha in (refs.values() if snapshots is None else snapshots):
+    for sha in refs.values() if snapshots is None else snapshots:
         (root / "snapshots" / sha).mkdir(parents=True, exist_ok=True)
     return root
 
@@ -48,18 +50,22 @@ class Recorder(Reporter):
 
 # ----- resolution against the bundled index (offline) -----
 
-@pytest.mark.parametrize("query, repo, revision, exact", [
-    ("step452000-tokens2000B", None, "step452000-tokens2000B", True),
-    ("step452000", SEVEN_B, "step452000-tokens2000B", True),
-    ("452000", SEVEN_B, "step452000-tokens2000B", True),
-    ("2T", SEVEN_B, "step452000-tokens2000B", True),
-    ("2000B", SEVEN_B, "step452000-tokens2000B", True),
-    ("tokens=2000B", SEVEN_B, "step452000-tokens2000B", True),
-    ("main", SEVEN_B, "main", True),
-    ("latest", SEVEN_B, "step557000-tokens2464B", True),
-    ("latest", "allenai/OLMo-1B", "step738020-tokens3095B", True),
-    ("1.5T", "allenai/OLMo-1B", "step358000-tokens1502B", False),
-])
+
+@pytest.mark.parametrize(
+    "query, repo, revision, exact",
+    [
+        ("step452000-tokens2000B", None, "step452000-tokens2000B", True),
+        ("step452000", SEVEN_B, "step452000-tokens2000B", True),
+        ("452000", SEVEN_B, "step452000-tokens2000B", True),
+        ("2T", SEVEN_B, "step452000-tokens2000B", True),
+        ("2000B", SEVEN_B, "step452000-tokens2000B", True),
+        ("tokens=2000B", SEVEN_B, "step452000-tokens2000B", True),
+        ("main", SEVEN_B, "main", True),
+        ("latest", SEVEN_B, "step557000-tokens2464B", True),
+        ("latest", "allenai/OLMo-1B", "step738020-tokens3095B", True),
+        ("1.5T", "allenai/OLMo-1B", "step358000-tokens1502B", False),
+    ],
+)
 def test_resolve_offline(query, repo, revision, exact):
     resolved = resolve(query, repo, offline=True)
     assert (resolved.repo, resolved.revision, resolved.exact) == (repo or SEVEN_B, revision, exact)
@@ -70,8 +76,14 @@ def test_a_token_count_resolves_to_the_nearest_with_a_note_saying_how_far():
     resolved = resolve("2.001T", SEVEN_B, offline=True)
     assert resolved.revision == "step452000-tokens2000B" and not resolved.exact
     assert resolved.note == "nearest to 2.001T tokens: step452000-tokens2000B, 1B tokens before"
-    assert resolved.as_dict() == {"repo": SEVEN_B, "revision": "step452000-tokens2000B", "step": 452000,
-                                  "tokens": 2000 * 10**9, "exact": False, "note": resolved.note}
+    assert resolved.as_dict() == {
+        "repo": SEVEN_B,
+        "revision": "step452000-tokens2000B",
+        "step": 452000,
+        "tokens": 2000 * 10**9,
+        "exact": False,
+        "note": resolved.note,
+    }
 
 
 def test_unknown_names_fail_with_up_to_three_suggestions():
@@ -96,8 +108,9 @@ def test_repo_inference_one_repo_several_or_none():
     assert "step452000-tokens2000B" in caught.value.hint
 
 
-@pytest.mark.parametrize("repo", ["allenai//OLMo", "allenai/OLMo 7B", "a/b/c", "-x/y", "x/y.", "x--y/z",
-                                  "./local/dir", "x/" + "y" * 97, ""])
+@pytest.mark.parametrize(
+    "repo", ["allenai//OLMo", "allenai/OLMo 7B", "a/b/c", "-x/y", "x/y.", "x--y/z", "./local/dir", "x/" + "y" * 97, ""]
+)
 def test_malformed_repo_ids_are_usage_errors(repo):
     with pytest.raises(UsageError, match="not a valid Hub repo id"):
         check_repo_id(repo)
@@ -112,8 +125,13 @@ def test_valid_repo_ids():
 
 def test_select_revisions_unions_queries_and_selection_in_training_order():
     chosen = select_revisions(SEVEN_B, ["main", "2T", "step1000"], Selection(end="step2000"), offline=True)
-    assert [r.revision for r in chosen] == ["step0-tokens0B", "step1000-tokens4B", "step2000-tokens9B",
-                                            "step452000-tokens2000B", "main"]
+    assert [r.revision for r in chosen] == [
+        "step0-tokens0B",
+        "step1000-tokens4B",
+        "step2000-tokens9B",
+        "step452000-tokens2000B",
+        "main",
+    ]
     with pytest.raises(UsageError, match="no revisions given"):
         select_revisions(SEVEN_B, [], None, offline=True)
     with pytest.raises(NotFoundError, match="no revision of allenai/OLMo-7B matches --stage 3"):
@@ -122,6 +140,7 @@ def test_select_revisions_unions_queries_and_selection_in_training_order():
 
 
 # ----- the Hub listing, its cache and the fallbacks -----
+
 
 def test_listing_from_the_hub_in_training_order_then_cached(fake_hub):
     add_olmo_1b(fake_hub)
@@ -221,9 +240,11 @@ def test_token_and_missing_repo(fake_hub, monkeypatch):
 
 # ----- the local HF cache -----
 
+
 def test_cached_revisions_reads_refs_with_slashes_and_needs_the_snapshot():
-    root = fake_cache("allenai/OLMo-1B", {"main": "1" * 40, "feature/x": "2" * 40, "gone": "3" * 40},
-                      snapshots=["1" * 40, "2" * 40])
+    root = fake_cache(
+        "allenai/OLMo-1B", {"main": "1" * 40, "feature/x": "2" * 40, "gone": "3" * 40}, snapshots=["1" * 40, "2" * 40]
+    )
     assert cached_revisions("allenai/OLMo-1B") == {"feature/x": "2" * 40, "main": "1" * 40}
     assert cached_snapshots("allenai/OLMo-1B") == {"1" * 40, "2" * 40}
     assert cached_revisions("allenai/none") == {} and cached_snapshots("allenai/none") == set()
@@ -240,6 +261,7 @@ def test_corrupt_refs_cache_is_ignored(fake_hub):
 
 
 # ----- review fixes -----
+
 
 def test_list_revisions_sends_hf_token(fake_hub, monkeypatch):
     add_olmo_1b(fake_hub)
@@ -272,9 +294,8 @@ def test_repo_ids_the_hub_client_refuses_are_usage_errors():
 
     from olmo_cli.hub.errors import hub_errors
 
-    with pytest.raises(UsageError, match="Repo id must"):
-        with hub_errors("x"):
-            raise HFValidationError("Repo id must use alphanumeric chars")
+    with pytest.raises(UsageError, match="Repo id must"), hub_errors("x"):
+        raise HFValidationError("Repo id must use alphanumeric chars")
 
 
 @pytest.mark.parametrize("source", ["a..b/c", "owner/na--me", "a/b/c"])
@@ -291,7 +312,9 @@ def test_a_name_missing_from_the_reused_refs_answer_asks_the_hub_once_more(fake_
     add_olmo_1b(fake_hub, extra=["step40000-tokens168B"])  # a branch pushed since
     fake_hub.clear_log()
     assert resolve("step40000-tokens168B", "allenai/OLMo-1B").revision == "step40000-tokens168B"
-    assert [r.revision for r in select_revisions("allenai/OLMo-1B", ["step40000-tokens168B"])] == ["step40000-tokens168B"]
+    assert [r.revision for r in select_revisions("allenai/OLMo-1B", ["step40000-tokens168B"])] == [
+        "step40000-tokens168B"
+    ]
     with pytest.raises(NotFoundError, match="'nope' not found"):
         resolve("nope", "allenai/OLMo-1B")
     assert len([r for r in fake_hub.requests if r.path.endswith("/refs")]) == 2  # the first resolve, then 'nope'

@@ -9,13 +9,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from olmo_cli.revisions.index import bundled_revisions, known_repos, parse_index, repos_with_revision
-from olmo_cli.revisions.names import (BILLION, CHECKPOINT, COMMIT, MAIN, OTHER, format_checkpoint_name,
-                                      format_revision, format_tokens, parse_revision, parse_token_count,
-                                      training_order)
+from olmo_cli.revisions.names import (
+    BILLION,
+    CHECKPOINT,
+    COMMIT,
+    MAIN,
+    OTHER,
+    format_checkpoint_name,
+    format_revision,
+    format_tokens,
+    parse_revision,
+    parse_token_count,
+    training_order,
+)
 
 SHARED_REVISIONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "revisions"
-REPO_FILES = {"allenai/OLMo-1B": "OLMo-1B.txt", "allenai/OLMo-7B": "OLMo-7B.txt",
-              "allenai/OLMo-7B-Twin-2T": "OLMo-7B-Twin-2T.txt"}
+REPO_FILES = {
+    "allenai/OLMo-1B": "OLMo-1B.txt",
+    "allenai/OLMo-7B": "OLMo-7B.txt",
+    "allenai/OLMo-7B-Twin-2T": "OLMo-7B-Twin-2T.txt",
+}
 
 
 @pytest.mark.parametrize(
@@ -38,9 +51,18 @@ def test_every_family_parses_into_fields(name, step, tokens, stage, ingredient):
 
 @pytest.mark.parametrize(
     "name, kind",
-    [("main", MAIN), ("0123456789abcdef0123456789abcdef01234567", COMMIT), ("v1.0", OTHER),
-     ("step007", OTHER), ("step1000-tokens04B", OTHER), ("stage1-step_5", OTHER), ("", OTHER),
-     ("step12-tokens3.5B", OTHER), ("refs/pr/1", OTHER), ("STEP1000", OTHER)],
+    [
+        ("main", MAIN),
+        ("0123456789abcdef0123456789abcdef01234567", COMMIT),
+        ("v1.0", OTHER),
+        ("step007", OTHER),
+        ("step1000-tokens04B", OTHER),
+        ("stage1-step_5", OTHER),
+        ("", OTHER),
+        ("step12-tokens3.5B", OTHER),
+        ("refs/pr/1", OTHER),
+        ("STEP1000", OTHER),
+    ],
 )
 def test_other_names_are_kept_opaque(name, kind):
     parsed = parse_revision(name)
@@ -84,24 +106,47 @@ def test_index_format_sections_comments_and_errors():
 
 
 def test_training_order_by_stage_ingredient_step_then_main_then_others():
-    names = ["main", "v1", "stage2-ingredient2-step100-tokens1B", "stage2-ingredient1-step900-tokens9B",
-             "stage1-step10000-tokens40B", "stage1-step9000-tokens36B",
-             "0123456789abcdef0123456789abcdef01234567"]
+    names = [
+        "main",
+        "v1",
+        "stage2-ingredient2-step100-tokens1B",
+        "stage2-ingredient1-step900-tokens9B",
+        "stage1-step10000-tokens40B",
+        "stage1-step9000-tokens36B",
+        "0123456789abcdef0123456789abcdef01234567",
+    ]
     assert [r.name for r in training_order(parse_revision(n) for n in names)] == [
-        "stage1-step9000-tokens36B", "stage1-step10000-tokens40B", "stage2-ingredient1-step900-tokens9B",
-        "stage2-ingredient2-step100-tokens1B", "main", "v1", "0123456789abcdef0123456789abcdef01234567"]
+        "stage1-step9000-tokens36B",
+        "stage1-step10000-tokens40B",
+        "stage2-ingredient1-step900-tokens9B",
+        "stage2-ingredient2-step100-tokens1B",
+        "main",
+        "v1",
+        "0123456789abcdef0123456789abcdef01234567",
+    ]
 
 
-@pytest.mark.parametrize("text, count", [("2T", 2000 * BILLION), ("2000B", 2000 * BILLION),
-                                         ("tokens=2000B", 2000 * BILLION), ("1.5T", 1500 * BILLION),
-                                         ("800b", 800 * BILLION), ("1.1T", 1100 * BILLION), ("step5", None),
-                                         ("2X", None), ("1.5", None)])
+@pytest.mark.parametrize(
+    "text, count",
+    [
+        ("2T", 2000 * BILLION),
+        ("2000B", 2000 * BILLION),
+        ("tokens=2000B", 2000 * BILLION),
+        ("1.5T", 1500 * BILLION),
+        ("800b", 800 * BILLION),
+        ("1.1T", 1100 * BILLION),
+        ("step5", None),
+        ("2X", None),
+        ("1.5", None),
+    ],
+)
 def test_token_counts(text, count):
     assert parse_token_count(text) == count
 
 
-@pytest.mark.parametrize("count, text", [(84 * BILLION, "84B"), (2460 * BILLION, "2.46T"), (2 * 10**12, "2T"),
-                                         (0, "0B"), (None, "")])
+@pytest.mark.parametrize(
+    "count, text", [(84 * BILLION, "84B"), (2460 * BILLION, "2.46T"), (2 * 10**12, "2T"), (0, "0B"), (None, "")]
+)
 def test_tokens_for_people(count, text):
     assert format_tokens(count) == text
 
@@ -110,8 +155,13 @@ _numbers = st.integers(min_value=0, max_value=10**9)
 
 
 @settings(max_examples=300, deadline=None)
-@given(step=_numbers, tokens=st.none() | _numbers, stage=st.none() | _numbers,
-       ingredient=st.none() | _numbers, underscore=st.booleans())
+@given(
+    step=_numbers,
+    tokens=st.none() | _numbers,
+    stage=st.none() | _numbers,
+    ingredient=st.none() | _numbers,
+    underscore=st.booleans(),
+)
 def test_formatting_then_parsing_gives_the_same_fields_and_name(step, tokens, stage, ingredient, underscore):
     underscore = underscore and tokens is None and stage is None and ingredient is None
     name = format_checkpoint_name(step, None if tokens is None else tokens * BILLION, stage, ingredient, underscore)
@@ -133,5 +183,6 @@ def test_the_packaged_index_is_the_top_level_revisions_txt():
     top_level = Path(__file__).resolve().parent.parent / "revisions.txt"
     packaged = resources.files("olmo_cli").joinpath("data/revisions.txt").read_text(encoding="utf-8")
     assert packaged == top_level.read_text(encoding="utf-8")
-    assert {repo: names for repo, names in parse_index(packaged).items()} == \
-           {repo: bundled_revisions(repo) for repo in known_repos()}
+    assert {repo: names for repo, names in parse_index(packaged).items()} == {
+        repo: bundled_revisions(repo) for repo in known_repos()
+    }

@@ -21,9 +21,16 @@ def names(selected):
     return [r.name for r in selected]
 
 
-@pytest.mark.parametrize("text, step, tokens", [("step100000", 100000, None), ("100000", 100000, None),
-                                                ("step452000-tokens2000B", 452000, None),
-                                                ("1.5T", None, 1500 * 10**9), ("800B", None, 800 * 10**9)])
+@pytest.mark.parametrize(
+    "text, step, tokens",
+    [
+        ("step100000", 100000, None),
+        ("100000", 100000, None),
+        ("step452000-tokens2000B", 452000, None),
+        ("1.5T", None, 1500 * 10**9),
+        ("800B", None, 800 * 10**9),
+    ],
+)
 def test_bounds_accept_steps_and_token_counts(text, step, tokens):
     bound = parse_bound(text)
     assert (bound.step, bound.tokens) == (step, tokens)
@@ -36,8 +43,12 @@ def test_a_bound_that_is_neither_is_a_usage_error():
 
 def test_step_range_is_inclusive_and_in_training_order():
     kept = Selection(start="step100000", end="103000").apply(list(reversed(revisions())))
-    assert names(kept) == ["step100000-tokens442B", "step101000-tokens447B", "step102000-tokens451B",
-                           "step103000-tokens456B"]
+    assert names(kept) == [
+        "step100000-tokens442B",
+        "step101000-tokens447B",
+        "step102000-tokens451B",
+        "step103000-tokens456B",
+    ]
 
 
 def test_token_range_and_every():
@@ -86,8 +97,10 @@ def test_log_spaced_snaps_to_distinct_revisions_even_where_they_are_sparse():
 
 
 def test_stage_and_limit_and_main_handling():
-    mixed = [parse_revision(n) for n in ["main", "stage2-ingredient1-step10-tokens1B", "stage1-step5-tokens1B",
-                                          "stage1-step9-tokens2B", "v1"]]
+    mixed = [
+        parse_revision(n)
+        for n in ["main", "stage2-ingredient1-step10-tokens1B", "stage1-step5-tokens1B", "stage1-step9-tokens2B", "v1"]
+    ]
     assert names(Selection(stage=1).apply(mixed)) == ["stage1-step5-tokens1B", "stage1-step9-tokens2B"]
     assert names(Selection(limit=2).apply(mixed)) == ["stage1-step5-tokens1B", "stage1-step9-tokens2B"]
     assert names(Selection().apply(mixed))[-2:] == ["main", "v1"]  # no selection: everything, main after
@@ -106,8 +119,10 @@ def test_gaps_in_the_real_lists():
 
 def test_gaps_need_two_checkpoints_and_ignore_stage_changes():
     assert find_gaps([parse_revision("step5")]) == []
-    runs = [parse_revision(n) for n in ["stage1-step1-tokens1B", "stage1-step2-tokens1B", "stage1-step3-tokens1B",
-                                         "stage2-step1000-tokens9B"]]
+    runs = [
+        parse_revision(n)
+        for n in ["stage1-step1-tokens1B", "stage1-step2-tokens1B", "stage1-step3-tokens1B", "stage2-step1000-tokens9B"]
+    ]
     assert find_gaps(runs) == []
 
 
@@ -118,13 +133,22 @@ _REAL = revisions("allenai/OLMo-1B")
 
 
 @settings(max_examples=150, deadline=None)
-@given(low=st.none() | st.integers(0, 800_000), span=st.integers(0, 800_000),
-       every=st.none() | st.integers(1, 50_000), log=st.none() | st.integers(1, 40),
-       limit=st.none() | st.integers(1, 50))
+@given(
+    low=st.none() | st.integers(0, 800_000),
+    span=st.integers(0, 800_000),
+    every=st.none() | st.integers(1, 50_000),
+    log=st.none() | st.integers(1, 40),
+    limit=st.none() | st.integers(1, 50),
+)
 def test_selection_properties_over_the_real_1b_list(low, span, every, log, limit):
     high = None if low is None else low + span
-    kept = Selection(start=None if low is None else str(low), end=None if high is None else f"step{high}",
-                     every=every, log_spaced=log, limit=limit).apply(_REAL)
+    kept = Selection(
+        start=None if low is None else str(low),
+        end=None if high is None else f"step{high}",
+        every=every,
+        log_spaced=log,
+        limit=limit,
+    ).apply(_REAL)
     steps = [r.step for r in kept]
     assert steps == sorted(set(steps))  # training order, no duplicates
     assert set(names(kept)) <= set(names(_REAL))

@@ -35,18 +35,31 @@ CASES = {
     "parse-revision": (["parse-revision", "step452000-tokens2000B", "--json"], {}),
     "resolve": (["resolve", "2T", "--repo", "allenai/OLMo-7B", "--offline"], {}),
     "models": (["models"], {}),
-    "complete a revision": ([], {"_OLMO_COMPLETE": "complete_bash", "COMP_CWORD": "4",
-                                 "COMP_WORDS": "olmo resolve --repo allenai/OLMo-7B step45"}),
+    "complete a revision": (
+        [],
+        {
+            "_OLMO_COMPLETE": "complete_bash",
+            "COMP_CWORD": "4",
+            "COMP_WORDS": "olmo resolve --repo allenai/OLMo-7B step45",
+        },
+    ),
     "complete a command": ([], {"_OLMO_COMPLETE": "complete_bash", "COMP_CWORD": "1", "COMP_WORDS": "olmo li"}),
-    "complete a repo": ([], {"_OLMO_COMPLETE": "complete_bash", "COMP_CWORD": "3",
-                             "COMP_WORDS": "olmo cache ls allenai/OLMo-7"}),
+    "complete a repo": (
+        [],
+        {"_OLMO_COMPLETE": "complete_bash", "COMP_CWORD": "3", "COMP_WORDS": "olmo cache ls allenai/OLMo-7"},
+    ),
 }
 
 
 def modules_after(tmp_path: Path, argv: list[str], env: dict) -> tuple[set[str], str]:
     out = tmp_path / "modules.json"
-    done = subprocess.run([sys.executable, "-c", WRAPPER, str(out), *argv], env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", WRAPPER, str(out), *argv],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.exists(), done.stderr
     return set(json.loads(out.read_text())), done.stdout
 
@@ -62,10 +75,19 @@ def test_light_paths_import_nothing_heavy(case, tmp_path):
 
 def test_completion_answers_from_the_bundled_index(tmp_path):
     _, stdout = modules_after(tmp_path, *CASES["complete a revision"])
-    assert stdout.split() == ["step45000-tokens199B", "step450000-tokens1991B", "step451000-tokens1995B", "step452000-tokens2000B",
-                              "step453000-tokens2004B", "step454000-tokens2008B", "step455000-tokens2013B",
-                              "step456000-tokens2017B", "step457000-tokens2022B", "step458000-tokens2026B",
-                              "step459000-tokens2030B"]
+    assert stdout.split() == [
+        "step45000-tokens199B",
+        "step450000-tokens1991B",
+        "step451000-tokens1995B",
+        "step452000-tokens2000B",
+        "step453000-tokens2004B",
+        "step454000-tokens2008B",
+        "step455000-tokens2013B",
+        "step456000-tokens2017B",
+        "step457000-tokens2022B",
+        "step458000-tokens2026B",
+        "step459000-tokens2030B",
+    ]
 
 
 def test_online_listing_imports_huggingface_hub_but_not_torch(tmp_path, fake_hub):

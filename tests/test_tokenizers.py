@@ -61,8 +61,14 @@ def olmo1_out(tmp_path_factory) -> tuple[Path, tk.TokenizerInfo, Recorder]:
     """A native OLMo-1 checkpoint's tokenizer: config.yaml names the pii-special file."""
     dst = tmp_path_factory.mktemp("olmo1")
     reporter = Recorder()
-    info = tk.write_hf_tokenizer(dst, identifier="tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json",
-                                 eos_token_id=50279, pad_token_id=1, model_max_length=2048, reporter=reporter)
+    info = tk.write_hf_tokenizer(
+        dst,
+        identifier="tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json",
+        eos_token_id=50279,
+        pad_token_id=1,
+        model_max_length=2048,
+        reporter=reporter,
+    )
     return dst, info, reporter
 
 
@@ -88,7 +94,10 @@ def test_written_config_is_standard_and_complete(olmo1_out):
     assert "auto_map" not in config
     assert (config["eos_token"], config["pad_token"], config["bos_token"]) == ("<|endoftext|>", "<|padding|>", None)
     assert config["model_max_length"] == 2048
-    assert json.loads((dst / "special_tokens_map.json").read_text()) == {"eos_token": "<|endoftext|>", "pad_token": "<|padding|>"}
+    assert json.loads((dst / "special_tokens_map.json").read_text()) == {
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|padding|>",
+    }
 
 
 def test_olmo1_output_loads_with_auto_tokenizer_and_round_trips(olmo1_out):
@@ -105,9 +114,15 @@ def test_olmo1_output_loads_with_auto_tokenizer_and_round_trips(olmo1_out):
 
 
 def test_dolma2_identifier_gives_olmo2_tokenizer(tmp_path):
-    info = tk.write_hf_tokenizer(tmp_path, identifier="allenai/dolma2-tokenizer", eos_token_id=100257,
-                                 pad_token_id=100277, model_max_length=4096)
-    assert (info.name, info.eos_token_id, info.pad_token_id, info.vocab_size) == ("allenai/dolma2-tokenizer", 100257, 100277, 100278)
+    info = tk.write_hf_tokenizer(
+        tmp_path, identifier="allenai/dolma2-tokenizer", eos_token_id=100257, pad_token_id=100277, model_max_length=4096
+    )
+    assert (info.name, info.eos_token_id, info.pad_token_id, info.vocab_size) == (
+        "allenai/dolma2-tokenizer",
+        100257,
+        100277,
+        100278,
+    )
     tokenizer = _auto_tokenizer(tmp_path)
     assert (tokenizer.eos_token, tokenizer.eos_token_id) == ("<|endoftext|>", 100257)
     assert (tokenizer.pad_token, tokenizer.pad_token_id) == ("<|pad|>", 100277)
@@ -116,15 +131,23 @@ def test_dolma2_identifier_gives_olmo2_tokenizer(tmp_path):
     assert tokenizer.decode(ids) == TEXT
 
 
-@pytest.mark.parametrize("identifier", ["tokenizers/allenai_dolma2.json", "allenai_dolma2", "/opt/olmo/tokenizers/allenai_dolma2.json"])
+@pytest.mark.parametrize(
+    "identifier", ["tokenizers/allenai_dolma2.json", "allenai_dolma2", "/opt/olmo/tokenizers/allenai_dolma2.json"]
+)
 def test_dolma2_package_file_names_resolve_offline(tmp_path, identifier):
     info = tk.write_hf_tokenizer(tmp_path, identifier=identifier, offline=True)
     assert info.name == "allenai/dolma2-tokenizer"
     assert (info.eos_token_id, info.pad_token_id) == (100257, 100277)  # the known defaults, no ids given
 
 
-@pytest.mark.parametrize("identifier", ["tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json", "allenai/gpt-neox-olmo-dolma-v1_5",
-                                        "allenai/eleuther-ai-gpt-neox-20b-pii-special"])
+@pytest.mark.parametrize(
+    "identifier",
+    [
+        "tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json",
+        "allenai/gpt-neox-olmo-dolma-v1_5",
+        "allenai/eleuther-ai-gpt-neox-20b-pii-special",
+    ],
+)
 def test_olmo1_identifiers_resolve_offline_to_dolma_v1_5(tmp_path, identifier):
     info = tk.write_hf_tokenizer(tmp_path, identifier=identifier, eos_token_id=50279, pad_token_id=1, offline=True)
     assert info.name == "allenai/gpt-neox-olmo-dolma-v1_5"
@@ -136,8 +159,14 @@ def test_hf_olmo_tokenizer_is_rewritten_to_a_standard_class(tmp_path):
     shutil.copytree(HF_OLMO_TOKENIZER, source)
     assert _config(source)["tokenizer_class"] == "OLMoTokenizer" and "auto_map" in _config(source)
     dst = tmp_path / "out"
-    info = tk.write_hf_tokenizer(dst, source_dir=source, identifier="allenai/dolma2-tokenizer",  # files win over identifier
-                                 eos_token_id=50279, pad_token_id=1, model_max_length=2048)
+    info = tk.write_hf_tokenizer(
+        dst,
+        source_dir=source,
+        identifier="allenai/dolma2-tokenizer",  # files win over identifier
+        eos_token_id=50279,
+        pad_token_id=1,
+        model_max_length=2048,
+    )
     assert info.source == "checkpoint" and info.vocab_size == 50280
     config = _config(dst)
     assert config["tokenizer_class"] == "PreTrainedTokenizerFast" and "auto_map" not in config
@@ -154,7 +183,9 @@ def test_chat_template_survives_the_rewrite(tmp_path):
     source = tmp_path / "instruct"
     source.mkdir()
     shutil.copy(tk.DOLMA2.path, source / "tokenizer.json")
-    (source / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer", "chat_template": template}))
+    (source / "tokenizer_config.json").write_text(
+        json.dumps({"tokenizer_class": "GPT2Tokenizer", "chat_template": template})
+    )
     tk.write_hf_tokenizer(tmp_path / "a", source_dir=source, eos_token_id=100257, pad_token_id=100277)
     (source / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "GPT2Tokenizer"}))
     (source / "chat_template.jinja").write_text(template)
@@ -169,8 +200,15 @@ def test_override_wins_and_pii_special_file_is_swapped(tmp_path):
     pii = _pii_special_dir(tmp_path)
     reporter = Recorder()
     dst = tmp_path / "out"
-    info = tk.write_hf_tokenizer(dst, override=str(pii), source_dir=HF_OLMO_TOKENIZER, identifier="allenai/dolma2-tokenizer",
-                                 eos_token_id=50279, pad_token_id=1, reporter=reporter)
+    info = tk.write_hf_tokenizer(
+        dst,
+        override=str(pii),
+        source_dir=HF_OLMO_TOKENIZER,
+        identifier="allenai/dolma2-tokenizer",
+        eos_token_id=50279,
+        pad_token_id=1,
+        reporter=reporter,
+    )
     assert info.source == str(pii)
     assert any("swapped" in message for message in reporter.infos)
     written = json.loads((dst / "tokenizer.json").read_text())
@@ -181,7 +219,9 @@ def test_override_wins_and_pii_special_file_is_swapped(tmp_path):
 
 
 def test_override_known_name_needs_no_network(tmp_path):
-    info = tk.write_hf_tokenizer(tmp_path, override="allenai/dolma2-tokenizer", source_dir=HF_OLMO_TOKENIZER, offline=True)
+    info = tk.write_hf_tokenizer(
+        tmp_path, override="allenai/dolma2-tokenizer", source_dir=HF_OLMO_TOKENIZER, offline=True
+    )
     assert info.name == "allenai/dolma2-tokenizer"
 
 
@@ -227,8 +267,14 @@ def test_corrupt_tokenizer_json_is_bad_input(tmp_path):
 
 def test_model_ids_win_over_tokenizer_config_with_a_warning(tmp_path):
     reporter = Recorder()
-    info = tk.write_hf_tokenizer(tmp_path, source_dir=HF_OLMO_TOKENIZER, eos_token_id=50279, pad_token_id=50278,
-                                 embedding_size=50000, reporter=reporter)
+    info = tk.write_hf_tokenizer(
+        tmp_path,
+        source_dir=HF_OLMO_TOKENIZER,
+        eos_token_id=50279,
+        pad_token_id=50278,
+        embedding_size=50000,
+        reporter=reporter,
+    )
     assert (info.pad_token_id, info.pad_token) == (50278, "|||PHONE_NUMBER|||")
     assert any("pad" in message for message in reporter.warnings)
     assert any("embedding" in message for message in reporter.warnings)
@@ -245,7 +291,14 @@ def test_generation_config_is_valid_for_transformers():
     from transformers import GenerationConfig
 
     values = tk.generation_config(50279, 1)
-    assert values == {"do_sample": True, "top_k": 50, "top_p": 0.95, "max_new_tokens": 100, "eos_token_id": 50279, "pad_token_id": 1}
+    assert values == {
+        "do_sample": True,
+        "top_k": 50,
+        "top_p": 0.95,
+        "max_new_tokens": 100,
+        "eos_token_id": 50279,
+        "pad_token_id": 1,
+    }
     config = GenerationConfig(**values)
     config.validate(strict=True)
     assert (config.top_k, config.eos_token_id, config.max_new_tokens) == (50, 50279, 100)

@@ -29,17 +29,44 @@ OLMO1_TOKENIZER_ID = "allenai/gpt-neox-olmo-dolma-v1_5"
 
 # Small defaults: 2 layers, d_model 16, 4 heads, a 64-token vocabulary.
 _OLMO1 = dict(
-    d_model=16, n_heads=4, n_kv_heads=None, n_layers=2, mlp_ratio=8, mlp_hidden_size=None,
-    max_sequence_length=64, vocab_size=60, embedding_size=64, weight_tying=True,
-    include_bias=False, bias_for_layer_norm=False, layer_norm_type="default",
-    layer_norm_with_affine=False, attention_layer_norm=False, attention_layer_norm_with_affine=False,
-    layer_norm_eps=1e-5, norm_after=False, rope=True, rope_theta=10000, clip_qkv=None,
-    activation_type="swiglu", block_type="sequential", block_group_size=1, alibi=False,
-    multi_query_attention=None, eos_token_id=50, pad_token_id=1,
+    d_model=16,
+    n_heads=4,
+    n_kv_heads=None,
+    n_layers=2,
+    mlp_ratio=8,
+    mlp_hidden_size=None,
+    max_sequence_length=64,
+    vocab_size=60,
+    embedding_size=64,
+    weight_tying=True,
+    include_bias=False,
+    bias_for_layer_norm=False,
+    layer_norm_type="default",
+    layer_norm_with_affine=False,
+    attention_layer_norm=False,
+    attention_layer_norm_with_affine=False,
+    layer_norm_eps=1e-5,
+    norm_after=False,
+    rope=True,
+    rope_theta=10000,
+    clip_qkv=None,
+    activation_type="swiglu",
+    block_type="sequential",
+    block_group_size=1,
+    alibi=False,
+    multi_query_attention=None,
+    eos_token_id=50,
+    pad_token_id=1,
 )
 _OLMO2 = dict(
-    _OLMO1, layer_norm_type="rms", layer_norm_with_affine=True, attention_layer_norm=True,
-    attention_layer_norm_with_affine=True, norm_after=True, rope_theta=500000, layer_norm_eps=1e-6,
+    _OLMO1,
+    layer_norm_type="rms",
+    layer_norm_with_affine=True,
+    attention_layer_norm=True,
+    attention_layer_norm_with_affine=True,
+    norm_after=True,
+    rope_theta=500000,
+    layer_norm_eps=1e-6,
     weight_tying=False,
 )
 ARCHS = {"olmo1": _OLMO1, "olmo2": _OLMO2}
@@ -97,8 +124,14 @@ def olmo_safetensors_key(key: str) -> str:
     return base64.urlsafe_b64encode(pickle.dumps(((key,), False))).decode("ascii")
 
 
-def make_native(directory, arch: str = "olmo1", safetensors=False, seed: int = 0,
-                tokenizer: str | None = OLMO1_TOKENIZER_ID, **overrides) -> Path:
+def make_native(
+    directory,
+    arch: str = "olmo1",
+    safetensors=False,
+    seed: int = 0,
+    tokenizer: str | None = OLMO1_TOKENIZER_ID,
+    **overrides,
+) -> Path:
     """A native unsharded checkpoint: config.yaml (+ train.pt) and model.pt or model.safetensors."""
     from safetensors.torch import save_file
 
@@ -106,8 +139,12 @@ def make_native(directory, arch: str = "olmo1", safetensors=False, seed: int = 0
     directory.mkdir(parents=True, exist_ok=True)
     config = native_config(arch, **overrides)
     sd = native_state_dict(config, seed)
-    full = {"model": config, "seed": 6198, "precision": "amp_bf16",
-            "tokenizer": {"identifier": tokenizer, "truncate_direction": "right"}}
+    full = {
+        "model": config,
+        "seed": 6198,
+        "precision": "amp_bf16",
+        "tokenizer": {"identifier": tokenizer, "truncate_direction": "right"},
+    }
     (directory / "config.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
     if safetensors == "plain":
         save_file(sd, directory / "model.safetensors", metadata={"format": "pt"})
@@ -121,8 +158,9 @@ def make_native(directory, arch: str = "olmo1", safetensors=False, seed: int = 0
     return directory
 
 
-def make_hf_olmo(directory, arch: str = "olmo1", weights: str = "bin", seed: int = 0,
-                 tokenizer: bool = True, **overrides) -> Path:
+def make_hf_olmo(
+    directory, arch: str = "olmo1", weights: str = "bin", seed: int = 0, tokenizer: bool = True, **overrides
+) -> Path:
     """The legacy hf_olmo format: native field names in config.json, keys `model.transformer.*`."""
     from safetensors.torch import save_file
 
@@ -130,17 +168,30 @@ def make_hf_olmo(directory, arch: str = "olmo1", weights: str = "bin", seed: int
     directory.mkdir(parents=True, exist_ok=True)
     if tokenizer:
         # The real tokenizer's ids need the real embedding size (REFERENCE 3.3).
-        overrides = {"vocab_size": 50280, "embedding_size": 50304, "eos_token_id": 50279,
-                     "pad_token_id": 1, **overrides}
+        overrides = {
+            "vocab_size": 50280,
+            "embedding_size": 50304,
+            "eos_token_id": 50279,
+            "pad_token_id": 1,
+            **overrides,
+        }
         for f in OLMO1_TOKENIZER.iterdir():
             shutil.copy(f, directory / f.name)
     config = native_config(arch, **overrides)
     sd = {"model." + k: v for k, v in native_state_dict(config, seed).items()}
-    hf_config = dict(config, model_type="olmo", architectures=["OLMoForCausalLM"],
-                     init_device="meta", precision="amp_bf16", transformers_version="4.37.1",
-                     auto_map={"AutoConfig": "configuration_olmo.OLMoConfig",
-                               "AutoModelForCausalLM": "modeling_olmo.OLMoForCausalLM",
-                               "AutoTokenizer": ["tokenization_olmo_fast.OLMoTokenizerFast"] * 2})
+    hf_config = dict(
+        config,
+        model_type="olmo",
+        architectures=["OLMoForCausalLM"],
+        init_device="meta",
+        precision="amp_bf16",
+        transformers_version="4.37.1",
+        auto_map={
+            "AutoConfig": "configuration_olmo.OLMoConfig",
+            "AutoModelForCausalLM": "modeling_olmo.OLMoForCausalLM",
+            "AutoTokenizer": ["tokenization_olmo_fast.OLMoTokenizerFast"] * 2,
+        },
+    )
     (directory / "config.json").write_text(json.dumps(hf_config, indent=2))
     for shim in ("configuration_olmo.py", "modeling_olmo.py", "tokenization_olmo_fast.py"):
         (directory / shim).write_text("from hf_olmo import *  # noqa\n")
@@ -157,9 +208,18 @@ def hf_config(arch: str = "olmo", **overrides):
     """A tiny transformers OlmoConfig / Olmo2Config."""
     from transformers import Olmo2Config, OlmoConfig
 
-    base = dict(vocab_size=64, hidden_size=16, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=64,
-                eos_token_id=50, pad_token_id=1, tie_word_embeddings=arch == "olmo")
+    base = dict(
+        vocab_size=64,
+        hidden_size=16,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=64,
+        eos_token_id=50,
+        pad_token_id=1,
+        tie_word_embeddings=arch == "olmo",
+    )
     theta = overrides.pop("rope_theta", 10000.0 if arch == "olmo" else 500000.0)
     base["rope_parameters"] = {"rope_type": "default", "rope_theta": float(theta)}
     if arch == "olmo2":
@@ -193,4 +253,3 @@ def make_hf_with_tokenizer(directory, arch: str = "olmo", seed: int = 0, **overr
     for file in OLMO1_TOKENIZER.iterdir():
         shutil.copy(file, directory / file.name)
     return directory
-

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from olmo_cli.errors import BadInputError, ExistsError
 
@@ -35,8 +35,9 @@ def atomic_output_dir(dst, force: bool = False) -> Iterator[Path]:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=partial_prefix(dst), dir=parent))
     except (PermissionError, NotADirectoryError, FileExistsError, OSError) as error:
-        raise BadInputError(f"cannot write into {parent}: {error.strerror or error}",
-                            hint="choose an output directory you can write to") from None
+        raise BadInputError(
+            f"cannot write into {parent}: {error.strerror or error}", hint="choose an output directory you can write to"
+        ) from None
     try:
         yield tmp
         _ordinary_permissions(tmp)
@@ -74,11 +75,11 @@ def check_writable(parent: Path) -> None:
         existing = existing.parent
     if not existing.is_dir():
         what = "it is a file" if existing == parent else f"{existing} is a file"
-        raise BadInputError(f"cannot write into {parent}: {what}",
-                            hint="choose an output directory you can write to")
+        raise BadInputError(f"cannot write into {parent}: {what}", hint="choose an output directory you can write to")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise BadInputError(f"cannot write into {parent}: permission denied",
-                            hint="choose an output directory you can write to")
+        raise BadInputError(
+            f"cannot write into {parent}: permission denied", hint="choose an output directory you can write to"
+        )
 
 
 def _replace(tmp: Path, dst: Path, force: bool) -> None:

@@ -48,9 +48,20 @@ class ConvertResult:
         return data
 
 
-def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", force: bool = False,
-            tokenizer: str | None = None, reporter: Reporter = NULL_REPORTER, verify: bool = False,
-            revision: str | None = None, offline: bool = False) -> ConvertResult:
+def convert(
+    src,
+    dst,
+    *,
+    to: str = "hf",
+    dtype: str = "auto",
+    shard_size="5GB",
+    force: bool = False,
+    tokenizer: str | None = None,
+    reporter: Reporter = NULL_REPORTER,
+    verify: bool = False,
+    revision: str | None = None,
+    offline: bool = False,
+) -> ConvertResult:
     """Convert the checkpoint in `src` into `dst` (`to`: "hf" or "native").
 
     `revision` (e.g. step20000-tokens84B; else the source directory's name, e.g. step1000-unsharded)
@@ -71,24 +82,33 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
     spec = checkpoint.spec
     out_dtype = (spec.dtype or "float32") if dtype == "auto" else dtype
     if to == "native":
-        spec = _fit_tokenizer(spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer, reporter)), reporter)
+        spec = _fit_tokenizer(
+            spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer, reporter)), reporter
+        )
         if not dst.name.endswith("-unsharded"):
-            reporter.warn(f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "
-                          f"(e.g. {dst.name}-unsharded)")
+            reporter.warn(
+                f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "
+                f"(e.g. {dst.name}-unsharded)"
+            )
     else:
         from olmo_cli.checkpoints import tokenizers
         from olmo_cli.checkpoints.formats import hf
 
         hf_config = hf.config_for(spec, out_dtype)  # unsupported architectures fail before any write
         # So does a tokenizer that cannot be found or fetched (written after the weights).
-        tokenizers.check_tokenizer(source_dir=checkpoint.path, identifier=spec.tokenizer_identifier,
-                                   override=tokenizer, offline=offline)
+        tokenizers.check_tokenizer(
+            source_dir=checkpoint.path, identifier=spec.tokenizer_identifier, override=tokenizer, offline=offline
+        )
 
-    reporter.info(f"converting {source_format} ({checkpoint.architecture}) -> "
-                  f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}")
+    reporter.info(
+        f"converting {source_format} ({checkpoint.architecture}) -> "
+        f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}"
+    )
     with atomic_output_dir(dst, force) as tmp:
         if to == "hf":
-            files, written, n = _write_hf(checkpoint, tmp, hf_config, out_dtype, shard_bytes, tokenizer, reporter, offline)
+            files, written, n = _write_hf(
+                checkpoint, tmp, hf_config, out_dtype, shard_bytes, tokenizer, reporter, offline
+            )
         else:
             files, written, n = _write_native(checkpoint, spec, tmp, out_dtype, revision or src.name, reporter)
         diff = None
@@ -100,11 +120,20 @@ def convert(src, dst, *, to: str = "hf", dtype: str = "auto", shard_size="5GB", 
             diff = compare(checkpoint, output, out_dtype)
             reporter.info(f"verified: max logit difference {diff:.3g}")
     if to == "native":
-        reporter.info(f"start the OLMo trainer from it with --load_path={dst} --reset_optimizer_state=true "
-                      "(there is no optim.pt)")
-    return ConvertResult(dst=dst, source_format=source_format, target_format=to, n_tensors=n,
-                         bytes_written=written, max_logit_diff=diff,
-                         architecture=spec.family if to == "hf" else "native", dtype=out_dtype, files=files)
+        reporter.info(
+            f"start the OLMo trainer from it with --load_path={dst} --reset_optimizer_state=true (there is no optim.pt)"
+        )
+    return ConvertResult(
+        dst=dst,
+        source_format=source_format,
+        target_format=to,
+        n_tensors=n,
+        bytes_written=written,
+        max_logit_diff=diff,
+        architecture=spec.family if to == "hf" else "native",
+        dtype=out_dtype,
+        files=files,
+    )
 
 
 def _refuse_overlap(src: Path, dst: Path) -> None:
@@ -123,18 +152,24 @@ def check_tensors(checkpoint: Checkpoint) -> None:
     where = f"{checkpoint.path.name}/{reader.description}"
     extra = [k for k in present if k not in expected]
     if extra:
-        raise BadInputError(f"{where}: unexpected tensor {extra[0]!r}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
-                            hint="the weights do not match the config (biases, another architecture?)")
+        raise BadInputError(
+            f"{where}: unexpected tensor {extra[0]!r}" + (f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""),
+            hint="the weights do not match the config (biases, another architecture?)",
+        )
     present_set = set(present)
     missing = [k for k in expected if k not in present_set]
     if missing:
-        raise BadInputError(f"{where}: missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-                            hint="the weights do not match the config")
+        raise BadInputError(
+            f"{where}: missing tensor {missing[0]!r}" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
+            hint="the weights do not match the config",
+        )
     for key, shape in expected.items():
         actual = reader.info(key).shape
         if tuple(actual) != tuple(shape):
-            raise BadInputError(f"{where}: {key} has shape {list(actual)} but the config implies {list(shape)}",
-                                hint="the config and the weights disagree")
+            raise BadInputError(
+                f"{where}: {key} has shape {list(actual)} but the config implies {list(shape)}",
+                hint="the config and the weights disagree",
+            )
 
 
 def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
@@ -158,8 +193,16 @@ def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
     return fetch
 
 
-def _write_hf(checkpoint: Checkpoint, tmp: Path, hf_config: dict, out_dtype: str, shard_bytes: int,
-              tokenizer: str | None, reporter: Reporter, offline: bool):
+def _write_hf(
+    checkpoint: Checkpoint,
+    tmp: Path,
+    hf_config: dict,
+    out_dtype: str,
+    shard_bytes: int,
+    tokenizer: str | None,
+    reporter: Reporter,
+    offline: bool,
+):
     spec = checkpoint.spec
     table = layout.plan(spec, "hf", checkpoint.keys)
     shapes = layout.hf_shapes(spec)
@@ -174,8 +217,9 @@ def _write_hf(checkpoint: Checkpoint, tmp: Path, hf_config: dict, out_dtype: str
     return files, written, len(planned)
 
 
-def _write_hf_tokenizer(checkpoint: Checkpoint, tmp: Path, override: str | None, reporter: Reporter,
-                        offline: bool) -> list[str]:
+def _write_hf_tokenizer(
+    checkpoint: Checkpoint, tmp: Path, override: str | None, reporter: Reporter, offline: bool
+) -> list[str]:
     from olmo_cli.checkpoints import tokenizers
 
     spec = checkpoint.spec
@@ -183,15 +227,25 @@ def _write_hf_tokenizer(checkpoint: Checkpoint, tmp: Path, override: str | None,
     write_json(tmp / "generation_config.json", generation)
     has_source = override or spec.tokenizer_identifier or (checkpoint.path / "tokenizer.json").is_file()
     if not has_source:
-        reporter.warn("the source has no tokenizer and names none; the output has weights and config only "
-                      "(pass --tokenizer PATH|REPO to add one)")
+        reporter.warn(
+            "the source has no tokenizer and names none; the output has weights and config only "
+            "(pass --tokenizer PATH|REPO to add one)"
+        )
         return ["generation_config.json"]
     before = set(p.name for p in tmp.iterdir())
     tokenizers.write_hf_tokenizer(
-        tmp, source_dir=checkpoint.path, identifier=spec.tokenizer_identifier, override=override,
-        eos_token_id=spec.eos_token_id, pad_token_id=spec.pad_token_id, bos_token_id=spec.bos_token_id,
-        model_max_length=spec.max_sequence_length, embedding_size=spec.embedding_size,
-        offline=offline, reporter=reporter)
+        tmp,
+        source_dir=checkpoint.path,
+        identifier=spec.tokenizer_identifier,
+        override=override,
+        eos_token_id=spec.eos_token_id,
+        pad_token_id=spec.pad_token_id,
+        bos_token_id=spec.bos_token_id,
+        model_max_length=spec.max_sequence_length,
+        embedding_size=spec.embedding_size,
+        offline=offline,
+        reporter=reporter,
+    )
     return ["generation_config.json"] + sorted(set(p.name for p in tmp.iterdir()) - before)
 
 
@@ -216,14 +270,18 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
     if (checkpoint.path / "tokenizer.json").is_file():
         known = tokenizers.match_known(checkpoint.path / "tokenizer.json")
         if known is None and guess:
-            reporter.warn(f"the source's tokenizer.json is not one of the OLMo tokenizers (added tokens?); config.yaml "
-                          f"names {guess}, the tokenizer of its eos id: pass --tokenizer REPO if that is wrong")
+            reporter.warn(
+                f"the source's tokenizer.json is not one of the OLMo tokenizers (added tokens?); config.yaml "
+                f"names {guess}, the tokenizer of its eos id: pass --tokenizer REPO if that is wrong"
+            )
         return known or tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
     if guess:
         return guess
-    raise NotFoundError("cannot tell which tokenizer this model uses (native checkpoints name one in config.yaml)",
-                        hint="pass --tokenizer with an OLMo tokenizer name or a Hub tokenizer repo, "
-                             "e.g. --tokenizer allenai/gpt-neox-olmo-dolma-v1_5")
+    raise NotFoundError(
+        "cannot tell which tokenizer this model uses (native checkpoints name one in config.yaml)",
+        hint="pass --tokenizer with an OLMo tokenizer name or a Hub tokenizer repo, "
+        "e.g. --tokenizer allenai/gpt-neox-olmo-dolma-v1_5",
+    )
 
 
 def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
@@ -243,24 +301,34 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
         eos = known.eos_token_id if spec.eos_token_id is None else spec.eos_token_id
         pad = known.pad_token_id if spec.pad_token_id is None else spec.pad_token_id
     elif identifier.endswith(".json") and Path(identifier).is_file():  # a tokenizer.json given by path
-        name, size, eos, pad = identifier, tokenizers.vocabulary_size(Path(identifier)), spec.eos_token_id, spec.pad_token_id
+        name, size, eos, pad = (
+            identifier,
+            tokenizers.vocabulary_size(Path(identifier)),
+            spec.eos_token_id,
+            spec.pad_token_id,
+        )
     else:
         name = None
     if name is not None:
         if size > spec.embedding_size:
-            reporter.warn(f"tokenizer {name} has {size} ids but the model's embedding has only "
-                          f"{spec.embedding_size} rows: is it the model's tokenizer?")
+            reporter.warn(
+                f"tokenizer {name} has {size} ids but the model's embedding has only "
+                f"{spec.embedding_size} rows: is it the model's tokenizer?"
+            )
         else:
             spec = spec.with_(vocab_size=size, eos_token_id=eos, pad_token_id=pad)
     missing = [name for name in ("eos_token_id", "pad_token_id") if getattr(spec, name) is None]
     if missing:
-        reporter.warn(f"the source config has no {' or '.join(missing)}; set model.{missing[0]} in config.yaml "
-                      "before training (the OLMo trainer requires it)")
+        reporter.warn(
+            f"the source config has no {' or '.join(missing)}; set model.{missing[0]} in config.yaml "
+            "before training (the OLMo trainer requires it)"
+        )
     return spec
 
 
-def _write_native(checkpoint: Checkpoint, spec: ModelSpec, tmp: Path, out_dtype: str, revision: str | None,
-                  reporter: Reporter):
+def _write_native(
+    checkpoint: Checkpoint, spec: ModelSpec, tmp: Path, out_dtype: str, revision: str | None, reporter: Reporter
+):
     """model.pt via a scratch safetensors file: torch.save needs every tensor at once, so the fused
     tensors are first streamed to disk and then saved from memory-mapped pages, not from RAM."""
     import torch
@@ -297,4 +365,3 @@ def _step_and_tokens(revision: str | None) -> tuple[int, int]:
     scale = {"": 1, "M": 10**6, "B": 10**9, "T": 10**12}
     n_tokens = int(tokens.group(1)) * scale[tokens.group(2)] if tokens else 0
     return (int(step.group(1)) if step else 0), n_tokens
-

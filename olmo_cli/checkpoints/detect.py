@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
@@ -16,7 +16,7 @@ _NATIVE_WEIGHTS = ("model.pt", "model.safetensors")
 
 
 def detect_format(path) -> str:
-    """"native" | "hf_olmo" | "hf"; BadInputError (or UnsupportedError for a known-other model) otherwise."""
+    """ "native" | "hf_olmo" | "hf"; BadInputError (or UnsupportedError for a known-other model) otherwise."""
     path = Path(path)
     if not path.exists():
         raise NotFoundError(f"no such checkpoint directory: {path}")
@@ -26,12 +26,15 @@ def detect_format(path) -> str:
         if any((path / name).is_file() for name in _NATIVE_WEIGHTS):
             return "native"
         if any(p.name.startswith(("rank", "model_and_optim")) or p.suffix == ".distcp" for p in path.iterdir()):
-            raise UnsupportedError(f"{path} is a sharded OLMo trainer checkpoint",
-                                   hint="unshard it with the OLMo package first (needs model.pt or model.safetensors)")
+            raise UnsupportedError(
+                f"{path} is a sharded OLMo trainer checkpoint",
+                hint="unshard it with the OLMo package first (needs model.pt or model.safetensors)",
+            )
         raise BadInputError(f"{path} has config.yaml but no model.pt or model.safetensors")
     if (path / "model_and_optim").is_dir():
-        raise UnsupportedError(f"{path} is an OLMo-core distributed checkpoint",
-                               hint="convert it with OLMo-core's own tools first")
+        raise UnsupportedError(
+            f"{path} is an OLMo-core distributed checkpoint", hint="convert it with OLMo-core's own tools first"
+        )
     config_path = path / "config.json"
     if not config_path.is_file():
         raise BadInputError(f"{path} is not a checkpoint: no config.yaml (native OLMo) or config.json (transformers)")
@@ -44,8 +47,10 @@ def detect_format(path) -> str:
         return "hf"
     if model_type is None:
         raise BadInputError(f"{config_path} has no model_type")
-    raise UnsupportedError(f"model_type '{model_type}' is not an OLMo architecture this tool handles",
-                           hint=f"supported: native OLMo, legacy hf_olmo, transformers {', '.join(HF_MODEL_TYPES)}")
+    raise UnsupportedError(
+        f"model_type '{model_type}' is not an OLMo architecture this tool handles",
+        hint=f"supported: native OLMo, legacy hf_olmo, transformers {', '.join(HF_MODEL_TYPES)}",
+    )
 
 
 def weight_files(path: Path, names: Iterable[str] | None = None) -> list[str]:

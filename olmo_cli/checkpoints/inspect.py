@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from olmo_cli.checkpoints.detect import detect_format, weight_files
 from olmo_cli.checkpoints.formats.native import MODEL_DEFAULTS
-from olmo_cli.checkpoints.tensors import (MAX_HEADER_BYTES, SAFETENSORS_DTYPES, parse_safetensors_header,
-                                         read_safetensors_header)
+from olmo_cli.checkpoints.tensors import (
+    MAX_HEADER_BYTES,
+    SAFETENSORS_DTYPES,
+    parse_safetensors_header,
+    read_safetensors_header,
+)
 from olmo_cli.errors import BadInputError, first_line
 from olmo_cli.jsonfiles import read_json_object
 from olmo_cli.reporting import NULL_REPORTER, Reporter
@@ -45,13 +50,18 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
     if weights:
         summary.update(tensor_summary(headers_of_local_files(path, weights)))
     else:  # a config without weights: say what the config implies rather than "0 parameters"
-        summary.update({"parameters": None, "tensors": None, "dtypes": {},
-                        "parameters_from_config": estimated_parameters(summary["architecture"])})
+        summary.update(
+            {
+                "parameters": None,
+                "tensors": None,
+                "dtypes": {},
+                "parameters_from_config": estimated_parameters(summary["architecture"]),
+            }
+        )
     summary["weights"] = [name for name in weights]
     summary["files"] = list_files(path)
     summary["size_bytes"] = sum(entry["bytes"] for entry in summary["files"])
     return summary
-
 
 
 def read_config(path: Path, fmt: str) -> dict[str, Any]:
@@ -73,7 +83,11 @@ def _summary(path: Path, fmt: str, config: dict[str, Any]) -> dict[str, Any]:
     else:
         model = config["model"] if fmt == "native" else config
         architecture = native_architecture(model)
-        family = "olmo2" if (architecture["norm_after"] or architecture["qk_norm"] or architecture["norm"] == "rms") else "olmo1"
+        family = (
+            "olmo2"
+            if (architecture["norm_after"] or architecture["qk_norm"] or architecture["norm"] == "rms")
+            else "olmo1"
+        )
         model_type = "olmo" if fmt == "hf_olmo" else None
         tokenizer_section = config.get("tokenizer") if fmt == "native" else None
         identifier = tokenizer_section.get("identifier") if isinstance(tokenizer_section, dict) else None
@@ -83,8 +97,14 @@ def _summary(path: Path, fmt: str, config: dict[str, Any]) -> dict[str, Any]:
     tokenizer_dict = tokenizer.to_dict() if tokenizer else None
     if tokenizer_dict is not None and identifier:
         tokenizer_dict["identifier"] = identifier  # what config.yaml says; the name is what conversion writes
-    return {"path": str(path), "format": fmt, "model_type": model_type, "family": family,
-            "architecture": architecture, "tokenizer": tokenizer_dict}
+    return {
+        "path": str(path),
+        "format": fmt,
+        "model_type": model_type,
+        "family": family,
+        "architecture": architecture,
+        "tokenizer": tokenizer_dict,
+    }
 
 
 def native_architecture(model: dict[str, Any]) -> dict[str, Any]:
@@ -108,14 +128,23 @@ def _native_architecture(model: dict[str, Any]) -> dict[str, Any]:
     fused = value.get("mlp_hidden_size") or d_model * value["mlp_ratio"]
     norm_type = value["layer_norm_type"]
     return {
-        "layers": int(value["n_layers"]), "d_model": d_model, "heads": n_heads, "kv_heads": kv_heads,
-        "head_dim": d_model // n_heads, "mlp_hidden": int(fused) // 2,
-        "vocab_size": int(value["vocab_size"]), "embedding_size": int(value.get("embedding_size") or value["vocab_size"]),
-        "context_length": int(value["max_sequence_length"]), "tied_embeddings": bool(value["weight_tying"]),
+        "layers": int(value["n_layers"]),
+        "d_model": d_model,
+        "heads": n_heads,
+        "kv_heads": kv_heads,
+        "head_dim": d_model // n_heads,
+        "mlp_hidden": int(fused) // 2,
+        "vocab_size": int(value["vocab_size"]),
+        "embedding_size": int(value.get("embedding_size") or value["vocab_size"]),
+        "context_length": int(value["max_sequence_length"]),
+        "tied_embeddings": bool(value["weight_tying"]),
         "norm": "rms" if norm_type == "rms" else "layernorm",
         "norm_weights": bool(value["layer_norm_with_affine"]),
-        "norm_after": bool(value["norm_after"]), "qk_norm": bool(value["attention_layer_norm"]),
-        "rope_theta": value["rope_theta"], "clip_qkv": value.get("clip_qkv"), "bias": bool(value["include_bias"]),
+        "norm_after": bool(value["norm_after"]),
+        "qk_norm": bool(value["attention_layer_norm"]),
+        "rope_theta": value["rope_theta"],
+        "clip_qkv": value.get("clip_qkv"),
+        "bias": bool(value["include_bias"]),
     }
 
 
@@ -127,11 +156,15 @@ def hf_architecture(config: dict[str, Any]) -> dict[str, Any]:
     except (KeyError, TypeError, ValueError):
         raise BadInputError("config.json has no usable hidden_size/num_attention_heads/num_hidden_layers") from None
     if d_model <= 0 or n_heads <= 0:
-        raise BadInputError(f"config.json has hidden_size {d_model} and num_attention_heads {n_heads}: both must be positive")
+        raise BadInputError(
+            f"config.json has hidden_size {d_model} and num_attention_heads {n_heads}: both must be positive"
+        )
     rope = config.get("rope_parameters") if isinstance(config.get("rope_parameters"), dict) else {}
     olmo1 = config.get("model_type") == "olmo"
     return {
-        "layers": layers, "d_model": d_model, "heads": n_heads,
+        "layers": layers,
+        "d_model": d_model,
+        "heads": n_heads,
         "kv_heads": int(config.get("num_key_value_heads") or n_heads),
         "head_dim": int(config.get("head_dim") or d_model // n_heads),
         "mlp_hidden": config.get("intermediate_size"),
@@ -144,7 +177,8 @@ def hf_architecture(config: dict[str, Any]) -> dict[str, Any]:
         "norm_after": not olmo1 and config.get("model_type") in ("olmo2", "olmo3"),
         "qk_norm": not olmo1 and config.get("model_type") in ("olmo2", "olmo3"),
         "rope_theta": config.get("rope_theta", rope.get("rope_theta")),
-        "clip_qkv": config.get("clip_qkv"), "bias": bool(config.get("attention_bias", False)),
+        "clip_qkv": config.get("clip_qkv"),
+        "bias": bool(config.get("attention_bias", False)),
     }
 
 
@@ -153,7 +187,9 @@ def estimated_parameters(arch: dict[str, Any]) -> int | None:
     try:
         d, layers, hidden = arch["d_model"], arch["layers"], arch["mlp_hidden"]
         kv, rows = arch["kv_heads"] * arch["head_dim"], arch["embedding_size"]
-        per_layer = d * (arch["heads"] * arch["head_dim"] + 2 * kv) + arch["heads"] * arch["head_dim"] * d + 3 * d * hidden
+        per_layer = (
+            d * (arch["heads"] * arch["head_dim"] + 2 * kv) + arch["heads"] * arch["head_dim"] * d + 3 * d * hidden
+        )
     except (KeyError, TypeError):
         return None
     if arch["norm_weights"]:
@@ -166,7 +202,6 @@ def estimated_parameters(arch: dict[str, Any]) -> int | None:
 
 # ---------------------------------------------------------------------------------------------
 # Tensor headers
-
 
 
 def headers_of_local_files(path: Path, names: Iterable[str]) -> list[tuple[str, tuple[int, ...]]]:
@@ -227,8 +262,9 @@ def list_files(path: Path) -> list[dict[str, Any]]:
 # Hub checkpoints
 
 
-def inspect_source(source: str, revision: str | None = None, *, offline: bool = False,
-                   reporter: Reporter = NULL_REPORTER) -> dict[str, Any]:
+def inspect_source(
+    source: str, revision: str | None = None, *, offline: bool = False, reporter: Reporter = NULL_REPORTER
+) -> dict[str, Any]:
     """`olmo inspect`'s core: a local directory, or a Hub repo at a revision (metadata fetched, weight headers read remotely)."""
     from olmo_cli.sources import is_local_path, locate
 
@@ -248,17 +284,24 @@ def inspect_source(source: str, revision: str | None = None, *, offline: bool = 
     if weights and len(local_weights) == len(weights):
         summary.update(tensor_summary(headers_of_local_files(path, weights)))
     elif not offline and weights and all(name.endswith(".safetensors") for name in weights):
-        summary.update(tensor_summary(_remote_safetensors_tensors(located.repo, located.commit or located.revision, weights)))
+        summary.update(
+            tensor_summary(_remote_safetensors_tensors(located.repo, located.commit or located.revision, weights))
+        )
     else:
-        estimate = estimated_parameters(summary["architecture"]) if summary["family"] in ("olmo1", "olmo2", "olmo3") else None
+        estimate = (
+            estimated_parameters(summary["architecture"]) if summary["family"] in ("olmo1", "olmo2", "olmo3") else None
+        )
         summary.update({"parameters": None, "tensors": None, "dtypes": {}, "parameters_from_config": estimate})
-        reporter.info("the weights are not downloaded (and not safetensors, or offline): parameter count and dtypes "
-                      "unknown" + (f"; the config implies {estimate:,} parameters" if estimate else ""))
+        reporter.info(
+            "the weights are not downloaded (and not safetensors, or offline): parameter count and dtypes "
+            "unknown" + (f"; the config implies {estimate:,} parameters" if estimate else "")
+        )
     summary["weights"] = weights
-    summary["files"] = [{"name": name, "bytes": size, "cached": name in local_files} for name, size in sorted(all_files.items())]
+    summary["files"] = [
+        {"name": name, "bytes": size, "cached": name in local_files} for name, size in sorted(all_files.items())
+    ]
     summary["size_bytes"] = sum(all_files.values())
     return summary
-
 
 
 def _remote_files(repo: str, revision: str) -> dict[str, int]:
@@ -302,9 +345,6 @@ def _range(session, url: str, headers: dict[str, str], start: int, end: int) -> 
 
 
 # ---------------------------------------------------------------------------------------------
-
-
-
 
 
 __all__ = ["inspect_checkpoint", "inspect_source"]

@@ -69,12 +69,16 @@ def links(spec: ModelSpec) -> list[Link]:
             Link(n + "ff_out.weight", t + "mlp.down_proj.weight"),
         ]
         if spec.qk_norm:
-            table += [Link(n + "q_norm.weight", t + "self_attn.q_norm.weight"),
-                      Link(n + "k_norm.weight", t + "self_attn.k_norm.weight")]
+            table += [
+                Link(n + "q_norm.weight", t + "self_attn.q_norm.weight"),
+                Link(n + "k_norm.weight", t + "self_attn.k_norm.weight"),
+            ]
         if spec.norm_affine:
             # Only OLMo-2 (norm after) has norm weights in transformers: post-sublayer norms.
-            table += [Link(n + "attn_norm.weight", t + "post_attention_layernorm.weight"),
-                      Link(n + "ff_norm.weight", t + "post_feedforward_layernorm.weight")]
+            table += [
+                Link(n + "attn_norm.weight", t + "post_attention_layernorm.weight"),
+                Link(n + "ff_norm.weight", t + "post_feedforward_layernorm.weight"),
+            ]
     if spec.norm_affine:
         table.append(Link("transformer.ln_f.weight", "model.norm.weight"))
     if not spec.weight_tying:
@@ -106,8 +110,10 @@ def plan(spec: ModelSpec, to: str, source: str | None = None) -> dict[str, list[
         grouped: dict[str, list[Link]] = {}
         for link in links(spec):
             grouped.setdefault(link.native, []).append(link)
-        return {key: [Piece(link.hf) for link in sorted(group, key=lambda l: (l.rows or (0, 0))[0])]
-                for key, group in grouped.items()}
+        return {
+            key: [Piece(link.hf) for link in sorted(group, key=lambda l: (l.rows or (0, 0))[0])]
+            for key, group in grouped.items()
+        }
     raise ValueError(to)
 
 
@@ -115,5 +121,5 @@ def materialize(pieces: list[Piece], get):
     """The output tensor: a view when it is one input (or a row slice of one), else a concatenation."""
     import torch
 
-    parts = [get(p.key) if p.rows is None else get(p.key)[p.rows[0]:p.rows[1]] for p in pieces]
+    parts = [get(p.key) if p.rows is None else get(p.key)[p.rows[0] : p.rows[1]] for p in pieces]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim=0)

@@ -38,8 +38,16 @@ class ModelSpec:
 
     def __post_init__(self):
         # Readers turn a ValueError into a one-line "bad model field" error.
-        sizes = ("d_model", "n_layers", "n_heads", "n_kv_heads", "mlp_hidden", "embedding_size", "vocab_size",
-                 "max_sequence_length")
+        sizes = (
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "n_kv_heads",
+            "mlp_hidden",
+            "embedding_size",
+            "vocab_size",
+            "max_sequence_length",
+        )
         for name in sizes:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
@@ -61,7 +69,7 @@ class ModelSpec:
         """The transformers architecture that can hold this model: "olmo" or "olmo2"."""
         return "olmo2" if (self.norm_after or self.qk_norm or self.norm_type == "rms") else "olmo"
 
-    def with_(self, **changes) -> "ModelSpec":
+    def with_(self, **changes) -> ModelSpec:
         return replace(self, **changes)
 
     def n_parameters(self) -> int:

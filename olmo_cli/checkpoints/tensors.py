@@ -16,19 +16,42 @@ import re
 import struct
 import warnings
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from olmo_cli.errors import BadInputError
 
 # safetensors dtype names <-> torch dtype names (torch imported lazily).
-SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16",
-                "I64": "int64", "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8",
-                "BOOL": "bool", "F8_E4M3": "float8_e4m3fn", "F8_E5M2": "float8_e5m2"}
+SAFETENSORS_DTYPES = {
+    "F64": "float64",
+    "F32": "float32",
+    "F16": "float16",
+    "BF16": "bfloat16",
+    "I64": "int64",
+    "I32": "int32",
+    "I16": "int16",
+    "I8": "int8",
+    "U8": "uint8",
+    "BOOL": "bool",
+    "F8_E4M3": "float8_e4m3fn",
+    "F8_E5M2": "float8_e5m2",
+}
 _TORCH_TO_ST = {v: k for k, v in SAFETENSORS_DTYPES.items()}
-_ITEMSIZE = {"float64": 8, "float32": 4, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4,
-             "int16": 2, "int8": 1, "uint8": 1, "bool": 1, "float8_e4m3fn": 1, "float8_e5m2": 1}
+_ITEMSIZE = {
+    "float64": 8,
+    "float32": 4,
+    "float16": 2,
+    "bfloat16": 2,
+    "int64": 8,
+    "int32": 4,
+    "int16": 2,
+    "int8": 1,
+    "uint8": 1,
+    "bool": 1,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+}
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 
 
@@ -58,7 +81,7 @@ class FileRange:
     offset: int
     nbytes: int
 
-    def rows(self, start: int, stop: int, total_rows: int) -> "FileRange":
+    def rows(self, start: int, stop: int, total_rows: int) -> FileRange:
         row = self.nbytes // total_rows if total_rows else 0
         return FileRange(self.path, self.offset + start * row, (stop - start) * row)
 
@@ -84,6 +107,7 @@ class TensorReader:
 
 # --- model.pt / pytorch_model.bin -------------------------------------------------------------
 
+
 class PickleReader(TensorReader):
     """A `torch.save`d flat state dict; code in the pickle is refused, not run.
 
@@ -106,7 +130,9 @@ class PickleReader(TensorReader):
         except NotPlain:
             self._index = None
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as error:
-            raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}") from None
+            raise BadInputError(
+                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
+            ) from None
         if self._index is None:
             self._load()
 
@@ -124,11 +150,17 @@ class PickleReader(TensorReader):
                 # Files from torch < 1.6 (not zip) cannot be memory-mapped.
                 state = torch.load(self.path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
-            raise BadInputError(f"{self.path}: refused to load: the pickle holds more than tensors ({_refusal(error)})",
-                                hint="only plain state dicts are loaded; code in a checkpoint is never run") from None
+            raise BadInputError(
+                f"{self.path}: refused to load: the pickle holds more than tensors ({_refusal(error)})",
+                hint="only plain state dicts are loaded; code in a checkpoint is never run",
+            ) from None
         except (RuntimeError, EOFError, OSError, ValueError, struct.error) as error:
-            raise BadInputError(f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}") from None
-        if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+            raise BadInputError(
+                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
+            ) from None
+        if not isinstance(state, dict) or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+        ):
             raise BadInputError(f"{self.path}: expected a flat state dict of tensors")
         self._state = state
         return state
@@ -169,8 +201,11 @@ def _refusal(error: Exception) -> str:
     found = re.search(r"WeightsUnpickler error: ([^\n]+)", text)
     if found:
         return _short(found.group(1))
-    lines = [line.strip() for line in text.splitlines()
-             if line.strip() and not line.strip().startswith(("Weights only load failed", "(1)", "(2)", "Check the doc"))]
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.strip().startswith(("Weights only load failed", "(1)", "(2)", "Check the doc"))
+    ]
     return _short(lines[0]) if lines else type(error).__name__
 
 
@@ -180,6 +215,7 @@ def _short(text: str, limit: int = 160) -> str:
 
 
 # --- safetensors ------------------------------------------------------------------------------
+
 
 class SafetensorsReader(TensorReader):
     """One safetensors file, header validated against the file size, tensors memory-mapped."""
@@ -241,7 +277,9 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
             raise BadInputError(f"{path}: not a safetensors file, or truncated (only {len(head)} bytes)")
         (length,) = struct.unpack("<Q", head)
         if length > min(size - 8, MAX_HEADER_BYTES):
-            raise BadInputError(f"{path}: not a safetensors file, or truncated (header of {length} bytes in a {size}-byte file)")
+            raise BadInputError(
+                f"{path}: not a safetensors file, or truncated (header of {length} bytes in a {size}-byte file)"
+            )
         raw = f.read(length)
     header = parse_safetensors_header(raw, str(path))
     header.pop("__metadata__", None)
@@ -258,8 +296,10 @@ def read_safetensors_header(path: Path) -> tuple[dict, int]:
             raise BadInputError(f"{path}: {key!r} has {end - start} bytes for shape {shape} {dtype}")
         end_of_data = max(end_of_data, end)
     if data_start + end_of_data > size:
-        raise BadInputError(f"{path}: truncated: the header promises {data_start + end_of_data} bytes, the file has {size}",
-                            hint="download the file again")
+        raise BadInputError(
+            f"{path}: truncated: the header promises {data_start + end_of_data} bytes, the file has {size}",
+            hint="download the file again",
+        )
     return header, data_start
 
 
@@ -274,8 +314,10 @@ class ShardedSafetensorsReader(TensorReader):
         except (OSError, ValueError, KeyError, TypeError):
             weight_map = None
         if not _is_weight_map(weight_map):
-            raise BadInputError(f"{self.path}: not a valid safetensors index (weight_map must map tensor names to "
-                                "shard files in this directory)")
+            raise BadInputError(
+                f"{self.path}: not a valid safetensors index (weight_map must map tensor names to "
+                "shard files in this directory)"
+            )
         self._files: dict[str, SafetensorsReader] = {}
         self._where: dict[str, SafetensorsReader] = {}
         for key, name in weight_map.items():
@@ -304,16 +346,22 @@ class ShardedSafetensorsReader(TensorReader):
 def _is_weight_map(weight_map) -> bool:
     """{tensor name: shard file name}, every shard inside the index's directory."""
     return isinstance(weight_map, dict) and all(
-        isinstance(key, str) and isinstance(name, str) and name and not Path(name).is_absolute()
-        and ".." not in Path(name).parts for key, name in weight_map.items())
+        isinstance(key, str)
+        and isinstance(name, str)
+        and name
+        and not Path(name).is_absolute()
+        and ".." not in Path(name).parts
+        for key, name in weight_map.items()
+    )
 
 
 def shard_names(index: dict) -> list[str]:
     """The shard files a parsed `*.index.json` names; BadInputError if its weight_map is malformed."""
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
     if not _is_weight_map(weight_map):
-        raise BadInputError("not a valid safetensors index (weight_map must map tensor names to shard files in "
-                            "this directory)")
+        raise BadInputError(
+            "not a valid safetensors index (weight_map must map tensor names to shard files in this directory)"
+        )
     return sorted(set(weight_map.values()))
 
 
@@ -344,6 +392,7 @@ class RenamedReader(TensorReader):
 
 # --- OLMo's own safetensors flavour -----------------------------------------------------------
 
+
 class _KeysOnlyUnpickler(pickle.Unpickler):
     """Admits only what pickle builds without globals (tuples, str, bool...); no class, no call."""
 
@@ -360,7 +409,9 @@ def decode_olmo_key(encoded: str) -> tuple[str, bool]:
         raw = base64.urlsafe_b64decode(encoded.encode("ascii"))
         value = _KeysOnlyUnpickler(io.BytesIO(raw)).load()
     except Exception:
-        raise BadInputError(f"safetensors key {encoded[:40]!r} is neither a tensor name nor an OLMo-encoded key") from None
+        raise BadInputError(
+            f"safetensors key {encoded[:40]!r} is neither a tensor name nor an OLMo-encoded key"
+        ) from None
     if isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], bool) and isinstance(value[0], tuple):
         parts, pickled = value
     elif isinstance(value, tuple):

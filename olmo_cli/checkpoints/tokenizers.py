@@ -61,19 +61,32 @@ class KnownTokenizer:
 
 
 DOLMA_V1_5 = KnownTokenizer(
-    name="allenai/gpt-neox-olmo-dolma-v1_5", folder="gpt-neox-olmo-dolma-v1_5",
-    eos_token=ENDOFTEXT, pad_token="<|padding|>", eos_token_id=50279, pad_token_id=1, vocab_size=50280,
+    name="allenai/gpt-neox-olmo-dolma-v1_5",
+    folder="gpt-neox-olmo-dolma-v1_5",
+    eos_token=ENDOFTEXT,
+    pad_token="<|padding|>",
+    eos_token_id=50279,
+    pad_token_id=1,
+    vocab_size=50280,
     aliases=("allenai/gpt-neox-olmo-dolma-v1_5", "allenai_gpt-neox-olmo-dolma-v1_5", "gpt-neox-olmo-dolma-v1_5"),
 )
 DOLMA2 = KnownTokenizer(
-    name="allenai/dolma2-tokenizer", folder="dolma2",
-    eos_token=ENDOFTEXT, pad_token="<|pad|>", eos_token_id=100257, pad_token_id=100277, vocab_size=100278,
+    name="allenai/dolma2-tokenizer",
+    folder="dolma2",
+    eos_token=ENDOFTEXT,
+    pad_token="<|pad|>",
+    eos_token_id=100257,
+    pad_token_id=100277,
+    vocab_size=100278,
     aliases=("allenai/dolma2-tokenizer", "allenai_dolma2", "dolma2", "dolma2-tokenizer"),
 )
 KNOWN_TOKENIZERS = (DOLMA_V1_5, DOLMA2)
 # Identifiers of the pii-special file: we write dolma-v1_5 instead (the same tokenizer, ids 0/50279 swapped).
-PII_SPECIAL_ALIASES = (PII_SPECIAL_NAME, "allenai_eleuther-ai-gpt-neox-20b-pii-special",
-                       "eleuther-ai-gpt-neox-20b-pii-special")
+PII_SPECIAL_ALIASES = (
+    PII_SPECIAL_NAME,
+    "allenai_eleuther-ai-gpt-neox-20b-pii-special",
+    "eleuther-ai-gpt-neox-20b-pii-special",
+)
 
 
 @dataclass(frozen=True)
@@ -89,10 +102,17 @@ class TokenizerInfo:
     bos_token: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "source": self.source, "vocab_size": self.vocab_size,
-                "eos_token_id": self.eos_token_id, "eos_token": self.eos_token,
-                "pad_token_id": self.pad_token_id, "pad_token": self.pad_token,
-                "bos_token_id": self.bos_token_id, "bos_token": self.bos_token}
+        return {
+            "name": self.name,
+            "source": self.source,
+            "vocab_size": self.vocab_size,
+            "eos_token_id": self.eos_token_id,
+            "eos_token": self.eos_token,
+            "pad_token_id": self.pad_token_id,
+            "pad_token": self.pad_token,
+            "bos_token_id": self.bos_token_id,
+            "bos_token": self.bos_token,
+        }
 
 
 @dataclass
@@ -131,30 +151,53 @@ def write_hf_tokenizer(
     are the tokens at those ids. `model_max_length` is the model's context; `embedding_size` (rows of
     the embedding matrix) is checked against the tokenizer's vocabulary.
     """
-    found = find_tokenizer(source_dir=source_dir, identifier=identifier, override=override,
-                           offline=offline, reporter=reporter)
+    found = find_tokenizer(
+        source_dir=source_dir, identifier=identifier, override=override, offline=offline, reporter=reporter
+    )
     if found is None:
-        raise NotFoundError("no tokenizer: the checkpoint has no tokenizer files and its config names none",
-                            hint="pass --tokenizer PATH|REPO, e.g. --tokenizer allenai/gpt-neox-olmo-dolma-v1_5")
+        raise NotFoundError(
+            "no tokenizer: the checkpoint has no tokenizer files and its config names none",
+            hint="pass --tokenizer PATH|REPO, e.g. --tokenizer allenai/gpt-neox-olmo-dolma-v1_5",
+        )
     if found.note:
         reporter.info(found.note)
     data = read_json_object(found.file, "tokenizer.json")
     vocab = _id_to_token(data, found.file)
     vocab, data, swapped = _fix_pii_special(vocab, data, eos_token_id)
     if swapped:
-        reporter.info(f"tokenizer {found.name}: ids 0 and 50279 swapped (pii-special -> dolma-v1_5) so eos id 50279 decodes as {ENDOFTEXT}")
+        reporter.info(
+            f"tokenizer {found.name}: ids 0 and 50279 swapped (pii-special -> dolma-v1_5) so eos id 50279 decodes as {ENDOFTEXT}"
+        )
 
-    eos = _special(vocab, eos_token_id, _config_token(found.config, "eos_token"), found.known and found.known.eos_token, "eos", reporter)
-    pad = _special(vocab, pad_token_id, _config_token(found.config, "pad_token"), found.known and found.known.pad_token, "pad", reporter)
+    eos = _special(
+        vocab,
+        eos_token_id,
+        _config_token(found.config, "eos_token"),
+        found.known and found.known.eos_token,
+        "eos",
+        reporter,
+    )
+    pad = _special(
+        vocab,
+        pad_token_id,
+        _config_token(found.config, "pad_token"),
+        found.known and found.known.pad_token,
+        "pad",
+        reporter,
+    )
     bos = _special(vocab, bos_token_id, _config_token(found.config, "bos_token"), None, "bos", reporter)
     vocab_size = max(vocab) + 1 if vocab else 0
     if embedding_size is not None and vocab_size > embedding_size:
-        reporter.warn(f"tokenizer {found.name} has {vocab_size} ids but the model's embedding has {embedding_size} rows")
+        reporter.warn(
+            f"tokenizer {found.name} has {vocab_size} ids but the model's embedding has {embedding_size} rows"
+        )
 
     dst = Path(dst)
     dst.mkdir(parents=True, exist_ok=True)
     if swapped:
-        (dst / "tokenizer.json").write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+        (dst / "tokenizer.json").write_text(
+            json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8"
+        )
     else:
         shutil.copyfile(found.file, dst / "tokenizer.json")  # byte for byte: nothing to change
     config = tokenizer_config(eos[1], pad[1], bos[1], model_max_length)
@@ -166,12 +209,22 @@ def write_hf_tokenizer(
     template = found.file.parent / "chat_template.jinja"
     if found.file.name == "tokenizer.json" and template.is_file():
         shutil.copyfile(template, dst / "chat_template.jinja")
-    return TokenizerInfo(name=found.name, eos_token_id=eos[0], pad_token_id=pad[0], vocab_size=vocab_size,
-                         source=found.source, bos_token_id=bos[0], eos_token=eos[1], pad_token=pad[1], bos_token=bos[1])
+    return TokenizerInfo(
+        name=found.name,
+        eos_token_id=eos[0],
+        pad_token_id=pad[0],
+        vocab_size=vocab_size,
+        source=found.source,
+        bos_token_id=bos[0],
+        eos_token=eos[1],
+        pad_token=pad[1],
+        bos_token=bos[1],
+    )
 
 
-def check_tokenizer(*, source_dir: Path | None = None, identifier: str | None = None, override: str | None = None,
-                    offline: bool = False) -> None:
+def check_tokenizer(
+    *, source_dir: Path | None = None, identifier: str | None = None, override: str | None = None, offline: bool = False
+) -> None:
     """Fail now, not after the weights are written, if the tokenizer `write_hf_tokenizer` would use
     cannot be found, fetched or read."""
     found = find_tokenizer(source_dir=source_dir, identifier=identifier, override=override, offline=offline)
@@ -179,8 +232,9 @@ def check_tokenizer(*, source_dir: Path | None = None, identifier: str | None = 
         _vocabulary(found.file)
 
 
-def tokenizer_config(eos_token: str | None, pad_token: str | None, bos_token: str | None = None,
-                     model_max_length: int | None = None) -> dict[str, Any]:
+def tokenizer_config(
+    eos_token: str | None, pad_token: str | None, bos_token: str | None = None, model_max_length: int | None = None
+) -> dict[str, Any]:
     """A tokenizer_config.json both transformers 4.57 and 5.x load as a standard fast tokenizer."""
     config: dict[str, Any] = {
         "tokenizer_class": STANDARD_CLASS,
@@ -203,9 +257,16 @@ def special_tokens_map(eos_token: str | None, pad_token: str | None, bos_token: 
     return {key: value for key, value in names.items() if value is not None}
 
 
-def generation_config(eos_token_id: int | None, pad_token_id: int | None = None, bos_token_id: int | None = None,
-                      *, do_sample: bool = True, top_k: int = 50, top_p: float = 0.95,
-                      max_new_tokens: int = 100) -> dict[str, Any]:
+def generation_config(
+    eos_token_id: int | None,
+    pad_token_id: int | None = None,
+    bos_token_id: int | None = None,
+    *,
+    do_sample: bool = True,
+    top_k: int = 50,
+    top_p: float = 0.95,
+    max_new_tokens: int = 100,
+) -> dict[str, Any]:
     """generation_config.json with the OLMo model card's sampling defaults."""
     config: dict[str, Any] = {"do_sample": do_sample, "top_k": top_k, "top_p": top_p, "max_new_tokens": max_new_tokens}
     for key, value in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
@@ -235,8 +296,10 @@ def hf_to_native_identifier(tokenizer: Path | TokenizerInfo | str, *, fallback: 
                 return match
     if fallback:
         return fallback
-    raise UnsupportedError("the tokenizer is not one of the OLMo tokenizers (dolma-v1_5, dolma2), so no native identifier fits",
-                           hint="pass --tokenizer with an OLMo tokenizer name or a Hub repo that holds this tokenizer.json")
+    raise UnsupportedError(
+        "the tokenizer is not one of the OLMo tokenizers (dolma-v1_5, dolma2), so no native identifier fits",
+        hint="pass --tokenizer with an OLMo tokenizer name or a Hub repo that holds this tokenizer.json",
+    )
 
 
 def vocabulary_size(file: Path) -> int:
@@ -263,8 +326,10 @@ def resolve_identifier(identifier: str) -> tuple[KnownTokenizer, str | None] | N
     key = identifier.strip()
     candidates = {key.lower(), Path(key).name.lower(), Path(key).stem.lower()}
     if candidates & {alias.lower() for alias in PII_SPECIAL_ALIASES}:
-        return DOLMA_V1_5, (f"tokenizer identifier '{identifier}' (pii-special): using {DOLMA_V1_5.name}, the same "
-                            f"tokenizer with ids 0 and 50279 swapped so eos id 50279 decodes as {ENDOFTEXT}")
+        return DOLMA_V1_5, (
+            f"tokenizer identifier '{identifier}' (pii-special): using {DOLMA_V1_5.name}, the same "
+            f"tokenizer with ids 0 and 50279 swapped so eos id 50279 decodes as {ENDOFTEXT}"
+        )
     for known in KNOWN_TOKENIZERS:
         if candidates & {alias.lower() for alias in known.aliases}:
             return known, None
@@ -279,14 +344,24 @@ def describe_tokenizer(*, source_dir: Path | None = None, identifier: str | None
         found = None
     if found is None:
         if identifier:
-            return TokenizerInfo(name=identifier, eos_token_id=None, pad_token_id=None, vocab_size=0,
-                                 source="identifier (not bundled; fetched from the Hub when converting)")
+            return TokenizerInfo(
+                name=identifier,
+                eos_token_id=None,
+                pad_token_id=None,
+                vocab_size=0,
+                source="identifier (not bundled; fetched from the Hub when converting)",
+            )
         return None
     try:
         vocab = _vocabulary(found.file)
     except BadInputError as error:  # inspect still describes the rest of the checkpoint
-        return TokenizerInfo(name=f"unreadable ({error.message})", eos_token_id=None, pad_token_id=None,
-                             vocab_size=0, source=found.source)
+        return TokenizerInfo(
+            name=f"unreadable ({error.message})",
+            eos_token_id=None,
+            pad_token_id=None,
+            vocab_size=0,
+            source=found.source,
+        )
     eos = _config_token(found.config, "eos_token") or (found.known.eos_token if found.known else None)
     pad = _config_token(found.config, "pad_token") or (found.known.pad_token if found.known else None)
     bos = _config_token(found.config, "bos_token")
@@ -294,16 +369,31 @@ def describe_tokenizer(*, source_dir: Path | None = None, identifier: str | None
     name = found.name
     if found.known is None:
         name = match_known(found.file) or name
-    return TokenizerInfo(name=name, eos_token_id=ids.get(eos), pad_token_id=ids.get(pad), vocab_size=max(vocab) + 1 if vocab else 0,
-                         source=found.source, bos_token_id=ids.get(bos), eos_token=eos, pad_token=pad, bos_token=bos)
+    return TokenizerInfo(
+        name=name,
+        eos_token_id=ids.get(eos),
+        pad_token_id=ids.get(pad),
+        vocab_size=max(vocab) + 1 if vocab else 0,
+        source=found.source,
+        bos_token_id=ids.get(bos),
+        eos_token=eos,
+        pad_token=pad,
+        bos_token=bos,
+    )
 
 
 # ---------------------------------------------------------------------------------------------
 # Finding the tokenizer
 
 
-def find_tokenizer(*, source_dir: Path | None = None, identifier: str | None = None, override: str | None = None,
-                   offline: bool = False, reporter: Reporter = NULL_REPORTER) -> _Found | None:
+def find_tokenizer(
+    *,
+    source_dir: Path | None = None,
+    identifier: str | None = None,
+    override: str | None = None,
+    offline: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> _Found | None:
     """The tokenizer.json to use, by priority: override, the checkpoint's own files, the config's identifier."""
     if override:
         return _from_reference(override, "--tokenizer", offline=offline, reporter=reporter)
@@ -321,15 +411,22 @@ def _from_reference(reference: str, what: str, *, offline: bool, reporter: Repor
             raise NotFoundError(f"{what} {reference}: the directory has no tokenizer.json")
         return _from_dir(path, source=str(path))
     if path.is_file():
-        return _Found(file=path, name=path.stem, source=str(path), config=_dir_config(path.parent) if path.name == "tokenizer.json" else {})
+        return _Found(
+            file=path,
+            name=path.stem,
+            source=str(path),
+            config=_dir_config(path.parent) if path.name == "tokenizer.json" else {},
+        )
     resolved = resolve_identifier(reference)
     if resolved is not None:
         known, note = resolved
         return _Found(file=known.path, name=known.name, source=f"bundled ({known.folder})", known=known, note=note)
     if _looks_like_repo(reference):
         return _from_hub(reference, offline=offline, reporter=reporter)
-    raise NotFoundError(f"{what} '{reference}' is neither a local tokenizer file or directory, a known OLMo tokenizer, nor a Hub repo id",
-                        hint="known: " + ", ".join(known.name for known in KNOWN_TOKENIZERS))
+    raise NotFoundError(
+        f"{what} '{reference}' is neither a local tokenizer file or directory, a known OLMo tokenizer, nor a Hub repo id",
+        hint="known: " + ", ".join(known.name for known in KNOWN_TOKENIZERS),
+    )
 
 
 def _from_dir(directory: Path, *, source: str) -> _Found:
@@ -376,17 +473,29 @@ def _from_hub(repo: str, *, offline: bool, reporter: Reporter) -> _Found:
     for name in TOKENIZER_FILES:
         try:
             with hub_errors(repo, "main"):
-                files[name] = Path(hf_hub_download(repo, name, endpoint=endpoint(), cache_dir=hub_cache_dir(),
-                                                   token=token(), local_files_only=local_only))
+                files[name] = Path(
+                    hf_hub_download(
+                        repo,
+                        name,
+                        endpoint=endpoint(),
+                        cache_dir=hub_cache_dir(),
+                        token=token(),
+                        local_files_only=local_only,
+                    )
+                )
         except NotFoundError:  # hub_errors' translation of a missing repo or file
             if name != "tokenizer.json":
                 continue  # the config files are optional
             if local_only:
-                raise NetworkError(f"tokenizer {repo} is not in the local cache and offline mode is on",
-                                   hint="run once without --offline / HF_HUB_OFFLINE, or pass --tokenizer PATH") from None
+                raise NetworkError(
+                    f"tokenizer {repo} is not in the local cache and offline mode is on",
+                    hint="run once without --offline / HF_HUB_OFFLINE, or pass --tokenizer PATH",
+                ) from None
             raise
     if "tokenizer.json" not in files:
-        raise NotFoundError(f"Hub repo {repo} has no tokenizer.json", hint="pass --tokenizer with a repo or directory that has one")
+        raise NotFoundError(
+            f"Hub repo {repo} has no tokenizer.json", hint="pass --tokenizer with a repo or directory that has one"
+        )
     directory = files["tokenizer.json"].parent
     found = _from_dir(directory, source=f"hub ({repo})")
     found.name = repo
@@ -395,7 +504,6 @@ def _from_hub(repo: str, *, offline: bool, reporter: Reporter) -> _Found:
 
 # ---------------------------------------------------------------------------------------------
 # Reading and fixing tokenizer.json
-
 
 
 def _vocabulary(file: Path) -> dict[int, str]:
@@ -460,21 +568,30 @@ def _config_token(config: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _special(vocab: dict[int, str], model_id: int | None, configured: str | None, default: str | None,
-             role: str, reporter: Reporter) -> tuple[int | None, str | None]:
+def _special(
+    vocab: dict[int, str],
+    model_id: int | None,
+    configured: str | None,
+    default: str | None,
+    role: str,
+    reporter: Reporter,
+) -> tuple[int | None, str | None]:
     """(id, token) for one special token. The model config's id wins: its token is what the model emits."""
     ids = {token: index for index, token in vocab.items()}
     if model_id is not None:
         token = vocab.get(int(model_id))
         if token is None:
-            reporter.warn(f"the model's {role} id {model_id} is outside the tokenizer's vocabulary; no {role} token written")
+            reporter.warn(
+                f"the model's {role} id {model_id} is outside the tokenizer's vocabulary; no {role} token written"
+            )
             return int(model_id), None
         expected = configured or default
         if expected is not None and expected != token:
-            reporter.warn(f"the tokenizer's {role} token is {expected!r} but the model's {role} id {model_id} is {token!r}; using {token!r}")
+            reporter.warn(
+                f"the tokenizer's {role} token is {expected!r} but the model's {role} id {model_id} is {token!r}; using {token!r}"
+            )
         return int(model_id), token
     token = configured or default
     if token is not None and token in ids:
         return ids[token], token
     return None, None
-

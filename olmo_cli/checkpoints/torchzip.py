@@ -18,9 +18,18 @@ from pathlib import Path
 from olmo_cli.checkpoints.tensors import _ITEMSIZE, FileRange, _is_zip
 from olmo_cli.errors import BadInputError
 
-_STORAGE_DTYPES = {"FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16",
-                   "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-                   "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool"}
+_STORAGE_DTYPES = {
+    "FloatStorage": "float32",
+    "DoubleStorage": "float64",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+}
 
 
 class NotPlain(Exception):
@@ -106,7 +115,9 @@ def read_torch_zip_index(path: Path) -> dict[str, _Entry]:
             try:
                 info = archive.getinfo(f"{prefix}data/{storage.key}")
             except KeyError:
-                raise BadInputError(f"{path}: the storage of tensor {key!r} is missing (truncated or corrupt?)") from None
+                raise BadInputError(
+                    f"{path}: the storage of tensor {key!r} is missing (truncated or corrupt?)"
+                ) from None
             if info.compress_type != zipfile.ZIP_STORED:
                 raise NotPlain("compressed storage")
             raw.seek(info.header_offset)
@@ -117,8 +128,10 @@ def read_torch_zip_index(path: Path) -> dict[str, _Entry]:
             start = info.header_offset + 30 + name_len + extra_len
             item = _ITEMSIZE[storage.dtype]
             if start + storage.numel * item > size or info.file_size != storage.numel * item:
-                raise BadInputError(f"{path}: truncated: tensor {key!r} runs past the end of the file",
-                                    hint="download or copy the file again")
+                raise BadInputError(
+                    f"{path}: truncated: tensor {key!r} runs past the end of the file",
+                    hint="download or copy the file again",
+                )
             numel = 1
             for s_ in shape:
                 numel *= s_
@@ -135,8 +148,13 @@ def _is_tensor_tuple(value) -> bool:
     if not (isinstance(value, tuple) and len(value) == 5 and value[0] == "tensor"):
         return False
     _, storage, offset, shape, stride = value
-    storage_ok = (type(storage) is _Storage and isinstance(storage.key, str) and storage.dtype in _ITEMSIZE
-                  and isinstance(storage.numel, int) and storage.numel >= 0)
+    storage_ok = (
+        type(storage) is _Storage
+        and isinstance(storage.key, str)
+        and storage.dtype in _ITEMSIZE
+        and isinstance(storage.numel, int)
+        and storage.numel >= 0
+    )
     ints = all(isinstance(n, int) and n >= 0 for n in (offset, *shape, *stride))
     return storage_ok and ints and len(shape) == len(stride)
 

@@ -87,7 +87,6 @@ def native_logits(spec: ModelSpec, get, ids: list[int]):
 def hf_logits(directory: Path, ids: list[int]):
     import torch
     from transformers import AutoModelForCausalLM
-
     from transformers.utils import logging as hf_logging
 
     was_enabled = hf_logging.is_progress_bar_enabled()
@@ -124,6 +123,8 @@ def compare(source, output, dtype: str) -> float:
     scale = max(1.0, float(a.abs().max()))
     tolerance = TOLERANCE.get(dtype, 5e-2) * scale
     if not diff <= tolerance:
-        raise MismatchError(f"verification failed: max logit difference {diff:.3g} exceeds {tolerance:.3g} ({dtype})",
-                            hint="the output was not written; report this with the source's config")
+        raise MismatchError(
+            f"verification failed: max logit difference {diff:.3g} exceeds {tolerance:.3g} ({dtype})",
+            hint="the output was not written; report this with the source's config",
+        )
     return diff

@@ -12,9 +12,9 @@ import mmap
 import os
 import struct
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from olmo_cli.checkpoints.tensors import _TORCH_TO_ST, FileRange, nbytes
 from olmo_cli.errors import BadInputError
@@ -44,8 +44,12 @@ def plan_shards(tensors: list[PlannedTensor], shard_size: int) -> list[list[Plan
     return shards
 
 
-def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[[str], object],
-                      advance: Callable[[int], None] = lambda n: None) -> int:
+def write_safetensors(
+    path: Path,
+    tensors: list[PlannedTensor],
+    fetch: Callable[[str], object],
+    advance: Callable[[int], None] = lambda n: None,
+) -> int:
     """Write one safetensors file tensor by tensor. Returns bytes written.
 
     `fetch(key)` gives either a `FileRange` (bytes already in the planned dtype: copied
@@ -57,8 +61,11 @@ def write_safetensors(path: Path, tensors: list[PlannedTensor], fetch: Callable[
     entries: dict[str, object] = {"__metadata__": {"format": "pt"}}
     total = 0
     for t in tensors:
-        entries[t.key] = {"dtype": _TORCH_TO_ST[t.dtype], "shape": list(t.shape),
-                          "data_offsets": [total, total + t.nbytes]}
+        entries[t.key] = {
+            "dtype": _TORCH_TO_ST[t.dtype],
+            "shape": list(t.shape),
+            "data_offsets": [total, total + t.nbytes],
+        }
         total += t.nbytes
     header = json.dumps(entries, separators=(",", ":")).encode()
     header += b" " * (-len(header) % 8)  # data starts 8-byte aligned
@@ -93,7 +100,7 @@ class _Output:
     def __init__(self, f, path: Path):
         self.f, self.path, self._map = f, path, None
 
-    def at(self, offset: int, dtype: str | None = None) -> "_Slot":
+    def at(self, offset: int, dtype: str | None = None) -> _Slot:
         return _Slot(self, offset, dtype)
 
     def mapped(self):
@@ -126,7 +133,9 @@ def _write_tensor(slot: _Slot, tensor) -> None:
         return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        target = torch.frombuffer(slot.output.mapped(), dtype=getattr(torch, slot.dtype), count=count, offset=slot.offset)
+        target = torch.frombuffer(
+            slot.output.mapped(), dtype=getattr(torch, slot.dtype), count=count, offset=slot.offset
+        )
     target.view(tensor.shape).copy_(tensor)
     del target
 
@@ -179,8 +188,13 @@ def _copy_range(slot: _Slot, source: FileRange) -> None:
                 offset, target, left = offset + written, target + written, left - written
 
 
-def write_sharded(directory: Path, tensors: list[PlannedTensor], fetch: Callable[[str], object],
-                  shard_size: int, advance: Callable[[int], None] = lambda n: None) -> tuple[list[str], int]:
+def write_sharded(
+    directory: Path,
+    tensors: list[PlannedTensor],
+    fetch: Callable[[str], object],
+    shard_size: int,
+    advance: Callable[[int], None] = lambda n: None,
+) -> tuple[list[str], int]:
     """`model.safetensors`, or `model-0000i-of-0000n.safetensors` + index. (file names, bytes)."""
     shards = plan_shards(tensors, shard_size)
     if len(shards) == 1:
@@ -191,8 +205,10 @@ def write_sharded(directory: Path, tensors: list[PlannedTensor], fetch: Callable
     for name, shard in zip(names, shards):
         written += write_safetensors(directory / name, shard, fetch, advance)
     if len(shards) > 1:
-        index = {"metadata": {"total_size": sum(t.nbytes for t in tensors)},
-                 "weight_map": {t.key: name for name, shard in zip(names, shards) for t in shard}}
+        index = {
+            "metadata": {"total_size": sum(t.nbytes for t in tensors)},
+            "weight_map": {t.key: name for name, shard in zip(names, shards) for t in shard},
+        }
         index_path = directory / "model.safetensors.index.json"
         index_path.write_text(json.dumps(index, indent=2) + "\n")
         written += index_path.stat().st_size
@@ -204,11 +220,21 @@ def parse_size(text: str | int) -> int:
     """'5GB' -> 5_000_000_000, '500MiB' -> 524288000, '1000' -> 1000 (Hub conventions: GB is decimal)."""
     if isinstance(text, int):
         return text
-    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-             "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    units = {
+        "": 1,
+        "B": 1,
+        "KB": 10**3,
+        "MB": 10**6,
+        "GB": 10**9,
+        "TB": 10**12,
+        "KIB": 2**10,
+        "MIB": 2**20,
+        "GIB": 2**30,
+        "TIB": 2**40,
+    }
     s = text.strip().upper().replace(" ", "")
     number = s.rstrip("KMGTIB")
-    unit = s[len(number):]
+    unit = s[len(number) :]
     try:
         value = float(number)
     except ValueError:

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from olmo_cli.cli.completion import complete_repo
-from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, RepoArg,
-                                  RevisionsOpt, StageOpt, ToOpt)
+from olmo_cli.cli.options import (
+    EveryOpt,
+    FromOpt,
+    JsonOpt,
+    LimitOpt,
+    LogSpacedOpt,
+    RepoArg,
+    RevisionsOpt,
+    StageOpt,
+    ToOpt,
+    command_app,
+)
 
 app = command_app(no_args_is_help=True, help="List or remove cached revisions by name or range.")
 
 
 @app.command("ls")
 def ls(
-    repo: Annotated[Optional[str], typer.Argument(help="Only this repo.", autocompletion=complete_repo, show_default=False)] = None,
+    repo: Annotated[
+        str | None, typer.Argument(help="Only this repo.", autocompletion=complete_repo, show_default=False)
+    ] = None,
     as_json: JsonOpt = False,
 ):
     """List cached repos and revisions with step, tokens and size, in training order.
@@ -26,9 +38,8 @@ def ls(
       olmo cache ls
       olmo cache ls allenai/OLMo-1B-hf --json
     """
-    from olmo_cli.cli.output import print_json, print_table, say
+    from olmo_cli.cli.output import format_size, print_json, print_table, say
     from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo
-    from olmo_cli.cli.output import format_size
     from olmo_cli.hub.refs import check_repo_id
     from olmo_cli.revisions.names import format_tokens, parse_revision
 
@@ -39,10 +50,22 @@ def ls(
         on_disk = sum(RepoCache.of(name).blobs().values())
         for r in revisions:
             parsed = parse_revision(r.name)
-            records.append({"repo": name, "revision": r.name, "commit": r.commit, "step": parsed.step,
-                            "tokens": parsed.tokens, "stage": parsed.stage, "ingredient": parsed.ingredient,
-                            "files": r.files, "size": r.size})
-            rows.append((name, r.name, parsed.step, format_tokens(parsed.tokens), r.files, format_size(r.size), r.commit[:10]))
+            records.append(
+                {
+                    "repo": name,
+                    "revision": r.name,
+                    "commit": r.commit,
+                    "step": parsed.step,
+                    "tokens": parsed.tokens,
+                    "stage": parsed.stage,
+                    "ingredient": parsed.ingredient,
+                    "files": r.files,
+                    "size": r.size,
+                }
+            )
+            rows.append(
+                (name, r.name, parsed.step, format_tokens(parsed.tokens), r.files, format_size(r.size), r.commit[:10])
+            )
         if revisions and not as_json:
             say(f"{name}: {len(revisions)} revision(s), {format_size(on_disk)} on disk")
     if repo and not records:
@@ -63,7 +86,13 @@ def rm(
     log_spaced: LogSpacedOpt = None,
     stage: StageOpt = None,
     limit: LimitOpt = None,
-    keep_every: Optional[int] = typer.Option(None, "--keep-every", min=1, help="Remove checkpoints whose step is not a multiple of N (within the selection, if any).", show_default=False),
+    keep_every: int | None = typer.Option(
+        None,
+        "--keep-every",
+        min=1,
+        help="Remove checkpoints whose step is not a multiple of N (within the selection, if any).",
+        show_default=False,
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed and freed; remove nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting."),
     as_json: JsonOpt = False,
@@ -79,27 +108,32 @@ def rm(
       olmo cache rm allenai/OLMo-1B-hf --to 100B --dry-run
       olmo cache rm allenai/OLMo-1B-hf --keep-every 100000 --yes
     """
-    from olmo_cli.cli.output import print_json, print_table, say
+    from olmo_cli.cli.output import format_size, print_json, print_table, say
     from olmo_cli.errors import UsageError
     from olmo_cli.hub.cleanup import apply_removal, plan_removal
-    from olmo_cli.cli.output import format_size
     from olmo_cli.hub.refs import check_repo_id
     from olmo_cli.revisions.select import Selection
 
     check_repo_id(repo)
     selection = Selection(start, end, every, log_spaced, stage, limit)
     if not revision and not selection.active and keep_every is None:
-        raise UsageError("say which revisions to remove",
-                         hint="use --revision NAME, a range (--from/--to, --every...) or --keep-every N")
+        raise UsageError(
+            "say which revisions to remove",
+            hint="use --revision NAME, a range (--from/--to, --every...) or --keep-every N",
+        )
     names = _targets(repo, list(revision or []), selection, keep_every)
     plan = plan_removal(repo, names)
     if as_json:
         print_json({**plan.as_dict(), "dry_run": dry_run})
     else:
-        print_table(("revision", "commit", "files", "size"),
-                    [(r.name, r.commit[:10], r.files, format_size(r.size)) for r in plan.revisions])
-    say(f"{len(plan.revisions)} revision(s) of {repo}; frees {format_size(plan.bytes_freed)} "
-        f"({len(plan.blobs)} files no other revision uses)")
+        print_table(
+            ("revision", "commit", "files", "size"),
+            [(r.name, r.commit[:10], r.files, format_size(r.size)) for r in plan.revisions],
+        )
+    say(
+        f"{len(plan.revisions)} revision(s) of {repo}; frees {format_size(plan.bytes_freed)} "
+        f"({len(plan.blobs)} files no other revision uses)"
+    )
     if dry_run:
         return
     if not yes:
@@ -130,8 +164,10 @@ def _targets(repo: str, queries: list[str], selection, keep_every: int | None) -
         pool = [r for r in pool if r.step is not None and r.step % keep_every != 0]
     chosen += [r.name for r in pool if r.name not in chosen]
     if not chosen:
-        raise NotFoundError(f"no cached revision of {repo} matches {selection.describe() if selection.active else ''}".rstrip(),
-                            hint=f"run 'olmo cache ls {repo}' to see what is cached")
+        raise NotFoundError(
+            f"no cached revision of {repo} matches {selection.describe() if selection.active else ''}".rstrip(),
+            hint=f"run 'olmo cache ls {repo}' to see what is cached",
+        )
     return chosen
 
 
@@ -150,5 +186,7 @@ def _cached_name(repo: str, query: str, cached: dict, commits: dict) -> str:
         name = None
     if name in cached:
         return name
-    raise NotFoundError(f"revision '{query}' of {repo} is not in the local cache",
-                        hint=f"run 'olmo cache ls {repo}' to see what is cached")
+    raise NotFoundError(
+        f"revision '{query}' of {repo} is not in the local cache",
+        hint=f"run 'olmo cache ls {repo}' to see what is cached",
+    )

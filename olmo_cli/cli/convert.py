@@ -3,26 +3,52 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from olmo_cli.cli.options import command_app, ForceOpt, JsonOpt, OfflineOpt, RevisionOpt
+from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt, command_app
 
 app = command_app()
 
 
 @app.command()
 def convert(
-    src: Annotated[str, typer.Argument(metavar="SRC", help="Checkpoint directory (native, hf_olmo or transformers) or Hub repo id.", show_default=False)],
-    dst: Annotated[Path, typer.Argument(metavar="DST", help="Output directory (must not exist unless --force).", show_default=False)],
+    src: Annotated[
+        str,
+        typer.Argument(
+            metavar="SRC",
+            help="Checkpoint directory (native, hf_olmo or transformers) or Hub repo id.",
+            show_default=False,
+        ),
+    ],
+    dst: Annotated[
+        Path,
+        typer.Argument(metavar="DST", help="Output directory (must not exist unless --force).", show_default=False),
+    ],
     revision: RevisionOpt = None,
-    to: Annotated[str, typer.Option("--to", help="Target format: hf (transformers olmo/olmo2) or native (OLMo trainer).")] = "hf",
-    dtype: Annotated[str, typer.Option("--dtype", help="Output dtype: auto (as the source), float32, bfloat16, float16.")] = "auto",
-    shard_size: Annotated[str, typer.Option("--shard-size", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB).")] = "5GB",
+    to: Annotated[
+        str, typer.Option("--to", help="Target format: hf (transformers olmo/olmo2) or native (OLMo trainer).")
+    ] = "hf",
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="Output dtype: auto (as the source), float32, bfloat16, float16.")
+    ] = "auto",
+    shard_size: Annotated[
+        str, typer.Option("--shard-size", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB).")
+    ] = "5GB",
     force: ForceOpt = False,
-    verify: Annotated[bool, typer.Option("--verify", help="Compare source and output logits on a fixed prompt; exit 7 if they differ.")] = False,
-    tokenizer: Annotated[Optional[str], typer.Option("--tokenizer", help="Tokenizer to use instead of the source's: a path, a Hub repo or an OLMo tokenizer name.", show_default=False)] = None,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="Compare source and output logits on a fixed prompt; exit 7 if they differ."),
+    ] = False,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            "--tokenizer",
+            help="Tokenizer to use instead of the source's: a path, a Hub repo or an OLMo tokenizer name.",
+            show_default=False,
+        ),
+    ] = None,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -44,22 +70,33 @@ def convert(
       olmo convert ./ckpt ./out --shard-size 2GB --force --json
     """
     from olmo_cli.checkpoints.convert import convert as run_convert
-    from olmo_cli.cli.output import ConsoleReporter, print_json
-    from olmo_cli.cli.output import format_size
+    from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
     from olmo_cli.sources import locate
 
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)
-    result = run_convert(located.path, dst, to=to, dtype=dtype, shard_size=shard_size, force=force,
-                         tokenizer=tokenizer, reporter=reporter, verify=verify,
-                         revision=located.revision, offline=offline)
+    result = run_convert(
+        located.path,
+        dst,
+        to=to,
+        dtype=dtype,
+        shard_size=shard_size,
+        force=force,
+        tokenizer=tokenizer,
+        reporter=reporter,
+        verify=verify,
+        revision=located.revision,
+        offline=offline,
+    )
     if as_json:
         data = result.to_dict()
         data["source"] = located.describe()
         print_json(data)
         return
-    line = (f"{located.describe()} ({result.source_format}) -> {result.dst} ({result.architecture}, {result.dtype}): "
-            f"{result.n_tensors} tensors, {format_size(result.bytes_written)} in {len(result.files)} files")
+    line = (
+        f"{located.describe()} ({result.source_format}) -> {result.dst} ({result.architecture}, {result.dtype}): "
+        f"{result.n_tensors} tensors, {format_size(result.bytes_written)} in {len(result.files)} files"
+    )
     if result.max_logit_diff is not None:
         line += f"; verified, max logit difference {result.max_logit_diff:.3g}"
     typer.echo(line)

@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
-                                  RepoArg, RevisionsOpt, StageOpt, ToOpt)
+from olmo_cli.cli.options import (
+    EveryOpt,
+    FromOpt,
+    JsonOpt,
+    LimitOpt,
+    LogSpacedOpt,
+    OfflineOpt,
+    RepoArg,
+    RevisionsOpt,
+    StageOpt,
+    ToOpt,
+    command_app,
+)
 
 app = command_app()
 
-GlobOpt = Annotated[Optional[list[str]], typer.Option(show_default=False)]
+GlobOpt = Annotated[list[str] | None, typer.Option(show_default=False)]
 
 
 @app.command()
@@ -25,13 +36,30 @@ def download(
     log_spaced: LogSpacedOpt = None,
     stage: StageOpt = None,
     limit: LimitOpt = None,
-    include: Annotated[Optional[list[str]], typer.Option("--include", help="Fetch only files matching this glob (repeatable).", show_default=False)] = None,
-    exclude: Annotated[Optional[list[str]], typer.Option("--exclude", help="Skip files matching this glob (repeatable).", show_default=False)] = None,
-    all_files: bool = typer.Option(False, "--all-files", help="Fetch every file of the revision, not only what a model needs."),
-    local_dir: Optional[Path] = typer.Option(None, "--local-dir", help="Also export plain files to DIR (DIR/<revision>/ for several revisions).", show_default=False),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show the files, sizes, what is cached and the total to download; fetch nothing."),
+    include: Annotated[
+        list[str] | None,
+        typer.Option("--include", help="Fetch only files matching this glob (repeatable).", show_default=False),
+    ] = None,
+    exclude: Annotated[
+        list[str] | None,
+        typer.Option("--exclude", help="Skip files matching this glob (repeatable).", show_default=False),
+    ] = None,
+    all_files: bool = typer.Option(
+        False, "--all-files", help="Fetch every file of the revision, not only what a model needs."
+    ),
+    local_dir: Path | None = typer.Option(
+        None,
+        "--local-dir",
+        help="Also export plain files to DIR (DIR/<revision>/ for several revisions).",
+        show_default=False,
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show the files, sizes, what is cached and the total to download; fetch nothing."
+    ),
     max_workers: int = typer.Option(8, "--max-workers", min=1, help="Files downloaded in parallel."),
-    refresh: bool = typer.Option(False, "--refresh", help="Ask the Hub for the revision list even if a recent answer is cached."),
+    refresh: bool = typer.Option(
+        False, "--refresh", help="Ask the Hub for the revision list even if a recent answer is cached."
+    ),
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -56,10 +84,10 @@ def download(
       olmo download allenai/OLMo-1B-hf -r main --local-dir ./olmo-1b
       olmo download allenai/OLMo-1B-hf -r main --include '*.json' --json
     """
-    from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
+    from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_table, say
     from olmo_cli.errors import OlmoError
-    from olmo_cli.hub import download as core, env
-    from olmo_cli.cli.output import format_size
+    from olmo_cli.hub import download as core
+    from olmo_cli.hub import env
     from olmo_cli.revisions.resolve import select_revisions
     from olmo_cli.revisions.select import Selection
 
@@ -71,13 +99,16 @@ def download(
     queries = list(revision or [])
     if not queries and not selection.active:
         queries = ["main"]
-    names = [r.revision for r in select_revisions(repo, queries, selection, offline=offline, refresh=refresh,
-                                                    reporter=reporter)]
+    names = [
+        r.revision
+        for r in select_revisions(repo, queries, selection, offline=offline, refresh=refresh, reporter=reporter)
+    ]
     say(f"{repo}: {len(names)} revision{'s' if len(names) != 1 else ''}")
 
     if dry_run:
-        plan = core.dry_run(repo, names, include=include, exclude=exclude, all_files=all_files,
-                            offline=offline, reporter=reporter)
+        plan = core.dry_run(
+            repo, names, include=include, exclude=exclude, all_files=all_files, offline=offline, reporter=reporter
+        )
         if as_json:
             print_json({**plan.as_dict(), "offline": offline})
         else:
@@ -89,28 +120,51 @@ def download(
             print_table(("revision", "file", "size", "cached"), rows)
         if offline:
             say("offline: only what the local cache holds is shown; the Hub was not asked")
-        say(f"to download: {format_size(plan.to_download)} of {format_size(sum(p.size for p in plan.plans))} "
-            f"in {len(plan.plans)} revision(s); files shared between revisions are fetched once")
+        say(
+            f"to download: {format_size(plan.to_download)} of {format_size(sum(p.size for p in plan.plans))} "
+            f"in {len(plan.plans)} revision(s); files shared between revisions are fetched once"
+        )
         if plan.errors:
             raise OlmoError(f"{len(plan.errors)} of {len(names)} revisions could not be listed")
         return
 
-    result = core.download_revisions(repo, names, include=include, exclude=exclude, all_files=all_files,
-                                     local_dir=local_dir, max_workers=max_workers, offline=offline,
-                                     reporter=reporter)
+    result = core.download_revisions(
+        repo,
+        names,
+        include=include,
+        exclude=exclude,
+        all_files=all_files,
+        local_dir=local_dir,
+        max_workers=max_workers,
+        offline=offline,
+        reporter=reporter,
+    )
     summary = result.as_dict()
     if as_json:
         print_json(summary)
     else:
-        rows = [(o.revision, (o.commit or "")[:10], o.files, format_size(o.bytes),
-                 "failed: " + o.error if o.error else ("downloaded" if o.downloaded else "already present"),
-                 str(o.local_dir or o.snapshot or "")) for o in result.outcomes]
+        rows = [
+            (
+                o.revision,
+                (o.commit or "")[:10],
+                o.files,
+                format_size(o.bytes),
+                "failed: " + o.error if o.error else ("downloaded" if o.downloaded else "already present"),
+                str(o.local_dir or o.snapshot or ""),
+            )
+            for o in result.outcomes
+        ]
         print_table(("revision", "commit", "files", "size", "status", "path"), rows)
-    say(f"downloaded {summary['downloaded']}, already present {summary['already_present']}, "
-        f"failed {summary['failed']}; {format_size(result.transferred)} transferred")
+    say(
+        f"downloaded {summary['downloaded']}, already present {summary['already_present']}, "
+        f"failed {summary['failed']}; {format_size(result.transferred)} transferred"
+    )
     if len(result.outcomes) == 1 and result.failed and result.failed[0].exception is not None:
         raise result.failed[0].exception  # one revision: its own error, hint and exit code say more
     if result.failed:
-        hint = ("run it without --offline (and without HF_HUB_OFFLINE) to fetch them" if offline else
-                "run the same command again: finished files are kept and partial ones continue")
+        hint = (
+            "run it without --offline (and without HF_HUB_OFFLINE) to fetch them"
+            if offline
+            else "run the same command again: finished files are kept and partial ones continue"
+        )
         raise OlmoError(f"{len(result.failed)} of {len(names)} revisions failed", hint=hint)

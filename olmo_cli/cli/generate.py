@@ -4,49 +4,112 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
-                                  RevisionsOpt, StageOpt, ToOpt)
+from olmo_cli.cli.options import (
+    EveryOpt,
+    FromOpt,
+    JsonOpt,
+    LimitOpt,
+    LogSpacedOpt,
+    OfflineOpt,
+    RevisionsOpt,
+    StageOpt,
+    ToOpt,
+    command_app,
+)
 from olmo_cli.errors import BadInputError, UsageError
 
 app = command_app()
 
-ModelArg = Annotated[Optional[str], typer.Argument(
-    show_default=False,
-    help="Hub repo (allenai/OLMo-1B-hf, allenai/OLMo-7B ...) or local checkpoint directory in any format. "
-         "May be left out when --revision names a revision of one known repo.")]
+ModelArg = Annotated[
+    str | None,
+    typer.Argument(
+        show_default=False,
+        help="Hub repo (allenai/OLMo-1B-hf, allenai/OLMo-7B ...) or local checkpoint directory in any format. "
+        "May be left out when --revision names a revision of one known repo.",
+    ),
+]
 
 
 @app.command()
 def generate(
     model: ModelArg = None,
     revision: RevisionsOpt = None,
-    prompt: Annotated[Optional[list[str]], typer.Option("--prompt", "-p", help="Prompt text (repeatable; several run as one batch).", show_default=False)] = None,
-    prompts_file: Annotated[Optional[Path], typer.Option("--prompts-file", "-f", help="File with one prompt per line ('-' for stdin), run as one batch.", show_default=False)] = None,
+    prompt: Annotated[
+        list[str] | None,
+        typer.Option("--prompt", "-p", help="Prompt text (repeatable; several run as one batch).", show_default=False),
+    ] = None,
+    prompts_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--prompts-file",
+            "-f",
+            help="File with one prompt per line ('-' for stdin), run as one batch.",
+            show_default=False,
+        ),
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate per answer.")] = 100,
     greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding instead of sampling.")] = False,
-    temperature: Annotated[float, typer.Option("--temperature", "-t", help="Sampling temperature (0 means greedy).")] = 1.0,
+    temperature: Annotated[
+        float, typer.Option("--temperature", "-t", help="Sampling temperature (0 means greedy).")
+    ] = 1.0,
     top_k: Annotated[int, typer.Option("--top-k", help="Sample from the K most likely tokens (0: off).")] = 50,
-    top_p: Annotated[float, typer.Option("--top-p", help="Nucleus sampling: smallest set of tokens with this total probability.")] = 0.95,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed: the same seed gives the same text.", show_default=False)] = None,
-    num_return_sequences: Annotated[int, typer.Option("--num-return-sequences", help="Answers per prompt (sampling).")] = 1,
-    stop: Annotated[Optional[list[str]], typer.Option("--stop", help="Stop when this string appears (repeatable); it is not printed.", show_default=False)] = None,
-    dtype: Annotated[str, typer.Option("--dtype", help="auto (bf16 on GPUs that support it, else the checkpoint's), float32, bfloat16, float16.")] = "auto",
-    device: Annotated[str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")] = "auto",
-    load_in_8bit: Annotated[bool, typer.Option("--load-in-8bit", help="Quantize to 8 bits at load with bitsandbytes.")] = False,
-    load_in_4bit: Annotated[bool, typer.Option("--load-in-4bit", help="Quantize to 4 bits (nf4) at load with bitsandbytes.")] = False,
-    quantize: Annotated[Optional[str], typer.Option("--quantize", help="Quantize at load with torchao: int8, int8-dynamic, int4 (CUDA). Writes nothing.", show_default=False)] = None,
-    compile_: Annotated[bool, typer.Option("--compile", help="CUDA only: static KV cache + torch.compile (faster decoding after a slow first call).")] = False,
+    top_p: Annotated[
+        float, typer.Option("--top-p", help="Nucleus sampling: smallest set of tokens with this total probability.")
+    ] = 0.95,
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Random seed: the same seed gives the same text.", show_default=False)
+    ] = None,
+    num_return_sequences: Annotated[
+        int, typer.Option("--num-return-sequences", help="Answers per prompt (sampling).")
+    ] = 1,
+    stop: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--stop", help="Stop when this string appears (repeatable); it is not printed.", show_default=False
+        ),
+    ] = None,
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype", help="auto (bf16 on GPUs that support it, else the checkpoint's), float32, bfloat16, float16."
+        ),
+    ] = "auto",
+    device: Annotated[
+        str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
+    ] = "auto",
+    load_in_8bit: Annotated[
+        bool, typer.Option("--load-in-8bit", help="Quantize to 8 bits at load with bitsandbytes.")
+    ] = False,
+    load_in_4bit: Annotated[
+        bool, typer.Option("--load-in-4bit", help="Quantize to 4 bits (nf4) at load with bitsandbytes.")
+    ] = False,
+    quantize: Annotated[
+        str | None,
+        typer.Option(
+            "--quantize",
+            help="Quantize at load with torchao: int8, int8-dynamic, int4 (CUDA). Writes nothing.",
+            show_default=False,
+        ),
+    ] = None,
+    compile_: Annotated[
+        bool,
+        typer.Option(
+            "--compile", help="CUDA only: static KV cache + torch.compile (faster decoding after a slow first call)."
+        ),
+    ] = False,
     start: FromOpt = None,
     end: ToOpt = None,
     every: EveryOpt = None,
     log_spaced: LogSpacedOpt = None,
     stage: StageOpt = None,
     limit: LimitOpt = None,
-    stats: Annotated[bool, typer.Option("--stats", help="Print load time, time to first token and tokens/s on stderr.")] = False,
+    stats: Annotated[
+        bool, typer.Option("--stats", help="Print load time, time to first token and tokens/s on stderr.")
+    ] = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -74,23 +137,36 @@ def generate(
     from olmo_cli.generate import SamplingParams
     from olmo_cli.revisions.select import Selection
 
-    params = SamplingParams(max_new_tokens=max_new_tokens, greedy=greedy, temperature=temperature, top_k=top_k,
-                            top_p=top_p, num_return_sequences=num_return_sequences, seed=seed,
-                            stop=tuple(stop or ()), compile=compile_).validate()
+    params = SamplingParams(
+        max_new_tokens=max_new_tokens,
+        greedy=greedy,
+        temperature=temperature,
+        top_k=top_k,
+        top_p=top_p,
+        num_return_sequences=num_return_sequences,
+        seed=seed,
+        stop=tuple(stop or ()),
+        compile=compile_,
+    ).validate()
     quantization = _quantization(load_in_8bit, load_in_4bit, quantize)
     selection = Selection(start, end, every, log_spaced, stage, limit)
     revisions = list(revision or [])
     if model is None and not revisions:
-        raise UsageError("no model given", hint="name a Hub repo or a local directory (olmo generate allenai/OLMo-1B-hf -p ...), "
-                                                "or a revision such as --revision step20000-tokens84B")
+        raise UsageError(
+            "no model given",
+            hint="name a Hub repo or a local directory (olmo generate allenai/OLMo-1B-hf -p ...), "
+            "or a revision such as --revision step20000-tokens84B",
+        )
     if compile_:
         from olmo_cli.loading.devices import pick_device
 
         if pick_device(device).type != "cuda":  # before any download or load
             from olmo_cli.errors import UnsupportedError
 
-            raise UnsupportedError("--compile needs a CUDA GPU (static KV cache + torch.compile)",
-                                   hint="drop --compile; on the CPU it would only add compilation time")
+            raise UnsupportedError(
+                "--compile needs a CUDA GPU (static KV cache + torch.compile)",
+                hint="drop --compile; on the CPU it would only add compilation time",
+            )
     prompts = _read_prompts(prompt, prompts_file)
     reporter = ConsoleReporter()
     options = dict(dtype=dtype, device=device, quantization=quantization, offline=offline, reporter=reporter)
@@ -126,12 +202,20 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
     from olmo_cli.sources import is_local_path
 
     if model is not None and is_local_path(model):
-        raise UsageError("several revisions need a Hub repo, not a local directory",
-                         hint="drop the extra --revision / selection flags, or name a Hub repo")
+        raise UsageError(
+            "several revisions need a Hub repo, not a local directory",
+            hint="drop the extra --revision / selection flags, or name a Hub repo",
+        )
     from olmo_cli.revisions.resolve import select_revisions
 
-    chosen = select_revisions(model, revisions, selection if selection.active else None,
-                              offline=options["offline"], refresh=False, reporter=options["reporter"])
+    chosen = select_revisions(
+        model,
+        revisions,
+        selection if selection.active else None,
+        offline=options["offline"],
+        refresh=False,
+        reporter=options["reporter"],
+    )
     say(f"{len(chosen)} revision(s) of {chosen[0].repo}: {', '.join(r.revision for r in chosen)}")
     runs = []
     for index, resolved in enumerate(chosen, start=1):
@@ -200,8 +284,10 @@ def _quantization(load_in_8bit: bool, load_in_4bit: bool, quantize: str | None) 
         raise UsageError("choose one of --load-in-8bit, --load-in-4bit and --quantize")
     torchao = tuple(name for name, method in METHODS.items() if method.backend == "torchao")
     if quantize is not None and quantize.lower() not in torchao:
-        raise UsageError(f"--quantize {quantize} is not available at load time",
-                         hint=f"use --quantize {', '.join(torchao)}, --load-in-8bit or --load-in-4bit")
+        raise UsageError(
+            f"--quantize {quantize} is not available at load time",
+            hint=f"use --quantize {', '.join(torchao)}, --load-in-8bit or --load-in-4bit",
+        )
     if not chosen:
         return None
     return require_backend(chosen[0]).name  # before anything is downloaded
@@ -245,7 +331,9 @@ def _print_stats(timings, prefix: str = "") -> None:
         parts.append(f"load {timings.load_seconds:.2f} s")
     if timings.first_token_seconds is not None:
         parts.append(f"first token {timings.first_token_seconds:.3f} s")
-    parts.append(f"{timings.new_tokens} tokens in {timings.generate_seconds:.2f} s ({timings.tokens_per_second:.1f} tokens/s)")
+    parts.append(
+        f"{timings.new_tokens} tokens in {timings.generate_seconds:.2f} s ({timings.tokens_per_second:.1f} tokens/s)"
+    )
     if timings.decode_tokens_per_second is not None:
         parts.append(f"decode {timings.decode_tokens_per_second:.1f} tokens/s")
     say(prefix + " · ".join(parts))
@@ -254,4 +342,3 @@ def _print_stats(timings, prefix: str = "") -> None:
 def _write_now(text: str) -> None:
     sys.stdout.write(text)
     sys.stdout.flush()
-

@@ -6,14 +6,16 @@ from typing import Annotated, Any
 
 import typer
 
-from olmo_cli.cli.options import command_app, JsonOpt, OfflineOpt, RevisionOpt
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt, command_app
 
 app = command_app()
 
 
 @app.command()
 def inspect(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A local checkpoint directory or a Hub repo id.", show_default=False)],
+    source: Annotated[
+        str, typer.Argument(metavar="SOURCE", help="A local checkpoint directory or a Hub repo id.", show_default=False)
+    ],
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
     json_: JsonOpt = False,
@@ -46,15 +48,28 @@ def _print_summary(summary: dict[str, Any]) -> None:
     arch = summary["architecture"]
     where = summary["path"]
     if summary.get("repo"):
-        where = f"{summary['repo']} @ {summary['revision']}" + (f" ({summary['commit'][:12]})" if summary.get("commit") else "")
+        where = f"{summary['repo']} @ {summary['revision']}" + (
+            f" ({summary['commit'][:12]})" if summary.get("commit") else ""
+        )
     tokenizer = summary.get("tokenizer")
     rows = [
         ("checkpoint", where),
         ("format", summary["format"] + (f" (model_type {summary['model_type']})" if summary.get("model_type") else "")),
         ("family", summary["family"]),
-        ("parameters", _count(summary.get("parameters")) + (f" (the config implies {_count(summary['parameters_from_config'])})"
-                                                            if summary.get("parameters_from_config") else "")),
-        ("dtypes", ", ".join(f"{dtype} ({_count(n, exact=False)})" for dtype, n in summary.get("dtypes", {}).items()) or "unknown"),
+        (
+            "parameters",
+            _count(summary.get("parameters"))
+            + (
+                f" (the config implies {_count(summary['parameters_from_config'])})"
+                if summary.get("parameters_from_config")
+                else ""
+            ),
+        ),
+        (
+            "dtypes",
+            ", ".join(f"{dtype} ({_count(n, exact=False)})" for dtype, n in summary.get("dtypes", {}).items())
+            or "unknown",
+        ),
         ("size", format_size(summary["size_bytes"])),
         ("layers", arch["layers"]),
         ("d_model", arch["d_model"]),
@@ -70,8 +85,10 @@ def _print_summary(summary: dict[str, Any]) -> None:
     ]
     width = max(len(name) for name, _ in rows) + 2
     lines = [f"{name.ljust(width)}{value}" for name, value in rows]
-    files = [(entry["name"] + ("" if entry.get("cached", True) else "  (not downloaded)"), format_size(entry["bytes"]))
-             for entry in summary["files"]]
+    files = [
+        (entry["name"] + ("" if entry.get("cached", True) else "  (not downloaded)"), format_size(entry["bytes"]))
+        for entry in summary["files"]
+    ]
     name_width = max((len(name) for name, _ in files), default=0) + 2
     lines += ["", f"files ({len(files)}):"] + [f"  {name.ljust(name_width)}{size.rjust(9)}" for name, size in files]
     print_lines(lines)
@@ -88,8 +105,11 @@ def _norm(arch: dict[str, Any]) -> str:
 def _tokenizer(tokenizer: dict[str, Any] | None) -> str:
     if not tokenizer:
         return "none"
-    ids = ", ".join(f"{role} {tokenizer[role + '_token_id']} {tokenizer[role + '_token']!r}"
-                    for role in ("eos", "pad", "bos") if tokenizer.get(role + "_token_id") is not None)
+    ids = ", ".join(
+        f"{role} {tokenizer[role + '_token_id']} {tokenizer[role + '_token']!r}"
+        for role in ("eos", "pad", "bos")
+        if tokenizer.get(role + "_token_id") is not None
+    )
     return f"{tokenizer['name']}, from {tokenizer['source']}" + (f"; {ids}" if ids else "")
 
 
@@ -104,4 +124,3 @@ def _count(value: int | None, exact: bool = True) -> str:
         if value >= scale:
             return f"{value / scale:.2f}{unit}" + (f" ({value:,})" if exact else "")
     return f"{value:,}"
-

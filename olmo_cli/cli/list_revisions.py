@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
-                                  QuietOpt, RepoArg, StageOpt, ToOpt)
+from olmo_cli.cli.options import (
+    EveryOpt,
+    FromOpt,
+    JsonOpt,
+    LimitOpt,
+    LogSpacedOpt,
+    OfflineOpt,
+    QuietOpt,
+    RepoArg,
+    StageOpt,
+    ToOpt,
+    command_app,
+)
 
 app = command_app()
 
@@ -19,9 +30,13 @@ def list_revisions(
     log_spaced: LogSpacedOpt = None,
     stage: StageOpt = None,
     limit: LimitOpt = None,
-    gaps: bool = typer.Option(False, "--gaps", help="Show where checkpoints are missing (much further apart than usual)."),
+    gaps: bool = typer.Option(
+        False, "--gaps", help="Show where checkpoints are missing (much further apart than usual)."
+    ),
     offline: OfflineOpt = False,
-    refresh: bool = typer.Option(False, "--refresh", help="Ask the Hub even if its answer from the last 5 minutes is cached."),
+    refresh: bool = typer.Option(
+        False, "--refresh", help="Ask the Hub even if its answer from the last 5 minutes is cached."
+    ),
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -81,15 +96,21 @@ def _show_gaps(repo, revisions, selection, as_json: bool, quiet: bool) -> None:
     from olmo_cli.revisions.gaps import find_gaps, usual_interval
 
     # Gaps are measured over the selected range, but a lone --limit would cut the list short.
-    scope = selection.apply(revisions) if (selection.start or selection.end or selection.stage is not None) else revisions
+    scope = (
+        selection.apply(revisions) if (selection.start or selection.end or selection.stage is not None) else revisions
+    )
     found = find_gaps(scope)
     if as_json:
         print_json([gap.as_dict() for gap in found])
     elif quiet:
         print_lines(f"{gap.before.name} {gap.after.name}" for gap in found)
     else:
-        print_table(("after", "before", "steps apart", "times usual"),
-                    [(g.before.name, g.after.name, g.steps, f"{g.steps / g.usual:.0f}x") for g in found])
+        print_table(
+            ("after", "before", "steps apart", "times usual"),
+            [(g.before.name, g.after.name, g.steps, f"{g.steps / g.usual:.0f}x") for g in found],
+        )
         usual = usual_interval(scope)
-        say(f"{len(found)} gap(s) in {repo}; " + (f"usual interval {usual} steps" if usual else
-                                                   "fewer than two checkpoints, so no interval to compare"))
+        say(
+            f"{len(found)} gap(s) in {repo}; "
+            + (f"usual interval {usual} steps" if usual else "fewer than two checkpoints, so no interval to compare")
+        )

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-
-from olmo_cli.cli.options import command_app, JsonOpt
+from olmo_cli.cli.options import JsonOpt, command_app
 
 app = command_app()
 
@@ -28,9 +27,16 @@ def models(as_json: JsonOpt = False):
     if as_json:
         print_json(catalog())
         return
-    print_table(("model", "size", "tokens", "layers", "d_model", "heads", "context", "repos"),
-                [(m.name, m.size, format_tokens(m.tokens), m.layers, m.d_model, m.heads, m.context,
-                  " ".join(m.repos)) for m in MODELS], title="Models")
-    print_table(("name", "repo", "revision", "tokens", "note"),
-                [(n.name, n.repo, n.revision, format_tokens(n.tokens), n.note) for n in NAMED_REVISIONS],
-                title="Named revisions")
+    print_table(
+        ("model", "size", "tokens", "layers", "d_model", "heads", "context", "repos"),
+        [
+            (m.name, m.size, format_tokens(m.tokens), m.layers, m.d_model, m.heads, m.context, " ".join(m.repos))
+            for m in MODELS
+        ],
+        title="Models",
+    )
+    print_table(
+        ("name", "repo", "revision", "tokens", "note"),
+        [(n.name, n.repo, n.revision, format_tokens(n.tokens), n.note) for n in NAMED_REVISIONS],
+        title="Named revisions",
+    )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from olmo_cli.reporting import NullProgress, Reporter
 
@@ -73,8 +74,14 @@ class ConsoleReporter(Reporter):
             yield NullProgress()
             return
         from rich.console import Console
-        from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn,
-                                   TimeRemainingColumn, TransferSpeedColumn)
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
 
         console = Console(stderr=True)
         if not console.is_terminal:  # a log file or a pipe: a bar would only leave blank lines
@@ -82,7 +89,11 @@ class ConsoleReporter(Reporter):
             return
 
         columns = [TextColumn("{task.description}"), BarColumn()]
-        columns += [DownloadColumn(), TransferSpeedColumn()] if unit == "B" else [TextColumn("{task.completed:.0f}/{task.total:.0f}")]
+        columns += (
+            [DownloadColumn(), TransferSpeedColumn()]
+            if unit == "B"
+            else [TextColumn("{task.completed:.0f}/{task.total:.0f}")]
+        )
         columns.append(TimeRemainingColumn())
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(description, total=total)

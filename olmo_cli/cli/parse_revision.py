@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import List
-
 import typer
 
-from olmo_cli.cli.options import command_app, JsonOpt
+from olmo_cli.cli.options import JsonOpt, command_app
 
 app = command_app()
 
 
 @app.command()
 def parse_revision(
-    names: List[str] = typer.Argument(..., help="Revision names, e.g. step452000-tokens2000B.", show_default=False),
+    names: list[str] = typer.Argument(..., help="Revision names, e.g. step452000-tokens2000B.", show_default=False),
     as_json: JsonOpt = False,
 ):
     """Parse revision names into step, tokens, stage, ingredient.
@@ -28,11 +26,14 @@ def parse_revision(
       olmo parse-revision stage2-ingredient3-step11931-tokens100B main --json
     """
     from olmo_cli.cli.output import print_json, print_table
-    from olmo_cli.revisions.names import format_tokens, parse_revision as parse
+    from olmo_cli.revisions.names import format_tokens
+    from olmo_cli.revisions.names import parse_revision as parse
 
     parsed = [parse(name) for name in names]
     if as_json:
         print_json([revision.as_dict() for revision in parsed])
         return
-    print_table(("name", "kind", "step", "tokens", "stage", "ingredient"),
-                [(r.name, r.kind, r.step, format_tokens(r.tokens), r.stage, r.ingredient) for r in parsed])
+    print_table(
+        ("name", "kind", "step", "tokens", "stage", "ingredient"),
+        [(r.name, r.kind, r.step, format_tokens(r.tokens), r.stage, r.ingredient) for r in parsed],
+    )

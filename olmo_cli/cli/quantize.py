@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
-from olmo_cli.cli.options import command_app, ForceOpt, JsonOpt, OfflineOpt, RevisionOpt
+from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt, command_app
 
 app = command_app()
 
@@ -17,12 +16,22 @@ METHOD_HELP = "int8 (default) | int8-dynamic | int4 (CUDA) | nf4 (bitsandbytes) 
 
 @app.command()
 def quantize(
-    src: str = typer.Argument(..., help="Hub repo id, or a local checkpoint directory (native, hf_olmo or transformers).", show_default=False),
+    src: str = typer.Argument(
+        ..., help="Hub repo id, or a local checkpoint directory (native, hf_olmo or transformers).", show_default=False
+    ),
     dst: Path = typer.Argument(..., help="New directory for the quantized checkpoint.", show_default=False),
     revision: RevisionOpt = None,
     method: str = typer.Option("int8", "--method", "-m", help=METHOD_HELP),
-    dtype: str = typer.Option("auto", "--dtype", help="What the output computes in and keeps unquantized tensors in: auto (bfloat16), float32, bfloat16, float16."),
-    check: bool = typer.Option(True, "--check/--no-check", help="Compare against the float32 model (max logit difference, top-1 agreement, perplexity)."),
+    dtype: str = typer.Option(
+        "auto",
+        "--dtype",
+        help="What the output computes in and keeps unquantized tensors in: auto (bfloat16), float32, bfloat16, float16.",
+    ),
+    check: bool = typer.Option(
+        True,
+        "--check/--no-check",
+        help="Compare against the float32 model (max logit difference, top-1 agreement, perplexity).",
+    ),
     force: ForceOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
@@ -47,8 +56,17 @@ def quantize(
     from olmo_cli.cli.output import ConsoleReporter, print_json
     from olmo_cli.quantize.run import quantize as run_quantize
 
-    report = run_quantize(src, dst, method=method, revision=revision, dtype=dtype, force=force, offline=offline,
-                          check=check, reporter=ConsoleReporter(quiet=as_json))
+    report = run_quantize(
+        src,
+        dst,
+        method=method,
+        revision=revision,
+        dtype=dtype,
+        force=force,
+        offline=offline,
+        check=check,
+        reporter=ConsoleReporter(quiet=as_json),
+    )
     if as_json:
         print_json(report.to_dict())
         return
@@ -58,7 +76,7 @@ def quantize(
 def _print_report(report) -> None:
     from olmo_cli.cli.output import format_size, print_lines
 
-    def number(value: Optional[float], fmt: str) -> str:
+    def number(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
     rows = [
@@ -77,4 +95,3 @@ def _print_report(report) -> None:
     ]
     width = max(len(label) for label, _ in rows)
     print_lines(f"{label:<{width}}  {value}" for label, value in rows)
-

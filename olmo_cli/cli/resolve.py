@@ -5,18 +5,24 @@ from __future__ import annotations
 import typer
 
 from olmo_cli.cli.completion import complete_revision
-from olmo_cli.cli.options import command_app, JsonOpt, OfflineOpt, RepoOpt
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, RepoOpt, command_app
 
 app = command_app()
 
 
 @app.command()
 def resolve(
-    query: str = typer.Argument(..., help="An exact name, step452000, 452000, 2T, 2000B, tokens=2000B, main, latest or a commit sha.",
-                               autocompletion=complete_revision, show_default=False),
+    query: str = typer.Argument(
+        ...,
+        help="An exact name, step452000, 452000, 2T, 2000B, tokens=2000B, main, latest or a commit sha.",
+        autocompletion=complete_revision,
+        show_default=False,
+    ),
     repo: RepoOpt = None,
     offline: OfflineOpt = False,
-    refresh: bool = typer.Option(False, "--refresh", help="Ask the Hub even if its answer from the last 5 minutes is cached."),
+    refresh: bool = typer.Option(
+        False, "--refresh", help="Ask the Hub even if its answer from the last 5 minutes is cached."
+    ),
     as_json: JsonOpt = False,
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the revision name only."),
 ):

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from olmo_cli.cli.options import (command_app, EveryOpt, FromOpt, JsonOpt, LimitOpt, LogSpacedOpt, OfflineOpt,
-                                  RepoArg, RevisionsOpt, StageOpt, ToOpt)
+from olmo_cli.cli.options import (
+    EveryOpt,
+    FromOpt,
+    JsonOpt,
+    LimitOpt,
+    LogSpacedOpt,
+    OfflineOpt,
+    RepoArg,
+    RevisionsOpt,
+    StageOpt,
+    ToOpt,
+    command_app,
+)
 
 app = command_app()
 
@@ -20,7 +31,9 @@ def verify(
     log_spaced: LogSpacedOpt = None,
     stage: StageOpt = None,
     limit: LimitOpt = None,
-    all_files: bool = typer.Option(False, "--all-files", help="Count every file of the revision as needed, not only what a model needs."),
+    all_files: bool = typer.Option(
+        False, "--all-files", help="Count every file of the revision as needed, not only what a model needs."
+    ),
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -55,8 +68,12 @@ def verify(
     if revision or selection.active:
         from olmo_cli.revisions.resolve import select_revisions
 
-        names = [r.revision for r in select_revisions(repo, list(revision or []), selection, offline=offline,
-                                                        reporter=ConsoleReporter())]
+        names = [
+            r.revision
+            for r in select_revisions(
+                repo, list(revision or []), selection, offline=offline, reporter=ConsoleReporter()
+            )
+        ]
     else:
         cached = [r.name for r in scan_repo(repo)]
         if not cached:
@@ -83,8 +100,18 @@ def verify(
     if as_json:
         print_json({"repo": repo, "ok": all(r.ok for r in reports), "revisions": [r.as_dict() for r in reports]})
     else:
-        rows = [(r.revision, (r.commit or "")[:10], r.checked, len(r.missing), len(r.corrupt), len(r.extra),
-                 "ok" if r.ok else (r.note or "MISMATCH")) for r in reports]
+        rows = [
+            (
+                r.revision,
+                (r.commit or "")[:10],
+                r.checked,
+                len(r.missing),
+                len(r.corrupt),
+                len(r.extra),
+                "ok" if r.ok else (r.note or "MISMATCH"),
+            )
+            for r in reports
+        ]
         print_table(("revision", "commit", "checked", "missing", "corrupt", "extra", "status"), rows)
         for r in reports:
             for path in r.missing:
@@ -95,10 +122,14 @@ def verify(
                 say(f"extra    {r.revision}/{path}")
     bad = [r for r in reports if not r.ok]
     if bad and all(r.commit is None for r in bad):
-        raise NotFoundError(f"{len(bad)} of {len(reports)} revisions of {repo} are not in the local cache",
-                            hint=f"run 'olmo download {repo} --revision REV' first")
+        raise NotFoundError(
+            f"{len(bad)} of {len(reports)} revisions of {repo} are not in the local cache",
+            hint=f"run 'olmo download {repo} --revision REV' first",
+        )
     if bad:
-        raise MismatchError(f"{len(bad)} of {len(reports)} revisions of {repo} do not match the Hub",
-                            hint=f"run 'olmo download {repo} --revision REV' to fetch missing files; "
-                                 "remove a corrupt revision with 'olmo cache rm' first")
+        raise MismatchError(
+            f"{len(bad)} of {len(reports)} revisions of {repo} do not match the Hub",
+            hint=f"run 'olmo download {repo} --revision REV' to fetch missing files; "
+            "remove a corrupt revision with 'olmo cache rm' first",
+        )
     say(f"{len(reports)} revision(s) of {repo} match the Hub")

@@ -22,7 +22,6 @@ from olmo_cli.hub.env import hub_cache_dir
 from olmo_cli.revisions.names import is_commit_sha
 
 
-
 def repo_folder_name(repo: str) -> str:
     return "models--" + repo.replace("/", "--")
 
@@ -30,7 +29,7 @@ def repo_folder_name(repo: str) -> str:
 def repo_from_folder(name: str) -> str | None:
     if not name.startswith("models--"):
         return None
-    return name[len("models--"):].replace("--", "/")
+    return name[len("models--") :].replace("--", "/")
 
 
 @dataclass(frozen=True)
@@ -41,7 +40,7 @@ class RepoCache:
     root: Path  # the HF hub cache
 
     @classmethod
-    def of(cls, repo: str, root: Path | None = None) -> "RepoCache":
+    def of(cls, repo: str, root: Path | None = None) -> RepoCache:
         return cls(repo, root or hub_cache_dir())
 
     @property
@@ -154,7 +153,6 @@ def cached_repos(root: Path | None = None) -> list[str]:
         return []
     repos = (repo_from_folder(p.name) for p in base.iterdir() if p.is_dir())
     return sorted(r for r in repos if r)
-
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,13 @@ class RemovalPlan:
         return sum(self.blobs.values())
 
     def as_dict(self) -> dict:
-        return {"repo": self.repo, "revisions": [r.name for r in self.revisions],
-                "snapshots": [p.name for p in self.snapshots], "blobs": len(self.blobs),
-                "bytes_freed": self.bytes_freed}
+        return {
+            "repo": self.repo,
+            "revisions": [r.name for r in self.revisions],
+            "snapshots": [p.name for p in self.snapshots],
+            "blobs": len(self.blobs),
+            "bytes_freed": self.bytes_freed,
+        }
 
 
 def plan_removal(repo: str, names: list[str]) -> RemovalPlan:

@@ -54,11 +54,18 @@ class RevisionOutcome:
             self.error, self.exception = error.message, error
 
     def as_dict(self) -> dict:
-        return {"revision": self.revision, "commit": self.commit,
-                "snapshot": str(self.snapshot) if self.snapshot else None,
-                "local_dir": str(self.local_dir) if self.local_dir else None,
-                "files": self.files, "bytes": self.bytes, "downloaded_bytes": self.downloaded,
-                "present_bytes": self.present, "ok": self.error is None, "error": self.error}
+        return {
+            "revision": self.revision,
+            "commit": self.commit,
+            "snapshot": str(self.snapshot) if self.snapshot else None,
+            "local_dir": str(self.local_dir) if self.local_dir else None,
+            "files": self.files,
+            "bytes": self.bytes,
+            "downloaded_bytes": self.downloaded,
+            "present_bytes": self.present,
+            "ok": self.error is None,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -72,14 +79,19 @@ class SweepResult:
         return [o for o in self.outcomes if o.error]
 
     def as_dict(self) -> dict:
-        return {"repo": self.repo, "revisions": [o.as_dict() for o in self.outcomes],
-                "downloaded": sum(1 for o in self.outcomes if not o.error and o.downloaded),
-                "already_present": sum(1 for o in self.outcomes if not o.error and not o.downloaded),
-                "failed": len(self.failed), "bytes_transferred": self.transferred}
+        return {
+            "repo": self.repo,
+            "revisions": [o.as_dict() for o in self.outcomes],
+            "downloaded": sum(1 for o in self.outcomes if not o.error and o.downloaded),
+            "already_present": sum(1 for o in self.outcomes if not o.error and not o.downloaded),
+            "failed": len(self.failed),
+            "bytes_transferred": self.transferred,
+        }
 
 
-def plan_revision(repo: str, revision: str, *, include=None, exclude=None, all_files=False,
-                  listing: RevisionFiles | None = None) -> RevisionPlan:
+def plan_revision(
+    repo: str, revision: str, *, include=None, exclude=None, all_files=False, listing: RevisionFiles | None = None
+) -> RevisionPlan:
     listing = listing or list_files(repo, revision)
     wanted = set(choose_files([f.path for f in listing.files], include=include, exclude=exclude, all_files=all_files))
     files = [f for f in listing.files if f.path in wanted]
@@ -101,19 +113,40 @@ class DryRun:
         return sum(missing.values())
 
     def as_dict(self) -> dict:
-        return {"repo": self.repo, "to_download_bytes": self.to_download,
-                "revisions": [{"revision": p.revision, "commit": p.commit, "bytes": p.size,
-                               "files": [{"path": f.path, "size": f.size, "sha256": f.sha256,
-                                          "cached": f.path in p.cached} for f in p.files]} for p in self.plans]
-                + [{"revision": r, "error": e} for r, e in self.errors.items()]}
+        return {
+            "repo": self.repo,
+            "to_download_bytes": self.to_download,
+            "revisions": [
+                {
+                    "revision": p.revision,
+                    "commit": p.commit,
+                    "bytes": p.size,
+                    "files": [
+                        {"path": f.path, "size": f.size, "sha256": f.sha256, "cached": f.path in p.cached}
+                        for f in p.files
+                    ],
+                }
+                for p in self.plans
+            ]
+            + [{"revision": r, "error": e} for r, e in self.errors.items()],
+        }
 
 
-def dry_run(repo: str, revisions: list[str], *, include=None, exclude=None, all_files=False,
-            offline: bool = False, reporter: Reporter = NULL_REPORTER) -> DryRun:
+def dry_run(
+    repo: str,
+    revisions: list[str],
+    *,
+    include=None,
+    exclude=None,
+    all_files=False,
+    offline: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> DryRun:
     """What a download would fetch. Offline, what the cache holds (nothing is asked of the Hub)."""
     plans, errors = [], {}
-    listed = _plans(repo, revisions, 8, offline=offline, reporter=reporter,
-                    include=include, exclude=exclude, all_files=all_files)
+    listed = _plans(
+        repo, revisions, 8, offline=offline, reporter=reporter, include=include, exclude=exclude, all_files=all_files
+    )
     for revision, plan in zip(revisions, listed):
         if isinstance(plan, OlmoError):
             if _stops_sweep(plan):
@@ -124,9 +157,18 @@ def dry_run(repo: str, revisions: list[str], *, include=None, exclude=None, all_
     return DryRun(repo, plans, errors)
 
 
-def download_revisions(repo: str, revisions: list[str], *, include=None, exclude=None, all_files=False,
-                       local_dir: Path | None = None, max_workers: int = 8, offline: bool = False,
-                       reporter: Reporter = NULL_REPORTER) -> SweepResult:
+def download_revisions(
+    repo: str,
+    revisions: list[str],
+    *,
+    include=None,
+    exclude=None,
+    all_files=False,
+    local_dir: Path | None = None,
+    max_workers: int = 8,
+    offline: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> SweepResult:
     """Download every revision; a revision that fails is recorded and the sweep goes on.
 
     Offline (`offline` or HF_HUB_OFFLINE), nothing is fetched: cached revisions count as already
@@ -139,8 +181,16 @@ def download_revisions(repo: str, revisions: list[str], *, include=None, exclude
         check_local_dir(local_dir)
     result = SweepResult(repo)
     plans: list[RevisionPlan] = []
-    listed = _plans(repo, revisions, max_workers, offline=offline, reporter=reporter,
-                    include=include, exclude=exclude, all_files=all_files)
+    listed = _plans(
+        repo,
+        revisions,
+        max_workers,
+        offline=offline,
+        reporter=reporter,
+        include=include,
+        exclude=exclude,
+        all_files=all_files,
+    )
     for revision, plan in zip(revisions, listed):
         outcome = RevisionOutcome(revision)
         result.outcomes.append(outcome)
@@ -165,16 +215,22 @@ def download_revisions(repo: str, revisions: list[str], *, include=None, exclude
             continue
         absent = [f.path for f in plan.files if not cache.blob(f.etag).is_file()]
         if absent:  # never link a snapshot to a blob that is not there
-            outcome.fail(NetworkError(f"{repo}@{plan.revision}: {len(absent)} file(s) not downloaded ({', '.join(absent[:3])})",
-                                      hint="run the same command again"))
+            outcome.fail(
+                NetworkError(
+                    f"{repo}@{plan.revision}: {len(absent)} file(s) not downloaded ({', '.join(absent[:3])})",
+                    hint="run the same command again",
+                )
+            )
             continue
         try:
             outcome.snapshot = _write_snapshot(plan)
         except OSError as error:
             from olmo_cli.hub.transfer import CacheWriteError
 
-            raise CacheWriteError(f"cannot write the snapshot of {repo}@{plan.revision}: {error}",
-                                  hint="check HF_HUB_CACHE and its permissions") from None
+            raise CacheWriteError(
+                f"cannot write the snapshot of {repo}@{plan.revision}: {error}",
+                hint="check HF_HUB_CACHE and its permissions",
+            ) from None
         if local_dir is not None:
             target = local_dir if len(revisions) == 1 else local_dir / plan.revision
             try:
@@ -185,8 +241,9 @@ def download_revisions(repo: str, revisions: list[str], *, include=None, exclude
     return result
 
 
-def _plans(repo: str, revisions: list[str], max_workers: int, *, offline: bool, reporter: Reporter,
-           **choice) -> list[RevisionPlan | OlmoError]:
+def _plans(
+    repo: str, revisions: list[str], max_workers: int, *, offline: bool, reporter: Reporter, **choice
+) -> list[RevisionPlan | OlmoError]:
     """A plan per revision: from the Hub, or from the cache when offline. A revision the Hub could
     not list (unreachable, 5xx) but that is cached is planned from the cache, with a warning."""
     if env.offline(offline):
@@ -201,8 +258,7 @@ def _plans(repo: str, revisions: list[str], max_workers: int, *, offline: bool, 
     return listed
 
 
-def _cached_plan(repo: str, revision: str, *, include=None, exclude=None,
-                 all_files=False) -> RevisionPlan | OlmoError:
+def _cached_plan(repo: str, revision: str, *, include=None, exclude=None, all_files=False) -> RevisionPlan | OlmoError:
     """A plan from the cached snapshot alone: its complete files, each named by its blob (its hash)."""
     cache = RepoCache.of(repo)
     commit = cache.commit_of(revision)
@@ -220,6 +276,7 @@ def _cached_plan(repo: str, revision: str, *, include=None, exclude=None,
 def _plan_all(repo: str, revisions: list[str], max_workers: int, **choice) -> list[RevisionPlan | OlmoError]:
     """List every revision (one request each), several at a time: the Hub's latency, not its
     bandwidth, is what a long sweep's listing costs."""
+
     def one(revision: str) -> RevisionPlan | OlmoError:
         try:
             return plan_revision(repo, revision, **choice)
@@ -241,8 +298,9 @@ def _stops_sweep(error: OlmoError) -> bool:
     return isinstance(error, (AuthError, CacheWriteError, RepoNotFoundError))
 
 
-def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max_workers: int,
-                  reporter: Reporter) -> None:
+def _transfer_all(
+    repo: str, plans: list[RevisionPlan], result: SweepResult, max_workers: int, reporter: Reporter
+) -> None:
     from olmo_cli.hub.transfer import fetch_blob, new_client
 
     cache = RepoCache.of(repo)
@@ -290,8 +348,16 @@ def _transfer_all(repo: str, plans: list[RevisionPlan], result: SweepResult, max
                     live = [_outcome(result, user.revision) for user in users[remote.etag]]
                     live = [outcome for outcome in live if not outcome.error]
                 if live:
-                    fetch_blob(repo, plan.commit, remote, endpoint=endpoint, token=token, cache=cache,
-                               on_bytes=on_bytes, client=client)
+                    fetch_blob(
+                        repo,
+                        plan.commit,
+                        remote,
+                        endpoint=endpoint,
+                        token=token,
+                        cache=cache,
+                        on_bytes=on_bytes,
+                        client=client,
+                    )
                     with lock:
                         live[0].downloaded += remote.size
             except OlmoError as error:
@@ -381,8 +447,9 @@ def _same_content(out: Path, blob: Path, remote: RemoteFile) -> bool:
 
 
 # ----- one revision, for the loaders -----
-def fetch_revision(repo: str, revision: str, *, include=None, exclude=None, offline: bool = False,
-                   reporter: Reporter = NULL_REPORTER) -> Path:
+def fetch_revision(
+    repo: str, revision: str, *, include=None, exclude=None, offline: bool = False, reporter: Reporter = NULL_REPORTER
+) -> Path:
     """The snapshot directory (in the HF cache) holding what a model needs at `revision`.
 
     Offline (or the Hub unreachable), the cached snapshot is used as it is.
@@ -391,8 +458,7 @@ def fetch_revision(repo: str, revision: str, *, include=None, exclude=None, offl
     if env.offline(offline):
         return _cached_snapshot(cache, repo, revision)
     # An unreachable Hub while listing falls back to the cache inside download_revisions.
-    result = download_revisions(repo, [revision], include=include, exclude=exclude, max_workers=8,
-                                reporter=reporter)
+    result = download_revisions(repo, [revision], include=include, exclude=exclude, max_workers=8, reporter=reporter)
     outcome = result.outcomes[0]
     if outcome.exception is not None:
         commit = cache.commit_of(revision)
@@ -412,5 +478,7 @@ def _cached_snapshot(cache: RepoCache, repo: str, revision: str) -> Path:
 
 
 def _not_cached(repo: str, revision: str) -> NetworkError:
-    return NetworkError(f"offline mode is on and {repo}@{revision} is not in the local cache",
-                        hint=f"run 'olmo download {repo} --revision {revision}' while online, or drop --offline")
+    return NetworkError(
+        f"offline mode is on and {repo}@{revision} is not in the local cache",
+        hint=f"run 'olmo download {repo} --revision {revision}' while online, or drop --offline",
+    )

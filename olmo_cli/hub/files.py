@@ -47,19 +47,29 @@ def list_files(repo: str, revision: str) -> RevisionFiles:
     files = []
     for sibling in info.siblings or ():
         lfs = sibling.lfs
-        files.append(RemoteFile(
-            path=sibling.rfilename,
-            size=int(sibling.size if sibling.size is not None else (lfs.size if lfs else 0)),
-            blob_id=sibling.blob_id or "",
-            sha256=lfs.sha256 if lfs else None,
-        ))
+        files.append(
+            RemoteFile(
+                path=sibling.rfilename,
+                size=int(sibling.size if sibling.size is not None else (lfs.size if lfs else 0)),
+                blob_id=sibling.blob_id or "",
+                sha256=lfs.sha256 if lfs else None,
+            )
+        )
     return RevisionFiles(repo, revision, info.sha, tuple(sorted(files, key=lambda f: f.path)))
 
 
 # What `olmo` needs to run a model; everything else (README, remote-code shims, training state) is left out.
 CONFIG_FILES = ("config.json", "generation_config.json", "config.yaml")
-TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "tokenizer.model",
-                   "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja")
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+    "chat_template.jinja",
+)
 _WEIGHT_FAMILIES = (  # in order of preference: the first family a revision has is the one fetched
     ("model.safetensors.index.json", "*.safetensors"),
     ("pytorch_model.bin.index.json", "*.bin"),
@@ -79,8 +89,9 @@ def needed_files(paths: list[str]) -> list[str]:
     return sorted(set(chosen))
 
 
-def choose_files(paths: list[str], *, include: list[str] | None = None, exclude: list[str] | None = None,
-                 all_files: bool = False) -> list[str]:
+def choose_files(
+    paths: list[str], *, include: list[str] | None = None, exclude: list[str] | None = None, all_files: bool = False
+) -> list[str]:
     """The files to fetch: `include` globs (or everything with `all_files`, else `needed_files`), minus `exclude`."""
     if all_files:
         chosen = list(paths)
@@ -91,4 +102,3 @@ def choose_files(paths: list[str], *, include: list[str] | None = None, exclude:
     if exclude:
         chosen = [p for p in chosen if not any(fnmatch.fnmatch(p, g) for g in exclude)]
     return sorted(chosen)
-

@@ -36,15 +36,18 @@ _REPO_ID_RE = re.compile(rf"(?:{_PART}/)?{_PART}")
 
 def is_repo_id(text: str) -> bool:
     """True when `text` is a valid Hub repo id (`owner/name` or `name`), as the Hub spells them."""
-    return bool(_REPO_ID_RE.fullmatch(text or "")) and "--" not in text and ".." not in text \
+    return (
+        bool(_REPO_ID_RE.fullmatch(text or ""))
+        and "--" not in text
+        and ".." not in text
         and len(text.rsplit("/", 1)[-1]) <= 96
+    )
 
 
 def check_repo_id(repo: str) -> str:
     """`repo` itself when it is a valid Hub repo id, else UsageError (one line, before any I/O)."""
     if not is_repo_id(repo):
-        raise UsageError(f"'{repo}' is not a valid Hub repo id",
-                         hint="use owner/name, e.g. allenai/OLMo-7B")
+        raise UsageError(f"'{repo}' is not a valid Hub repo id", hint="use owner/name, e.g. allenai/OLMo-7B")
     return repo
 
 
@@ -59,8 +62,9 @@ class Listing:
     from_cache: bool = False  # the Hub's answer of the last few minutes, reused: a newer branch may be missing
 
 
-def list_revisions(repo: str, *, offline: bool = False, refresh: bool = False,
-                   reporter: Reporter = NULL_REPORTER) -> Listing:
+def list_revisions(
+    repo: str, *, offline: bool = False, refresh: bool = False, reporter: Reporter = NULL_REPORTER
+) -> Listing:
     check_repo_id(repo)
     if env.offline(offline):
         return offline_listing(repo, reason="offline")
@@ -88,8 +92,10 @@ def offline_listing(repo: str, *, reason: str = "offline") -> Listing:
     if bundled is None and not local:
         if reason == "unreachable":
             raise NetworkError(f"cannot reach {env.endpoint()} and {repo} is neither in the bundled index nor cached")
-        raise NotFoundError(f"{repo} is not in the bundled index and nothing of it is in the local cache",
-                            hint="run without --offline (and without HF_HUB_OFFLINE) to ask the Hub")
+        raise NotFoundError(
+            f"{repo} is not in the bundled index and nothing of it is in the local cache",
+            hint="run without --offline (and without HF_HUB_OFFLINE) to ask the Hub",
+        )
     names = dict.fromkeys([*(bundled or []), *(["main"] if bundled is not None else []), *local])
     commits = {name: local.get(name) for name in names}
     listing = _listing(commits, SOURCE_OFFLINE if bundled is not None else SOURCE_LOCAL)
@@ -109,7 +115,7 @@ class _Unreachable(Exception):
 def _ask_hub(repo: str) -> dict[str, str]:
     from huggingface_hub import HfApi  # here, not at the top: only online paths pay for it
 
-    from olmo_cli.hub.errors import is_transport_error, hub_errors
+    from olmo_cli.hub.errors import hub_errors, is_transport_error
 
     api = HfApi(endpoint=env.endpoint(), token=env.token())
     try:
@@ -126,6 +132,7 @@ def _ask_hub(repo: str) -> dict[str, str]:
 
 
 # ----- the on-disk copy of the last answer -----
+
 
 def _cache_path(repo: str) -> Path:
     key = hashlib.sha256(f"{env.endpoint()}\n{repo}".encode()).hexdigest()[:16]

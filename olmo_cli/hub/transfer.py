@@ -12,9 +12,9 @@ import hashlib
 import os
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 from urllib.parse import quote
 
 from olmo_cli.errors import AuthError, MismatchError, NetworkError, NotFoundError, OlmoError
@@ -46,7 +46,7 @@ class RetryPolicy:
                 return min(max(float(retry_after), 0.0), self.max_retry_after)
             except ValueError:
                 pass  # an HTTP date: fall back to our own backoff
-        return min(self.base_delay * 2 ** attempt, self.max_delay) * (0.5 + random.random() / 2)
+        return min(self.base_delay * 2**attempt, self.max_delay) * (0.5 + random.random() / 2)
 
 
 DEFAULT_POLICY = RetryPolicy()
@@ -64,8 +64,11 @@ def new_client():
     """One client for a whole sweep: building one (its TLS context) costs tens of milliseconds,
     and it keeps connections to the Hub and the CDN open between files. Thread-safe."""
     http = _http()
-    return http.Client(follow_redirects=True, timeout=http.Timeout(30.0, connect=10.0),
-                       limits=http.Limits(max_connections=64, max_keepalive_connections=32))
+    return http.Client(
+        follow_redirects=True,
+        timeout=http.Timeout(30.0, connect=10.0),
+        limits=http.Limits(max_connections=64, max_keepalive_connections=32),
+    )
 
 
 def file_url(endpoint: str, repo: str, commit: str, path: str) -> str:
@@ -83,20 +86,40 @@ class _Retry(Exception):
         self.retry_after = retry_after
 
 
-def fetch_blob(repo: str, commit: str, remote: RemoteFile, *, endpoint: str, token: str | None,
-               cache: RepoCache, on_bytes: Callable[[int], None] = lambda n: None,
-               policy: RetryPolicy | None = None, client=None) -> int:
+def fetch_blob(
+    repo: str,
+    commit: str,
+    remote: RemoteFile,
+    *,
+    endpoint: str,
+    token: str | None,
+    cache: RepoCache,
+    on_bytes: Callable[[int], None] = lambda n: None,
+    policy: RetryPolicy | None = None,
+    client=None,
+) -> int:
     """Make `blobs/<etag>` exist with the right bytes; returns the bytes transferred.
 
     `on_bytes(n)` is called as bytes arrive (negative when a bad partial file is thrown away).
     """
     try:
-        return _fetch_locked(repo, commit, remote, endpoint=endpoint, token=token, cache=cache,
-                             on_bytes=on_bytes, policy=policy, client=client)
+        return _fetch_locked(
+            repo,
+            commit,
+            remote,
+            endpoint=endpoint,
+            token=token,
+            cache=cache,
+            on_bytes=on_bytes,
+            policy=policy,
+            client=client,
+        )
     except OSError as error:  # ENOSPC while writing is DiskFullError, raised further down
-        raise CacheWriteError(f"cannot write {remote.path} into the HF cache: {error.strerror or error}"
-                              f"{f' ({error.filename})' if error.filename else ''}",
-                              hint="check HF_HUB_CACHE and its permissions") from None
+        raise CacheWriteError(
+            f"cannot write {remote.path} into the HF cache: {error.strerror or error}"
+            f"{f' ({error.filename})' if error.filename else ''}",
+            hint="check HF_HUB_CACHE and its permissions",
+        ) from None
 
 
 def _fetch_locked(repo, commit, remote, *, endpoint, token, cache, on_bytes, policy, client) -> int:
@@ -115,8 +138,9 @@ def _fetch_locked(repo, commit, remote, *, endpoint, token, cache, on_bytes, pol
         own_client = client is None
         client = client or new_client()
         try:
-            return _transfer(http, client, file_url(endpoint, repo, commit, remote.path), token, remote,
-                             cache, on_bytes, policy)
+            return _transfer(
+                http, client, file_url(endpoint, repo, commit, remote.path), token, remote, cache, on_bytes, policy
+            )
         finally:
             if own_client:
                 client.close()
@@ -163,8 +187,10 @@ def _transfer(http, client, url, token, remote, cache, report, policy) -> int:
             failure = _Retry("the Hub ended the file early and sent nothing new")
         if failure is not None:
             if attempt + 1 >= policy.attempts:
-                raise NetworkError(f"{remote.path}: giving up after {policy.attempts} attempts ({failure})",
-                                   hint="run the same command again: it continues where it stopped") from None
+                raise NetworkError(
+                    f"{remote.path}: giving up after {policy.attempts} attempts ({failure})",
+                    hint="run the same command again: it continues where it stopped",
+                ) from None
             time.sleep(policy.delay(attempt, failure.retry_after))
             attempt += 1
 
@@ -185,8 +211,10 @@ def _get(http, client, url, token, remote, partial: Path, have: int, on_bytes) -
                 on_bytes(-have)
                 raise _Retry("416 range not satisfiable; restarting the file")
             if status in (401, 403):
-                raise AuthError(f"{remote.path}: not authorized ({status}); the token is missing, expired or lacks access",
-                                hint="set HF_TOKEN to a valid token (and accept the terms of a gated repo)")
+                raise AuthError(
+                    f"{remote.path}: not authorized ({status}); the token is missing, expired or lacks access",
+                    hint="set HF_TOKEN to a valid token (and accept the terms of a gated repo)",
+                )
             if status == 404:
                 raise NotFoundError(f"{remote.path}: not found on the Hub (404)")
             if status == 429 or status >= 500:
@@ -205,9 +233,10 @@ def _get(http, client, url, token, remote, partial: Path, have: int, on_bytes) -
                         on_bytes(len(chunk))
             except OSError as error:
                 if error.errno in (errno.ENOSPC, errno.EDQUOT):
-                    raise DiskFullError(f"no space left on the device while writing {remote.path} "
-                                        f"({_mib(partial)} kept for resuming)",
-                                        hint="free some space and run the same command again") from None
+                    raise DiskFullError(
+                        f"no space left on the device while writing {remote.path} ({_mib(partial)} kept for resuming)",
+                        hint="free some space and run the same command again",
+                    ) from None
                 raise
     except http.TransportError as error:
         raise _Retry(f"{type(error).__name__}: {error}") from None

@@ -34,8 +34,16 @@ class VerifyReport:
         return self.commit is not None and not (self.missing or self.corrupt or self.extra)
 
     def as_dict(self) -> dict:
-        return {"revision": self.revision, "commit": self.commit, "ok": self.ok, "checked": self.checked,
-                "missing": self.missing, "corrupt": self.corrupt, "extra": self.extra, "note": self.note}
+        return {
+            "revision": self.revision,
+            "commit": self.commit,
+            "ok": self.ok,
+            "checked": self.checked,
+            "missing": self.missing,
+            "corrupt": self.corrupt,
+            "extra": self.extra,
+            "note": self.note,
+        }
 
 
 class _Digests:
@@ -52,8 +60,16 @@ class _Digests:
         return self._seen[key]
 
 
-def verify_revision(repo: str, revision: str, *, offline: bool = False, include=None, exclude=None,
-                    all_files: bool = False, digests: _Digests | None = None) -> VerifyReport:
+def verify_revision(
+    repo: str,
+    revision: str,
+    *,
+    offline: bool = False,
+    include=None,
+    exclude=None,
+    all_files: bool = False,
+    digests: _Digests | None = None,
+) -> VerifyReport:
     cache = RepoCache.of(repo)
     digests = digests or _Digests()
     commit = cache.commit_of(revision)

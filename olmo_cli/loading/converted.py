@@ -27,8 +27,15 @@ from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located, locate
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".distcp")
-SOURCE_FILES = ("config.yaml", "config.json", "generation_config.json", "special_tokens_map.json",
-                "added_tokens.json", "vocab.json", "merges.txt")
+SOURCE_FILES = (
+    "config.yaml",
+    "config.json",
+    "generation_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+)
 SOURCE_RECORD = "olmo-source.json"
 # Part of every cache key: bump it when a converter fix changes what a conversion writes, so copies
 # made by the old converter are not reused.
@@ -41,8 +48,9 @@ def converted_cache_dir() -> Path:
     return olmo_cache_dir() / "converted"
 
 
-def locate_hf_checkpoint(source: str | None, revision: str | None = None, *, offline: bool = False,
-                         reporter: Reporter = NULL_REPORTER) -> tuple[Located, Path]:
+def locate_hf_checkpoint(
+    source: str | None, revision: str | None = None, *, offline: bool = False, reporter: Reporter = NULL_REPORTER
+) -> tuple[Located, Path]:
     """`locate` then `hf_checkpoint_dir`: where the source is, and a transformers directory for it."""
     located = locate(source, revision, offline=offline, reporter=reporter)
     return located, hf_checkpoint_dir(located, offline=offline, reporter=reporter)
@@ -137,15 +145,21 @@ def _discard(target: Path) -> None:
 def _source_files(path: Path):
     """The files a conversion reads: weights, configs and the tokenizer files copied next to them."""
     for file in path.rglob("*"):
-        if file.is_file() and (file.suffix in WEIGHT_SUFFIXES or file.name in SOURCE_FILES
-                               or file.name.startswith("tokenizer")):
+        if file.is_file() and (
+            file.suffix in WEIGHT_SUFFIXES or file.name in SOURCE_FILES or file.name.startswith("tokenizer")
+        ):
             yield file
 
 
 def _write_source_record(target: Path, located: Located, fmt: str) -> None:
     """Says where a converted copy came from (for people and `olmo cache ls`); informative only."""
-    record = {"source": str(located.path), "repo": located.repo, "revision": located.revision,
-              "commit": located.commit, "format": fmt}
+    record = {
+        "source": str(located.path),
+        "repo": located.repo,
+        "revision": located.revision,
+        "commit": located.commit,
+        "format": fmt,
+    }
     try:
         write_json(target / SOURCE_RECORD, record)
     except OSError:

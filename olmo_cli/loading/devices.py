@@ -8,9 +8,14 @@ from olmo_cli.errors import UnsupportedError, UsageError
 from olmo_cli.jsonfiles import read_json_object_or_none
 
 DTYPE_NAMES = {
-    "float32": "float32", "fp32": "float32", "float": "float32",
-    "bfloat16": "bfloat16", "bf16": "bfloat16",
-    "float16": "float16", "fp16": "float16", "half": "float16",
+    "float32": "float32",
+    "fp32": "float32",
+    "float": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "half": "float16",
 }
 
 
@@ -29,10 +34,14 @@ def pick_device(device: str = "auto"):
     except RuntimeError:
         raise UsageError(f"unknown device '{device}'", hint="use auto, cpu, cuda, cuda:N or mps") from None
     if chosen.type == "cuda" and not torch.cuda.is_available():
-        raise UnsupportedError(f"device '{device}' asked for, but this torch sees no CUDA GPU",
-                               hint="use --device cpu, or install a CUDA build of torch")
+        raise UnsupportedError(
+            f"device '{device}' asked for, but this torch sees no CUDA GPU",
+            hint="use --device cpu, or install a CUDA build of torch",
+        )
     if chosen.type == "cuda" and chosen.index is not None and chosen.index >= torch.cuda.device_count():
-        raise UnsupportedError(f"device '{device}' asked for, but only {torch.cuda.device_count()} CUDA device(s) exist")
+        raise UnsupportedError(
+            f"device '{device}' asked for, but only {torch.cuda.device_count()} CUDA device(s) exist"
+        )
     if chosen.type == "mps" and not _mps_available():
         raise UnsupportedError("device 'mps' asked for, but MPS is not available here", hint="use --device cpu")
     if chosen.type not in ("cpu", "cuda", "mps"):

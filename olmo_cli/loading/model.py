@@ -94,13 +94,23 @@ def load_model(
     torch_dtype = explicit_dtype or pick_dtype("auto", torch_device, path)
     qconfig = quantization_config(quantization, compute_dtype=torch_dtype)
     tokenizer = load_tokenizer(path)  # before the weights: a missing tokenizer should not cost a load
-    reporter.info(f"loading {located.describe()} on {torch_device} in {str(torch_dtype).replace('torch.', '')}"
-                  + (f" ({quantization})" if quantization else ""))
+    reporter.info(
+        f"loading {located.describe()} on {torch_device} in {str(torch_dtype).replace('torch.', '')}"
+        + (f" ({quantization})" if quantization else "")
+    )
     model = load_weights(path, torch_dtype, torch_device, qconfig)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    return LoadedModel(model=model, tokenizer=tokenizer, device=torch_device, dtype=torch_dtype, path=path,
-                       load_seconds=time.perf_counter() - start, located=located, quantization=quantization)
+    return LoadedModel(
+        model=model,
+        tokenizer=tokenizer,
+        device=torch_device,
+        dtype=torch_dtype,
+        path=path,
+        load_seconds=time.perf_counter() - start,
+        located=located,
+        quantization=quantization,
+    )
 
 
 def _check_saved_quantization(path: Path, quantization: str | None) -> None:
@@ -114,8 +124,9 @@ def _check_saved_quantization(path: Path, quantization: str | None) -> None:
         refuse_quantized(path)
     kind = saved_quantization(path)
     if kind in INSTALL_HINTS and importlib.util.find_spec(kind) is None:
-        raise UnsupportedError(f"{path} was saved quantized with {kind}, which is not installed",
-                               hint=INSTALL_HINTS[kind])
+        raise UnsupportedError(
+            f"{path} was saved quantized with {kind}, which is not installed", hint=INSTALL_HINTS[kind]
+        )
 
 
 def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
@@ -129,8 +140,12 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
     from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": torch_dtype, "local_files_only": True, "trust_remote_code": False,
-                              "output_loading_info": True}
+    kwargs: dict[str, Any] = {
+        "dtype": torch_dtype,
+        "local_files_only": True,
+        "trust_remote_code": False,
+        "output_loading_info": True,
+    }
     if qconfig is not None:
         kwargs["quantization_config"] = qconfig
     # Straight onto the device: no full copy on the CPU first.
@@ -140,27 +155,37 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
             model, info = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except ValueError as error:
         if "model type" in str(error) or "trust_remote_code" in str(error) or "Unrecognized" in str(error):
-            raise UnsupportedError(f"{path} is not a model transformers can load without remote code",
-                                   hint="olmo loads OLMo, OLMo 2/3, OLMoE and FlexOlmo checkpoints") from None
+            raise UnsupportedError(
+                f"{path} is not a model transformers can load without remote code",
+                hint="olmo loads OLMo, OLMo 2/3, OLMoE and FlexOlmo checkpoints",
+            ) from None
         raise
     except OSError as error:
         raise BadInputError(f"cannot load the weights in {path}: {first_line(error)}") from None
     except RuntimeError as error:
         if "mismatched_sizes" not in str(error) and "size mismatch" not in str(error):
             raise
-        raise BadInputError(f"the weights in {path} do not match its config.json: a tensor has another shape",
-                            hint="transformers' load report above names it") from None
+        raise BadInputError(
+            f"the weights in {path} do not match its config.json: a tensor has another shape",
+            hint="transformers' load report above names it",
+        ) from None
     except pickle.UnpicklingError:  # a .bin holding more than tensors: refused, never run
-        raise BadInputError(f"the weights in {path} hold objects other than tensors; olmo never unpickles them",
-                            hint="re-save them as a plain state dict, or as safetensors") from None
+        raise BadInputError(
+            f"the weights in {path} hold objects other than tensors; olmo never unpickles them",
+            hint="re-save them as a plain state dict, or as safetensors",
+        ) from None
     except SafetensorError as error:  # a truncated or corrupt file
-        raise BadInputError(f"cannot read the weights in {path}: {first_line(error)}",
-                            hint="the file is truncated or corrupt; download or convert it again") from None
+        raise BadInputError(
+            f"cannot read the weights in {path}: {first_line(error)}",
+            hint="the file is truncated or corrupt; download or convert it again",
+        ) from None
     missing = sorted(info.get("missing_keys") or ())
     if missing:
         more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
-        raise BadInputError(f"{path}: the weights lack '{missing[0]}'{more}, which the model needs",
-                            hint="the checkpoint is incomplete, or its config.json describes another model")
+        raise BadInputError(
+            f"{path}: the weights lack '{missing[0]}'{more}, which the model needs",
+            hint="the checkpoint is incomplete, or its config.json describes another model",
+        )
     model.eval()
     return model
 
@@ -188,15 +213,17 @@ def load_tokenizer(path: Path):
     from transformers import AutoTokenizer
 
     if not any((path / name).exists() for name in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
-        raise BadInputError(f"{path} has no tokenizer files",
-                            hint="convert it with 'olmo convert --tokenizer NAME', or copy tokenizer.json next to config.json")
+        raise BadInputError(
+            f"{path} has no tokenizer files",
+            hint="convert it with 'olmo convert --tokenizer NAME', or copy tokenizer.json next to config.json",
+        )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False,
-                                                  clean_up_tokenization_spaces=False)  # BPE: cleanup only corrupts
+        tokenizer = AutoTokenizer.from_pretrained(
+            path, local_files_only=True, trust_remote_code=False, clean_up_tokenization_spaces=False
+        )  # BPE: cleanup only corrupts
     except (OSError, ValueError) as error:
         raise BadInputError(f"cannot load the tokenizer in {path}: {first_line(error)}") from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
-

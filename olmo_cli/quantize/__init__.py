@@ -10,5 +10,12 @@ from __future__ import annotations
 from olmo_cli.quantize.methods import LOAD_METHODS, METHODS, QUANTIZE_METHODS, quantization_config, require_backend
 from olmo_cli.quantize.run import QuantizeReport, quantize
 
-__all__ = ["LOAD_METHODS", "METHODS", "QUANTIZE_METHODS", "QuantizeReport", "quantization_config", "quantize",
-           "require_backend"]
+__all__ = [
+    "LOAD_METHODS",
+    "METHODS",
+    "QUANTIZE_METHODS",
+    "QuantizeReport",
+    "quantization_config",
+    "quantize",
+    "require_backend",
+]

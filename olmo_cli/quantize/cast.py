@@ -36,14 +36,18 @@ def cast_checkpoint(src: Path, dst: Path, dtype_name: str, reporter: Reporter = 
             planned = []
             for key in reader.keys():
                 info = reader.info(key)
-                planned.append(PlannedTensor(key, tuple(info.shape), dtype_name if info.dtype in _FLOATS else info.dtype))
+                planned.append(
+                    PlannedTensor(key, tuple(info.shape), dtype_name if info.dtype in _FLOATS else info.dtype)
+                )
             write_safetensors(dst / name, planned, _fetcher(reader, planned))
             total += sum(t.nbytes for t in planned)
             weight_map.update({t.key: name for t in planned})
             bar.advance(1)
     if len(sources) > 1:
-        write_json(dst / "model.safetensors.index.json",
-                   {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))})
+        write_json(
+            dst / "model.safetensors.index.json",
+            {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))},
+        )
     _write_config(src / "config.json", dst / "config.json", dtype_name)
     return len(weight_map)
 

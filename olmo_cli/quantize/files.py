@@ -9,8 +9,15 @@ from olmo_cli.checkpoints.detect import weight_files as checkpoint_weight_files
 
 # Copied next to the new weights so that the output loads on its own (tokenizer, generation defaults).
 SIDE_FILES = (
-    "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-    "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja", "chat_template.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.json",
+    "merges.txt",
+    "tokenizer.model",
+    "chat_template.jinja",
+    "chat_template.json",
     "generation_config.json",
 )
 

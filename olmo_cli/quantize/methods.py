@@ -31,8 +31,14 @@ class Method:
 _TABLE = (
     Method("int8", "torchao", "int8 weights, per output channel (torchao weight-only); CPU and GPU", 8),
     Method("int8-dynamic", "torchao", "int8 weights and int8 activations quantized on the fly (torchao)", 8),
-    Method("int4", "torchao", "int4 weights in groups of 128 (torchao, tinygemm layout); CUDA only", 4, needs_cuda=True,
-           dtype="bfloat16"),
+    Method(
+        "int4",
+        "torchao",
+        "int4 weights in groups of 128 (torchao, tinygemm layout); CUDA only",
+        4,
+        needs_cuda=True,
+        dtype="bfloat16",
+    ),
     Method("nf4", "bitsandbytes", "4-bit NormalFloat weights (bitsandbytes)", 4),
     Method("fp16", "cast", "every floating tensor cast to float16", 16, dtype="float16"),
     Method("bf16", "cast", "every floating tensor cast to bfloat16", 16, dtype="bfloat16"),
@@ -62,7 +68,9 @@ def get_method(name: str, *, allowed: tuple[str, ...] = QUANTIZE_METHODS) -> Met
     return METHODS[key]
 
 
-def require_backend(name: str | None, *, allowed: tuple[str, ...] = LOAD_METHODS, cuda: bool | None = None) -> Method | None:
+def require_backend(
+    name: str | None, *, allowed: tuple[str, ...] = LOAD_METHODS, cuda: bool | None = None
+) -> Method | None:
     """Fail early (before any download or load) when `name` is unknown or cannot run here.
 
     `cuda`: whether the model will run on a CUDA device; None asks torch.
@@ -71,16 +79,20 @@ def require_backend(name: str | None, *, allowed: tuple[str, ...] = LOAD_METHODS
         return None
     method = get_method(name, allowed=allowed)
     if method.package and importlib.util.find_spec(method.package) is None:
-        raise UnsupportedError(f"{method.name} quantization needs the '{method.package}' package, which is not installed",
-                               hint=INSTALL_HINTS[method.package])
+        raise UnsupportedError(
+            f"{method.name} quantization needs the '{method.package}' package, which is not installed",
+            hint=INSTALL_HINTS[method.package],
+        )
     if method.needs_cuda:
         if cuda is None:
             import torch
 
             cuda = torch.cuda.is_available()
         if not cuda:
-            raise UnsupportedError(f"{method.name} quantization needs a CUDA GPU (torchao has no CPU kernel that packs int4)",
-                                   hint="without a CUDA GPU use int8 (torchao), or nf4 with bitsandbytes installed")
+            raise UnsupportedError(
+                f"{method.name} quantization needs a CUDA GPU (torchao has no CPU kernel that packs int4)",
+                hint="without a CUDA GPU use int8 (torchao), or nf4 with bitsandbytes installed",
+            )
     return method
 
 
@@ -103,8 +115,7 @@ def quantization_config(name: str | None, compute_dtype=None):
 
     if method.name == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=method.name,
-                              bnb_4bit_compute_dtype=compute_dtype)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=method.name, bnb_4bit_compute_dtype=compute_dtype)
 
 
 def _torchao_config(name: str):

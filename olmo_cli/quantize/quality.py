@@ -32,8 +32,9 @@ class Quality:
 
 def sample_ids(tokenizer, max_tokens: int = 256):
     """The built-in text as a [1, n] tensor of token ids, at most `max_tokens` (the model's context)."""
-    return tokenizer(SAMPLE_TEXT, return_tensors="pt", add_special_tokens=False, truncation=True,
-                     max_length=max_tokens)["input_ids"]
+    return tokenizer(
+        SAMPLE_TEXT, return_tensors="pt", add_special_tokens=False, truncation=True, max_length=max_tokens
+    )["input_ids"]
 
 
 def logits_of(model, ids):

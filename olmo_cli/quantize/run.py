@@ -19,8 +19,14 @@ from olmo_cli.errors import BadInputError, UsageError
 from olmo_cli.jsonfiles import read_json_object
 from olmo_cli.quantize.files import copy_side_files, weights_bytes
 from olmo_cli.quantize.memory import fix_mmap_threshold
-from olmo_cli.quantize.methods import (QUANTIZE_METHODS, Method, get_method, quantization_config, require_backend,
-                                      saved_quantization)
+from olmo_cli.quantize.methods import (
+    QUANTIZE_METHODS,
+    Method,
+    get_method,
+    quantization_config,
+    require_backend,
+    saved_quantization,
+)
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # also their short names (bf16, fp32 ...), as generate takes
@@ -103,7 +109,9 @@ def quantize(
             quantized = _logits_from(tmp, compute_dtype, device, ids) if ids is not None else None
             free_memory()
         else:
-            reporter.info(f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}")
+            reporter.info(
+                f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}"
+            )
             import torch
 
             qconfig = quantization_config(chosen.name, compute_dtype=getattr(torch, compute_dtype))
@@ -129,12 +137,20 @@ def quantize(
 
         quality = compare(reference, quantized, ids)
     return QuantizeReport(
-        method=chosen.name, source=located.describe(), destination=str(dst), dtype=compute_dtype, device=device,
-        size_before=size_before, size_after=size_after, ratio=size_after / size_before if size_before else float("nan"),
+        method=chosen.name,
+        source=located.describe(),
+        destination=str(dst),
+        dtype=compute_dtype,
+        device=device,
+        size_before=size_before,
+        size_after=size_after,
+        ratio=size_after / size_before if size_before else float("nan"),
         max_logit_diff=quality.max_logit_diff if quality else None,
         top1_agreement=quality.top1_agreement if quality else None,
-        ppl_before=quality.ppl_before if quality else None, ppl_after=quality.ppl_after if quality else None,
-        eval_tokens=quality.tokens if quality else None, seconds=time.perf_counter() - start,
+        ppl_before=quality.ppl_before if quality else None,
+        ppl_after=quality.ppl_after if quality else None,
+        eval_tokens=quality.tokens if quality else None,
+        seconds=time.perf_counter() - start,
     )
 
 
@@ -142,8 +158,9 @@ def refuse_quantized(hf_dir: Path) -> None:
     """BadInputError when `hf_dir` holds an already-quantized checkpoint (quantizing twice only loses)."""
     kind = saved_quantization(hf_dir)
     if kind is not None:
-        raise BadInputError(f"{hf_dir} is already quantized ({kind})",
-                            hint="quantize the full-precision checkpoint it was made from")
+        raise BadInputError(
+            f"{hf_dir} is already quantized ({kind})", hint="quantize the full-precision checkpoint it was made from"
+        )
 
 
 def _context_length(hf_dir: Path, cap: int = 256) -> int:

@@ -36,13 +36,28 @@ class Model:
 MODELS = (
     Model("OLMo 1B", "1B", 3 * TRILLION, 16, 2048, 16, 2048, "allenai/OLMo-1B", "allenai/OLMo-1B-hf"),
     Model("OLMo 7B", "7B", 2_500_000_000_000, 32, 4096, 32, 2048, "allenai/OLMo-7B", "allenai/OLMo-7B-hf"),
-    Model("OLMo 7B Twin 2T", "7B", 2 * TRILLION, 32, 4096, 32, 2048, "allenai/OLMo-7B-Twin-2T", "allenai/OLMo-7B-Twin-2T-hf"),
+    Model(
+        "OLMo 7B Twin 2T",
+        "7B",
+        2 * TRILLION,
+        32,
+        4096,
+        32,
+        2048,
+        "allenai/OLMo-7B-Twin-2T",
+        "allenai/OLMo-7B-Twin-2T-hf",
+    ),
 )
 
 NAMED_REVISIONS = (
     NamedRevision("OLMo 7B", "allenai/OLMo-7B", "main", 2_500_000_000_000, "the base model"),
-    NamedRevision("OLMo 7B (not annealed)", "allenai/OLMo-7B", "step556000-tokens2460B", 2_500_000_000_000,
-                  "learning rate not annealed to 0"),
+    NamedRevision(
+        "OLMo 7B (not annealed)",
+        "allenai/OLMo-7B",
+        "step556000-tokens2460B",
+        2_500_000_000_000,
+        "learning rate not annealed to 0",
+    ),
     NamedRevision("OLMo 7B-2T", "allenai/OLMo-7B", "step452000-tokens2000B", 2 * TRILLION, "checkpoint at 2T tokens"),
     NamedRevision("OLMo-7B-Twin-2T", "allenai/OLMo-7B-Twin-2T", "main", 2 * TRILLION, "twin run on different hardware"),
 )

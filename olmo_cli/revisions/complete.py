@@ -5,7 +5,8 @@ Called on every TAB press, so it stays light: no huggingface_hub, no Hub request
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 # Parameter names under which commands take the repo a revision belongs to.
 _REPO_PARAMS = ("repo", "model", "source")

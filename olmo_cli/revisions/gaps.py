@@ -8,8 +8,8 @@ them: OLMo-1B step117850 -> step330000, OLMo-7B-Twin-2T step89500 -> step237000.
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from olmo_cli.revisions.names import Revision, training_order
 
@@ -29,8 +29,13 @@ class Gap:
         return self.after.step - self.before.step
 
     def as_dict(self) -> dict:
-        return {"from": self.before.name, "to": self.after.name, "steps": self.steps,
-                "usual_interval": self.usual, "times_usual": round(self.steps / self.usual, 1)}
+        return {
+            "from": self.before.name,
+            "to": self.after.name,
+            "steps": self.steps,
+            "usual_interval": self.usual,
+            "times_usual": round(self.steps / self.usual, 1),
+        }
 
 
 def usual_interval(revisions: Sequence[Revision]) -> int | None:

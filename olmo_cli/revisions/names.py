@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Optional
 
 BILLION = 1_000_000_000
 
@@ -22,9 +21,7 @@ COMMIT = "commit"
 OTHER = "other"
 
 _NUM = r"(0|[1-9][0-9]*)"
-_CHECKPOINT_RE = re.compile(
-    rf"(?:stage{_NUM}-)?(?:ingredient{_NUM}-)?step(_)?{_NUM}(?:-tokens{_NUM}B)?"
-)
+_CHECKPOINT_RE = re.compile(rf"(?:stage{_NUM}-)?(?:ingredient{_NUM}-)?step(_)?{_NUM}(?:-tokens{_NUM}B)?")
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
 
 # Training order groups: checkpoints first, then the final model, then everything else.
@@ -36,10 +33,10 @@ class Revision:
     """A parsed revision name. `name` is always the exact string that was parsed."""
 
     name: str
-    step: Optional[int] = None
-    tokens: Optional[int] = None  # a count of tokens: tokens84B -> 84_000_000_000
-    stage: Optional[int] = None
-    ingredient: Optional[int] = None
+    step: int | None = None
+    tokens: int | None = None  # a count of tokens: tokens84B -> 84_000_000_000
+    stage: int | None = None
+    ingredient: int | None = None
     kind: str = OTHER
     underscore: bool = False  # `step_{N}` (instruct checkpoints) rather than `step{N}`
 
@@ -62,8 +59,13 @@ class Revision:
         )
 
     def as_dict(self) -> dict:
-        return {"name": self.name, "step": self.step, "tokens": self.tokens,
-                "stage": self.stage, "ingredient": self.ingredient}
+        return {
+            "name": self.name,
+            "step": self.step,
+            "tokens": self.tokens,
+            "stage": self.stage,
+            "ingredient": self.ingredient,
+        }
 
 
 def parse_revision(name: str) -> Revision:
@@ -89,8 +91,13 @@ def parse_revision(name: str) -> Revision:
     return Revision(name=name, kind=OTHER)
 
 
-def format_checkpoint_name(step: int, tokens: int | None = None, stage: int | None = None,
-                           ingredient: int | None = None, underscore: bool = False) -> str:
+def format_checkpoint_name(
+    step: int,
+    tokens: int | None = None,
+    stage: int | None = None,
+    ingredient: int | None = None,
+    underscore: bool = False,
+) -> str:
     """The name for these fields; the inverse of `parse_revision` on checkpoint names."""
     if tokens is not None and tokens % BILLION:
         raise ValueError(f"token counts in names are whole billions, got {tokens}")
@@ -109,8 +116,9 @@ def format_revision(revision: Revision) -> str:
     """The name a parsed revision stands for, rebuilt from its fields (opaque names as they are)."""
     if revision.kind != CHECKPOINT:
         return revision.name
-    return format_checkpoint_name(revision.step, revision.tokens, revision.stage,
-                                  revision.ingredient, revision.underscore)
+    return format_checkpoint_name(
+        revision.step, revision.tokens, revision.stage, revision.ingredient, revision.underscore
+    )
 
 
 def is_commit_sha(text: str) -> bool:

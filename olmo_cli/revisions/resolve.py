@@ -9,15 +9,21 @@ index when the name belongs to exactly one known repo.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from olmo_cli.errors import NotFoundError, UsageError
 from olmo_cli.hub.refs import Listing, check_repo_id, list_revisions
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.index import bundled_revisions, known_repos, repos_with_revision
-from olmo_cli.revisions.names import (Revision, format_tokens, is_commit_sha, parse_revision,
-                                      parse_token_count, training_order)
+from olmo_cli.revisions.names import (
+    Revision,
+    format_tokens,
+    is_commit_sha,
+    parse_revision,
+    parse_token_count,
+    training_order,
+)
 from olmo_cli.revisions.select import Selection
 
 LATEST = "latest"
@@ -30,15 +36,27 @@ class Resolved:
     revision: str  # the exact name (or commit sha) to ask the Hub for
     parsed: Revision
     exact: bool  # False when a token count resolved to the nearest checkpoint
-    note: Optional[str] = None
+    note: str | None = None
 
     def as_dict(self) -> dict:
-        return {"repo": self.repo, "revision": self.revision, "step": self.parsed.step,
-                "tokens": self.parsed.tokens, "exact": self.exact, "note": self.note}
+        return {
+            "repo": self.repo,
+            "revision": self.revision,
+            "step": self.parsed.step,
+            "tokens": self.parsed.tokens,
+            "exact": self.exact,
+            "note": self.note,
+        }
 
 
-def resolve(query: str, repo: str | None = None, *, offline: bool = False, refresh: bool = False,
-            reporter: Reporter = NULL_REPORTER) -> Resolved:
+def resolve(
+    query: str,
+    repo: str | None = None,
+    *,
+    offline: bool = False,
+    refresh: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> Resolved:
     query = _clean(query)
     repo = check_repo_id(repo) if repo else infer_repo(query)
     listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
@@ -51,14 +69,23 @@ def resolve(query: str, repo: str | None = None, *, offline: bool = False, refre
     return resolve_in(query, repo, list_revisions(repo, offline=offline, refresh=True, reporter=reporter))
 
 
-def select_revisions(repo: str | None, queries: Sequence[str], selection: Selection | None = None, *,
-                     offline: bool = False, refresh: bool = False,
-                     reporter: Reporter = NULL_REPORTER) -> list[Resolved]:
+def select_revisions(
+    repo: str | None,
+    queries: Sequence[str],
+    selection: Selection | None = None,
+    *,
+    offline: bool = False,
+    refresh: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> list[Resolved]:
     """The named revisions plus those the selection keeps, in training order, without duplicates."""
     queries = [_clean(query) for query in queries]
     selecting = selection is not None and selection.active
     if not queries and not selecting:
-        raise UsageError("no revisions given", hint="name revisions with --revision, or select some with --from/--to/--every/--log-spaced/--stage/--limit")
+        raise UsageError(
+            "no revisions given",
+            hint="name revisions with --revision, or select some with --from/--to/--every/--log-spaced/--stage/--limit",
+        )
     if repo:
         check_repo_id(repo)
     elif queries:
@@ -82,8 +109,10 @@ def select_revisions(repo: str | None, queries: Sequence[str], selection: Select
     if selecting:
         kept = selection.apply([parse_revision(name) for name in listing.names])
         if not kept and not queries:
-            raise NotFoundError(f"no revision of {repo} matches {selection.describe()}",
-                                hint=f"run 'olmo list-revisions {repo}' to see what exists")
+            raise NotFoundError(
+                f"no revision of {repo} matches {selection.describe()}",
+                hint=f"run 'olmo list-revisions {repo}' to see what exists",
+            )
         for revision in kept:
             chosen.setdefault(revision.name, Resolved(repo, revision.name, revision, exact=True))
     order = {r.name: i for i, r in enumerate(training_order(parse_revision(name) for name in chosen))}
@@ -96,8 +125,11 @@ def infer_repo(query: str) -> str:
     if not repos:
         step = _step_query(query) if not query.isdigit() else None
         if step is not None:  # step452000: the repos with a checkpoint at that step
-            repos = [repo for repo in known_repos()
-                     if any(parse_revision(name).step == step for name in bundled_revisions(repo))]
+            repos = [
+                repo
+                for repo in known_repos()
+                if any(parse_revision(name).step == step for name in bundled_revisions(repo))
+            ]
     if len(repos) == 1:
         return repos[0]
     if len(repos) > 1:
@@ -105,7 +137,9 @@ def infer_repo(query: str) -> str:
     known = [name for repo in known_repos() for name in bundled_revisions(repo)]
     close = _suggest(query, known)
     if close and (parse_revision(query).is_checkpoint or parse_token_count(query) is None):
-        raise NotFoundError(f"revision '{query}' is in no known repo", hint=f"did you mean {_or(close)}? Or pass --repo")
+        raise NotFoundError(
+            f"revision '{query}' is in no known repo", hint=f"did you mean {_or(close)}? Or pass --repo"
+        )
     raise UsageError(f"cannot tell which repo '{query}' belongs to", hint="pass the repo, e.g. --repo allenai/OLMo-7B")
 
 
@@ -137,8 +171,10 @@ def _by_step(query: str, step: int, repo: str, checkpoints: list[Revision], list
     if len(matches) == 1:
         return Resolved(repo, matches[0].name, matches[0], exact=True)
     if len(matches) > 1:
-        raise UsageError(f"step {step} names several revisions of {repo}: {', '.join(r.name for r in matches)}",
-                         hint="give the full name")
+        raise UsageError(
+            f"step {step} names several revisions of {repo}: {', '.join(r.name for r in matches)}",
+            hint="give the full name",
+        )
     nearest = sorted(checkpoints, key=lambda r: (abs(r.step - step), r.step))[:3]
     hint = f"the nearest: {', '.join(r.name for r in training_order(nearest))}" if nearest else None
     raise NotFoundError(f"{repo} has no checkpoint at step {step} ({listing.source})", hint=hint)
@@ -147,15 +183,16 @@ def _by_step(query: str, step: int, repo: str, checkpoints: list[Revision], list
 def _by_tokens(query: str, tokens: int, repo: str, checkpoints: list[Revision], listing: Listing) -> Resolved:
     counted = [r for r in checkpoints if r.tokens is not None]
     if not counted:
-        raise NotFoundError(f"the revisions of {repo} carry no token counts, so '{query}' cannot be placed",
-                            hint="ask for a step instead, e.g. step1000")
+        raise NotFoundError(
+            f"the revisions of {repo} carry no token counts, so '{query}' cannot be placed",
+            hint="ask for a step instead, e.g. step1000",
+        )
     best = min(counted, key=lambda r: (abs(r.tokens - tokens), r.sort_key))
     distance = best.tokens - tokens
     if distance == 0:
         return Resolved(repo, best.name, best, exact=True, note=f"{format_tokens(tokens)} tokens = {best.name}")
     direction = "after" if distance > 0 else "before"
-    note = (f"nearest to {format_tokens(tokens)} tokens: {best.name}, "
-            f"{format_tokens(abs(distance))} tokens {direction}")
+    note = f"nearest to {format_tokens(tokens)} tokens: {best.name}, {format_tokens(abs(distance))} tokens {direction}"
     return Resolved(repo, best.name, best, exact=False, note=note)
 
 
@@ -182,8 +219,11 @@ def _suggest(query: str, names: Sequence[str]) -> list[str]:
     wanted = parse_revision(query)
     if not wanted.is_checkpoint:
         return difflib.get_close_matches(query, unique, n=3, cutoff=0.6)
-    same_run = [r for r in map(parse_revision, unique)
-                if r.is_checkpoint and (r.stage, r.ingredient) == (wanted.stage, wanted.ingredient)]
+    same_run = [
+        r
+        for r in map(parse_revision, unique)
+        if r.is_checkpoint and (r.stage, r.ingredient) == (wanted.stage, wanted.ingredient)
+    ]
     nearest = [r.name for r in sorted(same_run, key=lambda r: (abs(r.step - wanted.step), r.step))[:3]]
     spelled = difflib.get_close_matches(query, unique, n=1, cutoff=0.85)
     return list(dict.fromkeys(spelled + nearest))[:3]

@@ -7,8 +7,8 @@ are given as people type them: `step100000`, `100000`, `1.5T`, `800B`, or a full
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 from olmo_cli.errors import UsageError
 from olmo_cli.revisions.names import Revision, parse_revision, parse_token_count, training_order
@@ -19,10 +19,10 @@ class Bound:
     """One end of a range: a step or a token count."""
 
     text: str
-    step: Optional[int] = None
-    tokens: Optional[int] = None
+    step: int | None = None
+    tokens: int | None = None
 
-    def value_of(self, revision: Revision) -> Optional[int]:
+    def value_of(self, revision: Revision) -> int | None:
         return revision.step if self.step is not None else revision.tokens
 
     @property
@@ -41,20 +41,21 @@ def parse_bound(text: str, option: str = "--from") -> Bound:
     tokens = parse_token_count(cleaned)
     if tokens is not None:
         return Bound(text, tokens=tokens)
-    raise UsageError(f"{option} '{text}' is neither a step nor a token count",
-                     hint="use e.g. step100000, 100000, 1.5T or 800B")
+    raise UsageError(
+        f"{option} '{text}' is neither a step nor a token count", hint="use e.g. step100000, 100000, 1.5T or 800B"
+    )
 
 
 @dataclass(frozen=True)
 class Selection:
     """Which revisions to keep; every field None means 'all'. Invalid combinations raise UsageError."""
 
-    start: Optional[str] = None
-    end: Optional[str] = None
-    every: Optional[int] = None
-    log_spaced: Optional[int] = None
-    stage: Optional[int] = None
-    limit: Optional[int] = None
+    start: str | None = None
+    end: str | None = None
+    every: int | None = None
+    log_spaced: int | None = None
+    stage: int | None = None
+    limit: int | None = None
 
     def __post_init__(self):
         for option, value in (("--every", self.every), ("--log-spaced", self.log_spaced), ("--limit", self.limit)):
@@ -64,24 +65,35 @@ class Selection:
             raise UsageError(f"--stage must be 0 or more, got {self.stage}")
         low, high = self.bounds()
         if low and high and (low.step is None) == (high.step is None) and low.value > high.value:
-            raise UsageError(f"--from {low.text} comes after --to {high.text}",
-                             hint="swap them: --from is the earlier end of the range")
+            raise UsageError(
+                f"--from {low.text} comes after --to {high.text}",
+                hint="swap them: --from is the earlier end of the range",
+            )
 
-    def bounds(self) -> tuple[Optional[Bound], Optional[Bound]]:
+    def bounds(self) -> tuple[Bound | None, Bound | None]:
         low = parse_bound(self.start, "--from") if self.start is not None else None
         high = parse_bound(self.end, "--to") if self.end is not None else None
         return low, high
 
     @property
     def active(self) -> bool:
-        return any(value is not None for value in
-                   (self.start, self.end, self.every, self.log_spaced, self.stage, self.limit))
+        return any(
+            value is not None for value in (self.start, self.end, self.every, self.log_spaced, self.stage, self.limit)
+        )
 
     def describe(self) -> str:
-        parts = [f"{flag} {value}" for flag, value in (
-            ("--from", self.start), ("--to", self.end), ("--every", self.every),
-            ("--log-spaced", self.log_spaced), ("--stage", self.stage), ("--limit", self.limit))
-            if value is not None]
+        parts = [
+            f"{flag} {value}"
+            for flag, value in (
+                ("--from", self.start),
+                ("--to", self.end),
+                ("--every", self.every),
+                ("--log-spaced", self.log_spaced),
+                ("--stage", self.stage),
+                ("--limit", self.limit),
+            )
+            if value is not None
+        ]
         return " ".join(parts) or "(everything)"
 
     def apply(self, revisions: Sequence[Revision]) -> list[Revision]:
@@ -109,8 +121,7 @@ class Selection:
         return kept
 
     def _filters(self) -> bool:
-        return any(value is not None for value in
-                   (self.start, self.end, self.every, self.log_spaced, self.stage))
+        return any(value is not None for value in (self.start, self.end, self.every, self.log_spaced, self.stage))
 
 
 def _check_mixed_order(low: Bound, high: Bound, revisions: Sequence[Revision]) -> None:
@@ -118,8 +129,10 @@ def _check_mixed_order(low: Bound, high: Bound, revisions: Sequence[Revision]) -
     first = next((r for r in revisions if (v := low.value_of(r)) is not None and v >= low.value), None)
     last = next((r for r in reversed(revisions) if (v := high.value_of(r)) is not None and v <= high.value), None)
     if first is not None and last is not None and first.sort_key > last.sort_key:
-        raise UsageError(f"--from {low.text} comes after --to {high.text} ({first.name} is later than {last.name})",
-                         hint="swap them: --from is the earlier end of the range")
+        raise UsageError(
+            f"--from {low.text} comes after --to {high.text} ({first.name} is later than {last.name})",
+            hint="swap them: --from is the earlier end of the range",
+        )
 
 
 def log_spaced(revisions: Sequence[Revision], count: int) -> list[Revision]:
@@ -134,7 +147,6 @@ def log_spaced(revisions: Sequence[Revision], count: int) -> list[Revision]:
     targets = [low] if count == 1 else [low + (high - low) * i / (count - 1) for i in range(count)]
     taken: set[int] = set()
     for target in targets:
-        best = min((i for i in range(len(pool)) if i not in taken),
-                   key=lambda i: (abs(positions[i] - target), i))
+        best = min((i for i in range(len(pool)) if i not in taken), key=lambda i: (abs(positions[i] - target), i))
         taken.add(best)
     return training_order(pool[i] for i in taken)

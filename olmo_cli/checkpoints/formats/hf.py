@@ -43,16 +43,20 @@ def rope_theta(config: dict[str, Any], where: str) -> float:
 def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
     model_type = config.get("model_type")
     if model_type not in MODEL_TYPES:
-        raise UnsupportedError(f"{where}: model_type '{model_type}' is not supported",
-                               hint=f"supported transformers model types: {', '.join(MODEL_TYPES)}")
+        raise UnsupportedError(
+            f"{where}: model_type '{model_type}' is not supported",
+            hint=f"supported transformers model types: {', '.join(MODEL_TYPES)}",
+        )
     if config.get("attention_bias"):
         raise UnsupportedError(f"{where}: biases (attention_bias: true) are not supported")
     if config.get("hidden_act", "silu") != "silu":
         raise UnsupportedError(f"{where}: activation '{config['hidden_act']}' is not supported")
     layer_types = config.get("layer_types") or []
     if any(t != "full_attention" for t in layer_types):
-        raise UnsupportedError(f"{where}: sliding-window attention layers (OLMo 3) are not supported",
-                               hint="the native OLMo trainer has no sliding-window attention")
+        raise UnsupportedError(
+            f"{where}: sliding-window attention layers (OLMo 3) are not supported",
+            hint="the native OLMo trainer has no sliding-window attention",
+        )
     try:
         d = int(config["hidden_size"])
         heads = int(config["num_attention_heads"])
@@ -61,20 +65,29 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         eos = config.get("eos_token_id")
         if isinstance(eos, list):
             eos = eos[0] if eos else None
-        eos, pad, bos = (None if v is None else int(v) for v in (eos, config.get("pad_token_id"), config.get("bos_token_id")))
+        eos, pad, bos = (
+            None if v is None else int(v) for v in (eos, config.get("pad_token_id"), config.get("bos_token_id"))
+        )
         return ModelSpec(
-            d_model=d, n_layers=int(config["num_hidden_layers"]), n_heads=heads,
+            d_model=d,
+            n_layers=int(config["num_hidden_layers"]),
+            n_heads=heads,
             n_kv_heads=int(config.get("num_key_value_heads") or heads),
-            mlp_hidden=int(config["intermediate_size"]), embedding_size=embedding,
+            mlp_hidden=int(config["intermediate_size"]),
+            embedding_size=embedding,
             vocab_size=_tokenizer_vocab(eos, embedding),
             max_sequence_length=int(config.get("max_position_embeddings", 2048)),
             rope_theta=rope_theta(config, where),
             clip_qkv=None if config.get("clip_qkv") is None else float(config["clip_qkv"]),
             weight_tying=bool(config.get("tie_word_embeddings", False)),
-            norm_type="rms" if olmo2 else "layernorm", norm_affine=olmo2,
+            norm_type="rms" if olmo2 else "layernorm",
+            norm_affine=olmo2,
             norm_eps=float(config.get("rms_norm_eps", 1e-5)) if olmo2 else 1e-5,  # transformers' defaults
-            qk_norm=olmo2, norm_after=olmo2,
-            eos_token_id=eos, pad_token_id=pad, bos_token_id=bos,
+            qk_norm=olmo2,
+            norm_after=olmo2,
+            eos_token_id=eos,
+            pad_token_id=pad,
+            bos_token_id=bos,
             dtype=config.get("dtype") or config.get("torch_dtype"),
         )
     except (KeyError, TypeError, ValueError) as error:
@@ -91,28 +104,51 @@ def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
     """config.json for `spec` as transformers' olmo or olmo2."""
     family = spec.family
     if family == "olmo" and spec.norm_affine:
-        raise UnsupportedError("LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) has no transformers architecture",
-                               hint="transformers' olmo has parameter-free LayerNorm; olmo2 has weighted RMSNorm after each sublayer")
+        raise UnsupportedError(
+            "LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) has no transformers architecture",
+            hint="transformers' olmo has parameter-free LayerNorm; olmo2 has weighted RMSNorm after each sublayer",
+        )
     if family == "olmo" and spec.norm_eps != 1e-5:
         raise UnsupportedError(f"layer_norm_eps {spec.norm_eps} is not supported by transformers' olmo (fixed 1e-5)")
     if family == "olmo2" and not (spec.norm_after and spec.qk_norm and spec.norm_type == "rms" and spec.norm_affine):
-        missing = [name for name, ok in (("norm_after", spec.norm_after), ("QK-norm", spec.qk_norm),
-                                         ("RMSNorm", spec.norm_type == "rms"), ("norm weights", spec.norm_affine)) if not ok]
-        raise UnsupportedError(f"this mix of norms has no transformers architecture (OLMo-2 style without {', '.join(missing)})")
+        missing = [
+            name
+            for name, ok in (
+                ("norm_after", spec.norm_after),
+                ("QK-norm", spec.qk_norm),
+                ("RMSNorm", spec.norm_type == "rms"),
+                ("norm weights", spec.norm_affine),
+            )
+            if not ok
+        ]
+        raise UnsupportedError(
+            f"this mix of norms has no transformers architecture (OLMo-2 style without {', '.join(missing)})"
+        )
     config: dict[str, Any] = {
-        "architectures": [ARCHITECTURES[family]], "model_type": family,
-        "hidden_size": spec.d_model, "intermediate_size": spec.mlp_hidden,
-        "num_hidden_layers": spec.n_layers, "num_attention_heads": spec.n_heads,
-        "num_key_value_heads": spec.n_kv_heads, "hidden_act": "silu",
-        "max_position_embeddings": spec.max_sequence_length, "initializer_range": 0.02,
-        "vocab_size": spec.embedding_size, "tie_word_embeddings": spec.weight_tying,
-        "attention_bias": False, "attention_dropout": 0.0,
+        "architectures": [ARCHITECTURES[family]],
+        "model_type": family,
+        "hidden_size": spec.d_model,
+        "intermediate_size": spec.mlp_hidden,
+        "num_hidden_layers": spec.n_layers,
+        "num_attention_heads": spec.n_heads,
+        "num_key_value_heads": spec.n_kv_heads,
+        "hidden_act": "silu",
+        "max_position_embeddings": spec.max_sequence_length,
+        "initializer_range": 0.02,
+        "vocab_size": spec.embedding_size,
+        "tie_word_embeddings": spec.weight_tying,
+        "attention_bias": False,
+        "attention_dropout": 0.0,
         # Both spellings: 5.x reads rope_parameters, 4.57 reads the top-level rope_theta.
         "rope_theta": float(spec.rope_theta),
         "rope_parameters": {"rope_type": "default", "rope_theta": float(spec.rope_theta)},
         "rope_scaling": None,
-        "bos_token_id": spec.bos_token_id, "eos_token_id": spec.eos_token_id, "pad_token_id": spec.pad_token_id,
-        "use_cache": True, "dtype": dtype, "torch_dtype": dtype,
+        "bos_token_id": spec.bos_token_id,
+        "eos_token_id": spec.eos_token_id,
+        "pad_token_id": spec.pad_token_id,
+        "use_cache": True,
+        "dtype": dtype,
+        "torch_dtype": dtype,
     }
     if family == "olmo":
         config["clip_qkv"] = spec.clip_qkv
@@ -126,8 +162,11 @@ def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
 def weights_reader(directory: Path):
     from olmo_cli.checkpoints import tensors
 
-    index, single, bin_ = (directory / "model.safetensors.index.json", directory / "model.safetensors",
-                           directory / "pytorch_model.bin")
+    index, single, bin_ = (
+        directory / "model.safetensors.index.json",
+        directory / "model.safetensors",
+        directory / "pytorch_model.bin",
+    )
     if index.is_file():
         return tensors.ShardedSafetensorsReader(index)
     if single.is_file():

@@ -35,7 +35,7 @@ def weights_reader(directory: Path):
     def strip(key: str) -> str:
         if not key.startswith(PREFIX):
             raise BadInputError(f"{inner.description}: unexpected tensor {key!r} (hf_olmo keys start with 'model.')")
-        return key[len(PREFIX):]
+        return key[len(PREFIX) :]
 
     return tensors.RenamedReader(inner, strip)
 

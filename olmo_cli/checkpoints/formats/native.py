@@ -15,13 +15,32 @@ from olmo_cli.errors import BadInputError, UnsupportedError
 
 # ai2-olmo ModelConfig defaults for the fields we read (REFERENCE 3.1: they are GPT-2-like).
 MODEL_DEFAULTS: dict[str, Any] = {
-    "n_kv_heads": None, "clip_qkv": None, "mlp_ratio": 4, "mlp_hidden_size": None,
-    "activation_type": "swiglu", "block_type": "sequential", "block_group_size": 1, "alibi": False,
-    "rope": False, "rope_theta": 10000, "attention_layer_norm": False, "multi_query_attention": None,
-    "include_bias": True, "bias_for_layer_norm": None, "layer_norm_type": "default",
-    "layer_norm_with_affine": True, "layer_norm_eps": 1e-5, "attention_layer_norm_with_affine": True,
-    "max_sequence_length": 1024, "vocab_size": 50257, "embedding_size": 50304, "weight_tying": True,
-    "eos_token_id": 50256, "pad_token_id": 50256, "norm_after": False, "scale_logits": False,
+    "n_kv_heads": None,
+    "clip_qkv": None,
+    "mlp_ratio": 4,
+    "mlp_hidden_size": None,
+    "activation_type": "swiglu",
+    "block_type": "sequential",
+    "block_group_size": 1,
+    "alibi": False,
+    "rope": False,
+    "rope_theta": 10000,
+    "attention_layer_norm": False,
+    "multi_query_attention": None,
+    "include_bias": True,
+    "bias_for_layer_norm": None,
+    "layer_norm_type": "default",
+    "layer_norm_with_affine": True,
+    "layer_norm_eps": 1e-5,
+    "attention_layer_norm_with_affine": True,
+    "max_sequence_length": 1024,
+    "vocab_size": 50257,
+    "embedding_size": 50304,
+    "weight_tying": True,
+    "eos_token_id": 50256,
+    "pad_token_id": 50256,
+    "norm_after": False,
+    "scale_logits": False,
 }
 REQUIRED = ("d_model", "n_heads", "n_layers")
 _NORM_TYPES = {"default": "layernorm", "low_precision": "layernorm", "amd_compatible": "layernorm", "rms": "rms"}
@@ -32,7 +51,10 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
     missing = [k for k in REQUIRED if fields.get(k) is None]
     if missing:
         raise BadInputError(f"{where}: missing required model field(s): {', '.join(missing)}")
-    f = {**MODEL_DEFAULTS, **{k: v for k, v in fields.items() if v is not None or k in ("n_kv_heads", "clip_qkv", "mlp_hidden_size")}}
+    f = {
+        **MODEL_DEFAULTS,
+        **{k: v for k, v in fields.items() if v is not None or k in ("n_kv_heads", "clip_qkv", "mlp_hidden_size")},
+    }
     try:
         _refuse_unsupported(f, where)
         d_model, n_heads, n_layers = int(f["d_model"]), int(f["n_heads"]), int(f["n_layers"])
@@ -43,15 +65,24 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
         fused = int(f["mlp_hidden_size"]) if f["mlp_hidden_size"] is not None else int(d_model * float(f["mlp_ratio"]))
         affine = bool(f["layer_norm_with_affine"])
         return ModelSpec(
-            d_model=d_model, n_layers=n_layers, n_heads=n_heads, n_kv_heads=n_kv,
-            mlp_hidden=fused // 2, embedding_size=int(f["embedding_size"] or f["vocab_size"]),
-            vocab_size=int(f["vocab_size"]), max_sequence_length=int(f["max_sequence_length"]),
+            d_model=d_model,
+            n_layers=n_layers,
+            n_heads=n_heads,
+            n_kv_heads=n_kv,
+            mlp_hidden=fused // 2,
+            embedding_size=int(f["embedding_size"] or f["vocab_size"]),
+            vocab_size=int(f["vocab_size"]),
+            max_sequence_length=int(f["max_sequence_length"]),
             rope_theta=float(f["rope_theta"]),
             clip_qkv=None if f["clip_qkv"] is None else float(f["clip_qkv"]),
-            weight_tying=bool(f["weight_tying"]), norm_type=_NORM_TYPES[f["layer_norm_type"]],
-            norm_affine=affine, norm_eps=float(f["layer_norm_eps"]),
-            qk_norm=bool(f["attention_layer_norm"]), norm_after=bool(f["norm_after"]),
-            eos_token_id=_int_or_none(f["eos_token_id"]), pad_token_id=_int_or_none(f["pad_token_id"]),
+            weight_tying=bool(f["weight_tying"]),
+            norm_type=_NORM_TYPES[f["layer_norm_type"]],
+            norm_affine=affine,
+            norm_eps=float(f["layer_norm_eps"]),
+            qk_norm=bool(f["attention_layer_norm"]),
+            norm_after=bool(f["norm_after"]),
+            eos_token_id=_int_or_none(f["eos_token_id"]),
+            pad_token_id=_int_or_none(f["pad_token_id"]),
         )
     except (TypeError, ValueError) as error:
         raise BadInputError(f"{where}: bad model field value: {error}") from None
@@ -63,8 +94,10 @@ def _int_or_none(value):
 
 def _refuse_unsupported(f: dict[str, Any], where: str) -> None:
     def refuse(feature: str):
-        raise UnsupportedError(f"{where}: {feature} is not supported",
-                               hint="supported: OLMo-1 and OLMo-2 style sequential blocks, RoPE, SwiGLU, no biases")
+        raise UnsupportedError(
+            f"{where}: {feature} is not supported",
+            hint="supported: OLMo-1 and OLMo-2 style sequential blocks, RoPE, SwiGLU, no biases",
+        )
 
     if f["block_type"] != "sequential":
         refuse(f"block_type '{f['block_type']}'")
@@ -94,23 +127,45 @@ def model_fields(spec: ModelSpec) -> dict[str, Any]:
     """The complete `model:` section for `spec`, every field explicit (no reliance on defaults)."""
     fused = 2 * spec.mlp_hidden
     return {
-        "d_model": spec.d_model, "n_heads": spec.n_heads, "n_kv_heads": spec.n_kv_heads,
-        "clip_qkv": spec.clip_qkv, "n_layers": spec.n_layers,
-        "mlp_ratio": max(1, fused // spec.d_model), "mlp_hidden_size": fused,
-        "activation_type": "swiglu", "block_type": "sequential", "block_group_size": 1,
-        "alibi": False, "alibi_bias_max": 8.0, "rope": True, "rope_full_precision": True,
+        "d_model": spec.d_model,
+        "n_heads": spec.n_heads,
+        "n_kv_heads": spec.n_kv_heads,
+        "clip_qkv": spec.clip_qkv,
+        "n_layers": spec.n_layers,
+        "mlp_ratio": max(1, fused // spec.d_model),
+        "mlp_hidden_size": fused,
+        "activation_type": "swiglu",
+        "block_type": "sequential",
+        "block_group_size": 1,
+        "alibi": False,
+        "alibi_bias_max": 8.0,
+        "rope": True,
+        "rope_full_precision": True,
         "rope_theta": int(spec.rope_theta) if float(spec.rope_theta).is_integer() else spec.rope_theta,
         # null, not false: the trainer refuses multi_query_attention: false next to n_kv_heads < n_heads.
-        "flash_attention": False, "attention_dropout": 0.0, "multi_query_attention": None,
-        "attention_layer_norm": spec.qk_norm, "residual_dropout": 0.0, "embedding_dropout": 0.0,
+        "flash_attention": False,
+        "attention_dropout": 0.0,
+        "multi_query_attention": None,
+        "attention_layer_norm": spec.qk_norm,
+        "residual_dropout": 0.0,
+        "embedding_dropout": 0.0,
         "layer_norm_type": "rms" if spec.norm_type == "rms" else "default",
-        "layer_norm_with_affine": spec.norm_affine, "layer_norm_eps": spec.norm_eps,
-        "attention_layer_norm_with_affine": spec.qk_norm, "bias_for_layer_norm": False,
-        "norm_after": spec.norm_after, "max_sequence_length": spec.max_sequence_length,
-        "include_bias": False, "scale_logits": False, "vocab_size": spec.vocab_size,
-        "embedding_size": spec.embedding_size, "weight_tying": spec.weight_tying,
-        "eos_token_id": spec.eos_token_id, "pad_token_id": spec.pad_token_id,
-        "init_device": "meta", "init_fn": "normal", "init_std": 0.02,
+        "layer_norm_with_affine": spec.norm_affine,
+        "layer_norm_eps": spec.norm_eps,
+        "attention_layer_norm_with_affine": spec.qk_norm,
+        "bias_for_layer_norm": False,
+        "norm_after": spec.norm_after,
+        "max_sequence_length": spec.max_sequence_length,
+        "include_bias": False,
+        "scale_logits": False,
+        "vocab_size": spec.vocab_size,
+        "embedding_size": spec.embedding_size,
+        "weight_tying": spec.weight_tying,
+        "eos_token_id": spec.eos_token_id,
+        "pad_token_id": spec.pad_token_id,
+        "init_device": "meta",
+        "init_fn": "normal",
+        "init_std": 0.02,
     }
 
 
@@ -123,7 +178,9 @@ def read_config(directory: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
         raise BadInputError(f"{path}: not readable YAML: {str(error).splitlines()[0]}") from None
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
-        raise BadInputError(f"{path}: no `model:` section", hint="a native OLMo checkpoint's config.yaml has the model under `model:`")
+        raise BadInputError(
+            f"{path}: no `model:` section", hint="a native OLMo checkpoint's config.yaml has the model under `model:`"
+        )
     return config
 
 
@@ -146,8 +203,10 @@ def weights_reader(directory: Path):
         return reader
     if pt.is_file():
         return tensors.PickleReader(pt)
-    raise BadInputError(f"{directory}: no model.pt or model.safetensors",
-                        hint="sharded trainer checkpoints need the OLMo package to unshard first")
+    raise BadInputError(
+        f"{directory}: no model.pt or model.safetensors",
+        hint="sharded trainer checkpoints need the OLMo package to unshard first",
+    )
 
 
 def open_checkpoint(directory: Path):
@@ -170,18 +229,30 @@ def _first_float_dtype(reader) -> str | None:
 def write_config(directory: Path, spec: ModelSpec) -> None:
     import yaml
 
-    config = {"model": model_fields(spec),
-              "tokenizer": {"identifier": spec.tokenizer_identifier, "truncate_direction": "right"}}
+    config = {
+        "model": model_fields(spec),
+        "tokenizer": {"identifier": spec.tokenizer_identifier, "truncate_direction": "right"},
+    }
     (directory / "config.yaml").write_text(
         "# Written by `olmo convert`: a native OLMo checkpoint (load with --load_path).\n"
-        + yaml.safe_dump(config, sort_keys=False))
+        + yaml.safe_dump(config, sort_keys=False)
+    )
 
 
 def write_train_state(directory: Path, step: int = 0, tokens: int = 0) -> None:
     """train.pt of plain values only, loadable under torch.load(weights_only=True)."""
     import torch
 
-    torch.save({"global_step": int(step), "global_train_tokens_seen": int(tokens),
-                "global_train_examples_seen_this_epoch": 0, "epoch": 0, "world_size": 1,
-                "checkpoints": [], "unsharded_checkpoints": [], "ephemeral_checkpoints": []},
-               directory / "train.pt")
+    torch.save(
+        {
+            "global_step": int(step),
+            "global_train_tokens_seen": int(tokens),
+            "global_train_examples_seen_this_epoch": 0,
+            "epoch": 0,
+            "world_size": 1,
+            "checkpoints": [],
+            "unsharded_checkpoints": [],
+            "ephemeral_checkpoints": [],
+        },
+        directory / "train.pt",
+    )
