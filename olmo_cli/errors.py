@@ -20,6 +20,7 @@ EXIT_UNSUPPORTED = 8  # a valid input the tool does not support (an architecture
 EXIT_AUTH = 9  # 401/403: a missing or expired token, a gated repo
 EXIT_INTERNAL = 70  # a bug: an unexpected exception
 EXIT_INTERRUPTED = 130  # SIGINT
+EXIT_BROKEN_PIPE = 141  # stdout's reader went away (`| head -1`), as if killed by SIGPIPE
 
 
 class OlmoError(Exception):

@@ -40,3 +40,13 @@ class NullProgress:
 
 
 NULL_REPORTER = Reporter()
+
+
+def format_size(size: int) -> str:
+    """Bytes for people, in powers of 1024: 13.4 MiB, 1.2 GiB."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(value) < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"

@@ -53,6 +53,8 @@ def locate(
     - `source` a Hub repo id: `revision` (default `main`) is resolved, then fetched.
     - `source` None: the revision alone must name its repo (e.g. `step452000-tokens2000B`).
     """
+    if source is not None and not source.strip():
+        raise UsageError("the model is empty", hint="name a Hub repo or a local directory, e.g. allenai/OLMo-1B-hf")
     if source is not None and is_local_path(source):
         return _local(source, revision)
     if source is None and revision is None:

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 from olmo_cli import __version__
 from olmo_cli.cli.output import one_line
 from olmo_cli.cli.registry import COMMANDS
-from olmo_cli.errors import EXIT_INTERNAL, EXIT_INTERRUPTED, OlmoError, first_line
+from olmo_cli.errors import EXIT_BROKEN_PIPE, EXIT_INTERNAL, EXIT_INTERRUPTED, OlmoError, first_line
 
 
 class LazyGroup(TyperGroup):
@@ -40,6 +40,15 @@ class LazyGroup(TyperGroup):
             _fail("interrupted", None, EXIT_INTERRUPTED)
         except (typer.Exit, typer.Abort, SystemExit):
             raise
+        except BrokenPipeError:  # `olmo ... | head -1`: the reader has all it wanted
+            _stdout_gone()
+        except OSError as error:  # the machine's problem (full or read-only disk...), not a bug
+            if _debug_enabled():
+                raise
+            from olmo_cli.oserrors import describe_os_error
+
+            described = describe_os_error(error)
+            _fail(described.message, described.hint, described.exit_code)
         except Exception as error:  # a bug: one line unless --debug
             if _debug_enabled():
                 raise
@@ -56,7 +65,28 @@ def load_command(name: str):
     module = importlib.import_module(COMMANDS[name][0])
     command = typer.main.get_command(module.app)
     command.name = name
+    _refuse_empty_paths(command)
     return command
+
+
+def _refuse_empty_paths(command) -> None:
+    """A path argument given as '' is a usage error: Path('') is '.', so `convert SRC ''` would
+    otherwise write into (or refuse) the current directory."""
+    from typer import _click
+
+    for param in command.params:
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or "Path" not in str(descriptor.annotation):
+            continue
+
+        def checked(ctx, value, process=param.process_value, param=param):
+            if isinstance(value, str) and not value.strip():
+                raise _click.exceptions.BadParameter("the path is empty", ctx=ctx, param=param)
+            return process(ctx, value)
+
+        param.process_value = checked
+    for sub in getattr(command, "commands", {}).values():
+        _refuse_empty_paths(sub)
 
 
 def _is_click_exception(error: Exception) -> bool:
@@ -122,8 +152,40 @@ def _quiet_library_warnings() -> None:
 
 
 def main() -> None:
+    _fill_closed_standard_streams()
     _stop_on_sigterm()
-    app(prog_name="olmo")
+    try:
+        try:
+            app(prog_name="olmo")
+        finally:
+            sys.stdout.flush()  # here, not at interpreter exit, where a closed pipe is a noisy warning
+    except BrokenPipeError:
+        _stdout_gone()
+    except SystemExit:
+        if type(sys.stdout).__name__ == "PacifyFlushWrapper":  # click's own answer to a closed pipe (exit 1)
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
+        raise
+
+
+def _stdout_gone():
+    """The reader of stdout went away: stop quietly (no 'Exception ignored' noise at exit)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(EXIT_BROKEN_PIPE)
+
+
+def _fill_closed_standard_streams() -> None:
+    """A closed stdin/stdout/stderr (`olmo ... >&-`) becomes /dev/null: otherwise the next file
+    opened takes descriptor 0, 1 or 2 and output would land in it."""
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            devnull = os.open(os.devnull, os.O_RDONLY if mode == "r" else os.O_WRONLY)
+            if devnull != fd:
+                os.dup2(devnull, fd)
+                os.close(devnull)
+            setattr(sys, name, open(fd, mode, closefd=False))  # noqa: SIM115  # lives as long as the process
 
 
 def _stop_on_sigterm() -> None:

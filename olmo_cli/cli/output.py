@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from olmo_cli.reporting import NullProgress, Reporter
+from olmo_cli.reporting import format_size as format_size  # lives in the core, which formats sizes too
 
 
 def print_json(value: Any) -> None:
@@ -31,17 +32,12 @@ def print_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: st
     console = Console(soft_wrap=True)
     if not console.is_terminal:  # piped or captured: never wrap or cut cells
         console = Console(soft_wrap=True, width=10_000)
+    console.on_broken_pipe = _broken_pipe  # type: ignore[method-assign]  # the CLI's exit code, not rich's 1
     console.print(table)
 
 
-def format_size(size: int) -> str:
-    """Bytes for people, in powers of 1024: 13.4 MiB, 1.2 GiB."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(value) < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"
+def _broken_pipe() -> None:
+    raise BrokenPipeError
 
 
 def one_line(text: str) -> str:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from olmo_cli.errors import UsageError
+
 BILLION = 1_000_000_000
 
 CHECKPOINT = "checkpoint"
@@ -20,7 +22,10 @@ MAIN = "main"
 COMMIT = "commit"
 OTHER = "other"
 
-_NUM = r"(0|[1-9][0-9]*)"
+# At most 18 digits (steps and token counts far beyond any run): a longer number is an opaque
+# name, never a 5,000-digit int() that Python refuses.
+MAX_DIGITS = 18
+_NUM = rf"(0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}})"
 _CHECKPOINT_RE = re.compile(rf"(?:stage{_NUM}-)?(?:ingredient{_NUM}-)?step(_)?{_NUM}(?:-tokens{_NUM}B)?")
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
 
@@ -121,6 +126,16 @@ def format_revision(revision: Revision) -> str:
     )
 
 
+def parse_step_number(text: str) -> int | None:
+    """A bare step number (`452000`) -> its value; None for anything else. ASCII digits only
+    (`str.isdigit` also accepts '²', which int() refuses); UsageError for more than MAX_DIGITS."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    if len(text) > MAX_DIGITS:
+        raise UsageError(f"step {text[:12]}... ({len(text)} digits) is too large", hint="a step has at most 18 digits")
+    return int(text)
+
+
 def is_commit_sha(text: str) -> bool:
     return bool(_SHA_RE.fullmatch(text))
 
@@ -143,7 +158,9 @@ def format_tokens(tokens: int | None) -> str:
 
 
 _UNITS = {"k": 1_000, "m": 1_000_000, "b": BILLION, "t": 1000 * BILLION}
-_TOKEN_COUNT_RE = re.compile(r"(?:tokens\s*=\s*|tokens)?([0-9]+(?:\.[0-9]+)?)\s*([kmbt])", re.IGNORECASE)
+_TOKEN_COUNT_RE = re.compile(
+    rf"(?:tokens\s*=\s*|tokens)?([0-9]{{1,{MAX_DIGITS}}}(?:\.[0-9]{{1,{MAX_DIGITS}}})?)\s*([kmbt])", re.IGNORECASE
+)
 
 
 def parse_token_count(text: str) -> int | None:

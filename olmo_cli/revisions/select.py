@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from olmo_cli.errors import UsageError
-from olmo_cli.revisions.names import Revision, parse_revision, parse_token_count, training_order
+from olmo_cli.revisions.names import Revision, parse_revision, parse_step_number, parse_token_count, training_order
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,9 @@ class Bound:
 def parse_bound(text: str, option: str = "--from") -> Bound:
     """`step100000`, `100000`, a revision name -> a step bound; `1.5T`, `800B` -> a token bound."""
     cleaned = text.strip()
-    if cleaned.isdigit():
-        return Bound(text, step=int(cleaned))
+    number = parse_step_number(cleaned)
+    if number is not None:
+        return Bound(text, step=number)
     parsed = parse_revision(cleaned)
     if parsed.step is not None:
         return Bound(text, step=parsed.step)
