@@ -8,6 +8,7 @@ Nothing here prints.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,8 @@ from olmo_cli.errors import BadInputError, UnsupportedError, UsageError
 DEFAULT_MAX_NEW_TOKENS = 100
 DEFAULT_TOP_K = 50
 DEFAULT_TOP_P = 0.95
+MAX_SEED = 2**32 - 1  # what numpy's and torch's seeding accept (transformers.set_seed seeds both)
+MAX_NEW_TOKENS_LIMIT = 1 << 20  # more than any OLMo context: larger asks would run for hours, then fail
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,12 @@ class SamplingParams:
         """Reject values the model cannot use, each with a one-line UsageError."""
         if self.max_new_tokens < 1:
             raise UsageError(f"--max-new-tokens must be at least 1 (got {self.max_new_tokens})")
+        if self.max_new_tokens > MAX_NEW_TOKENS_LIMIT:
+            raise UsageError(
+                f"--max-new-tokens {self.max_new_tokens} is beyond any OLMo context (at most {MAX_NEW_TOKENS_LIMIT})"
+            )
+        if not math.isfinite(self.temperature):
+            raise UsageError(f"--temperature must be a finite number (got {self.temperature})")
         if not (0.0 < self.top_p <= 1.0):
             raise UsageError(f"--top-p must be in (0, 1] (got {self.top_p})", hint="0.95 is the model card's value")
         if self.top_k < 0:
@@ -51,6 +60,10 @@ class SamplingParams:
             )
         if any(stop == "" for stop in self.stop):
             raise UsageError("--stop needs a non-empty string")
+        if self.seed is not None and not (0 <= self.seed <= MAX_SEED):
+            raise UsageError(f"--seed must be between 0 and {MAX_SEED} (got {self.seed})")
+        if self.num_return_sequences > MAX_NEW_TOKENS_LIMIT:
+            raise UsageError(f"--num-return-sequences {self.num_return_sequences} is too many")
         return self
 
     @property

@@ -218,9 +218,12 @@ def test_offline_repo_without_any_local_data_is_not_found():
 
 
 @pytest.mark.parametrize("status, error, code", [(401, AuthError, 9), (404, NotFoundError, 3), (500, NetworkError, 4)])
-def test_hub_error_answers_map_to_one_line_errors(fake_hub, status, error, code):
+def test_hub_error_answers_map_to_one_line_errors(fake_hub, status, error, code, monkeypatch):
+    from olmo_cli.hub import transfer
+
+    monkeypatch.setattr(transfer, "DEFAULT_POLICY", transfer.RetryPolicy(base_delay=0.001, max_delay=0.01))
     add_olmo_1b(fake_hub)
-    fake_hub.fail("/refs", status=status, times=5)
+    fake_hub.fail("/refs", status=status, times=10)  # more than the retries: a 500 that persists
     with pytest.raises(error) as caught:
         list_revisions("allenai/OLMo-1B")
     assert caught.value.exit_code == code

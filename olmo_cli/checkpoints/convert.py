@@ -13,13 +13,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from olmo_cli.checkpoints import layout
-from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, output_path
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
 from olmo_cli.errors import BadInputError, NotFoundError, UsageError
 from olmo_cli.jsonfiles import write_json
+from olmo_cli.oserrors import disk_full_is_error, require_free
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 TARGETS = ("hf", "native")
@@ -67,7 +68,7 @@ def convert(
     `revision` (e.g. step20000-tokens84B; else the source directory's name, e.g. step1000-unsharded)
     fills train.pt's step and tokens for native outputs.
     """
-    src, dst = Path(src), Path(dst)
+    src, dst = output_path(src, "source"), output_path(dst)
     if to not in TARGETS:
         raise UsageError(f"unknown target format {to!r}", hint="use --to hf or --to native")
     if dtype not in DTYPES:
@@ -104,7 +105,9 @@ def convert(
         f"converting {source_format} ({checkpoint.architecture}) -> "
         f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}"
     )
-    with atomic_output_dir(dst, force) as tmp:
+    needed = _output_bytes(spec, to, out_dtype)
+    require_free(dst.absolute().parent, needed)
+    with disk_full_is_error(dst.absolute().parent, needed), atomic_output_dir(dst, force, reporter) as tmp:
         if to == "hf":
             files, written, n = _write_hf(
                 checkpoint, tmp, hf_config, out_dtype, shard_bytes, tokenizer, reporter, offline
@@ -134,6 +137,15 @@ def convert(
         dtype=out_dtype,
         files=files,
     )
+
+
+def _output_bytes(spec: ModelSpec, to: str, out_dtype: str) -> int:
+    """The weights' bytes on disk; twice that for native outputs (the scratch file, then model.pt)."""
+    from olmo_cli.checkpoints.tensors import nbytes
+
+    shapes = layout.hf_shapes(spec) if to == "hf" else layout.native_shapes(spec)
+    weights = sum(nbytes(tuple(shape), out_dtype) for shape in shapes.values())
+    return weights if to == "hf" else 2 * weights
 
 
 def _refuse_overlap(src: Path, dst: Path) -> None:

@@ -309,9 +309,11 @@ def _remote_files(repo: str, revision: str) -> dict[str, int]:
 
     from olmo_cli.hub.env import endpoint, token
     from olmo_cli.hub.errors import hub_errors
+    from olmo_cli.hub.retry import call_hub
 
     with hub_errors(repo, revision):
-        entries = HfApi(endpoint=endpoint(), token=token()).list_repo_tree(repo, revision=revision, recursive=True)
+        api = HfApi(endpoint=endpoint(), token=token())
+        entries = call_hub(lambda: list(api.list_repo_tree(repo, revision=revision, recursive=True)))
         return {entry.path: entry.size for entry in entries if getattr(entry, "size", None) is not None}
 
 

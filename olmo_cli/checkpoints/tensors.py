@@ -134,6 +134,8 @@ class PickleReader(TensorReader):
                 f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
             ) from None
         if self._index is None:
+            if not _is_zip(self.path):
+                _refuse_non_torch(self.path)
             self._load()
 
     def _load(self):
@@ -150,8 +152,13 @@ class PickleReader(TensorReader):
                 # Files from torch < 1.6 (not zip) cannot be memory-mapped.
                 state = torch.load(self.path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
+            refused = _refused_global(error)
+            if refused is None:  # the unpickler met bytes it cannot read, not a name it refuses
+                raise BadInputError(
+                    f"{self.path}: not a readable torch checkpoint (corrupt?): {_refusal(error)}"
+                ) from None
             raise BadInputError(
-                f"{self.path}: refused to load: the pickle holds more than tensors ({_refusal(error)})",
+                f"{self.path}: refused to load: the pickle holds code, not only tensors (global {refused})",
                 hint="only plain state dicts are loaded; code in a checkpoint is never run",
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError, struct.error) as error:
@@ -189,6 +196,31 @@ class PickleReader(TensorReader):
 def _is_zip(path: Path) -> bool:
     with open(path, "rb") as f:
         return f.read(4) == b"PK\x03\x04"
+
+
+# torch.save's files before 1.6 start with a pickled magic number (protocol 2 by default).
+_LEGACY_MAGIC = b"l\xfc\x9cF\xf9 j\xa8P\x19"
+
+
+def _refuse_non_torch(path: Path) -> None:
+    """A file that is neither a torch zip nor a legacy torch pickle is refused before unpickling:
+    random bytes are corruption, a bare pickle is not a checkpoint (and is never run)."""
+    with open(path, "rb") as f:
+        head = f.read(64)
+    if head.startswith(b"\x80") and _LEGACY_MAGIC in head[:32]:
+        return
+    if head.startswith(b"\x80"):
+        raise BadInputError(
+            f"{path}: a pickle, but not a torch checkpoint (no torch.save header); refused without unpickling",
+            hint="only torch.save'd state dicts are loaded",
+        )
+    raise BadInputError(f"{path}: not a torch checkpoint (neither a zip archive nor a torch pickle): corrupt?")
+
+
+def _refused_global(error: Exception) -> str | None:
+    """The name torch's weights-only unpickler refused (e.g. "posix.system"), if that is why it failed."""
+    found = re.search(r"GLOBAL ([\w.]+)", re.sub(r"\x1b\[[0-9;]*m", "", str(error)))
+    return found.group(1) if found else None
 
 
 def _refusal(error: Exception) -> str:

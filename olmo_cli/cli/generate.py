@@ -252,7 +252,7 @@ def _read_prompts(prompt: list[str] | None, prompts_file: Path | None) -> list[s
         prompts = list(prompt)
     elif prompts_file is not None:
         if str(prompts_file) == "-":
-            text = sys.stdin.read()
+            text = _read_stdin()
         else:
             try:
                 text = prompts_file.read_text(encoding="utf-8")
@@ -268,11 +268,23 @@ def _read_prompts(prompt: list[str] | None, prompts_file: Path | None) -> list[s
     else:
         if sys.stdin is None or sys.stdin.isatty():
             raise UsageError("no prompt given", hint="use --prompt TEXT, --prompts-file FILE, or pipe text on stdin")
-        prompts = read_prompts(sys.stdin.read(), one_per_line=False)
+        prompts = read_prompts(_read_stdin(), one_per_line=False)
     for text in prompts:
         if not text.strip():
             raise BadInputError("empty prompt", hint="give some text for the model to continue")
     return prompts
+
+
+def _read_stdin() -> str:
+    """stdin as UTF-8 text; other bytes (a binary file piped in, another encoding) are bad input."""
+    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadInputError(
+            f"stdin is not UTF-8 text (byte {error.start} is {data[error.start : error.start + 1]!r})",
+            hint="pipe in text, or pass --prompt",
+        ) from None
 
 
 def _quantization(load_in_8bit: bool, load_in_4bit: bool, quantize: str | None) -> str | None:

@@ -8,6 +8,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from olmo_cli.errors import BadInputError
 from olmo_cli.hub.cache import CachedRevision, RepoCache, scan_repo
 
 
@@ -58,13 +59,30 @@ def plan_removal(repo: str, names: list[str]) -> RemovalPlan:
 
 
 def apply_removal(plan: RemovalPlan) -> None:
-    for ref in plan.refs:
-        ref.unlink(missing_ok=True)
-    for snapshot in plan.snapshots:
-        shutil.rmtree(snapshot, ignore_errors=True)
-    for blob in plan.blobs:
-        blob.unlink(missing_ok=True)
-    _prune_empty(RepoCache.of(plan.repo).dir)
+    """Remove the plan's refs, snapshots and blobs; a cache that cannot be written is refused
+    before anything is removed (a read-only mount), or stops at the first file that cannot be."""
+    from olmo_cli.oserrors import describe_os_error, is_read_only
+
+    root = RepoCache.of(plan.repo).dir
+    if is_read_only(root):
+        raise BadInputError(
+            f"cannot remove from the HF cache {root}: read-only filesystem",
+            hint="remount it read-write, or use --dry-run",
+        )
+    try:
+        for ref in plan.refs:
+            ref.unlink(missing_ok=True)
+        for snapshot in plan.snapshots:
+            if snapshot.is_dir():  # another `cache rm` may have taken it meanwhile
+                shutil.rmtree(snapshot)
+        for blob in plan.blobs:
+            blob.unlink(missing_ok=True)
+    except OSError as error:
+        raise BadInputError(
+            f"cannot remove from the HF cache: {describe_os_error(error).message}",
+            hint="check HF_HUB_CACHE's permissions (nothing after this file was removed)",
+        ) from None
+    _prune_empty(root)
 
 
 def _prune_empty(root: Path) -> None:

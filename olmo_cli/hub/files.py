@@ -41,9 +41,11 @@ def list_files(repo: str, revision: str) -> RevisionFiles:
     from huggingface_hub import HfApi
 
     from olmo_cli.hub.env import endpoint, token
+    from olmo_cli.hub.retry import call_hub
 
     with hub_errors(repo, revision):
-        info = HfApi(endpoint=endpoint(), token=token()).model_info(repo, revision=revision, files_metadata=True)
+        api = HfApi(endpoint=endpoint(), token=token())
+        info = call_hub(lambda: api.model_info(repo, revision=revision, files_metadata=True))
     files = []
     for sibling in info.siblings or ():
         lfs = sibling.lfs

@@ -116,11 +116,12 @@ def _ask_hub(repo: str) -> dict[str, str]:
     from huggingface_hub import HfApi  # here, not at the top: only online paths pay for it
 
     from olmo_cli.hub.errors import hub_errors, is_transport_error
+    from olmo_cli.hub.retry import call_hub
 
     api = HfApi(endpoint=env.endpoint(), token=env.token())
     try:
         with hub_errors(repo):
-            refs = api.list_repo_refs(repo)
+            refs = call_hub(lambda: api.list_repo_refs(repo))
     except NetworkError as error:
         if error.__context__ is not None and is_transport_error(error.__context__):
             raise _Unreachable(error) from None
@@ -162,9 +163,12 @@ def _write_cache(repo: str, commits: dict[str, str]) -> None:
         temporary.write_text(json.dumps(payload), encoding="utf-8")
         os.replace(temporary, path)
     except OSError:
-        pass  # a cache we cannot write only costs a request next time
+        pass  # a cache we cannot write (read-only, OLMO_CACHE_DIR a file) only costs a request next time
     finally:
-        temporary.unlink(missing_ok=True)
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _ago(seconds: float) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import math
 import os
 import random
 import time
@@ -41,12 +42,33 @@ class RetryPolicy:
     max_retry_after: float = 30.0  # a server's Retry-After is honoured up to this
 
     def delay(self, attempt: int, retry_after: str | None) -> float:
-        if retry_after is not None:
-            try:
-                return min(max(float(retry_after), 0.0), self.max_retry_after)
-            except ValueError:
-                pass  # an HTTP date: fall back to our own backoff
+        asked = parse_retry_after(retry_after)
+        if asked is not None:
+            return min(asked, self.max_retry_after)
         return min(self.base_delay * 2**attempt, self.max_delay) * (0.5 + random.random() / 2)
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date (RFC 9110); None
+    for a missing or unreadable value. Never negative, never NaN; a date in the past is 0."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - time.time()
+    if math.isnan(seconds):
+        return None
+    return max(seconds, 0.0)
 
 
 DEFAULT_POLICY = RetryPolicy()

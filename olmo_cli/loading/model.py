@@ -14,6 +14,18 @@ from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located
 
 
+def check_ids_fit(ids, model) -> None:
+    """BadInputError when a token id has no row in the model's embedding (a tokenizer larger than
+    the model's vocabulary, e.g. a test-sized model with the real tokenizer): the forward pass
+    would fail with an IndexError."""
+    rows = model.get_input_embeddings().num_embeddings
+    if ids.numel() and int(ids.max()) >= rows:
+        raise BadInputError(
+            f"token id {int(ids.max())} is out of range: the model's embedding has {rows} rows",
+            hint="the tokenizer does not match the model (a tokenizer with more ids than the model's vocabulary)",
+        )
+
+
 @dataclass
 class LoadedModel:
     """A model in eval mode on `device`, its tokenizer (left padding), and where it came from."""
@@ -35,6 +47,7 @@ class LoadedModel:
         """Tokenized, left-padded prompts on the model's device (quantized models need that)."""
         # No token_type_ids: some tokenizers return them and OLMo's generate() rejects unused inputs.
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, return_token_type_ids=False)
+        check_ids_fit(encoded["input_ids"][encoded["attention_mask"].bool()], self.model)
         return encoded.to(self.model.device)
 
     def release(self) -> None:

@@ -14,9 +14,10 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, output_path
 from olmo_cli.errors import BadInputError, UsageError
 from olmo_cli.jsonfiles import read_json_object
+from olmo_cli.oserrors import disk_full_is_error, require_free
 from olmo_cli.quantize.files import copy_side_files, weights_bytes
 from olmo_cli.quantize.memory import fix_mmap_threshold
 from olmo_cli.quantize.methods import (
@@ -70,7 +71,7 @@ def quantize(
     start = time.perf_counter()
     chosen = get_method(method, allowed=QUANTIZE_METHODS)
     compute_dtype = _compute_dtype(chosen, dtype)
-    dst = Path(dst).expanduser().resolve()
+    dst = output_path(dst).expanduser().resolve()
     # Cheap refusals first: before any download, conversion or load.
     check_destination(dst, force)
     require_backend(chosen.name, allowed=QUANTIZE_METHODS)
@@ -94,13 +95,17 @@ def quantize(
         from olmo_cli.quantize.quality import logits_of, sample_ids
 
         ids = sample_ids(tokenizer, max_tokens=_context_length(hf_dir))
+        ids = _ids_within_vocabulary(ids, hf_dir, reporter)
+    if ids is not None:
         reporter.info(f"reference: float32 logits of {located.describe()} on {ids.shape[1]} tokens")
         model = _load(hf_dir, "float32", device)
         reference = logits_of(model, ids)
         del model
         free_memory()
 
-    with atomic_output_dir(dst, force) as tmp:
+    needed = _output_bytes(hf_dir, size_before, chosen)
+    require_free(dst.parent, needed)
+    with disk_full_is_error(dst.parent, needed), atomic_output_dir(dst, force, reporter) as tmp:
         if chosen.backend == "cast":
             from olmo_cli.quantize.cast import cast_checkpoint
 
@@ -161,6 +166,27 @@ def refuse_quantized(hf_dir: Path) -> None:
         raise BadInputError(
             f"{hf_dir} is already quantized ({kind})", hint="quantize the full-precision checkpoint it was made from"
         )
+
+
+def _output_bytes(hf_dir: Path, size_before: int, method: Method) -> int:
+    """About what the output's weights take: the source's bytes scaled by the method's bits per
+    weight (a lower bound for int8/4, whose embeddings and norms keep more)."""
+    config = read_json_object(hf_dir / "config.json")
+    source_dtype = str(config.get("dtype") or config.get("torch_dtype") or "float32")
+    source_bits = {"float32": 32, "bfloat16": 16, "float16": 16}.get(source_dtype, 32)
+    return size_before * method.bits // source_bits
+
+
+def _ids_within_vocabulary(ids, hf_dir: Path, reporter: Reporter):
+    """The sample's ids, or None (no quality check, said on stderr) when the tokenizer gives ids
+    the model has no embedding row for: the quantized copy is still written."""
+    rows = int(read_json_object(hf_dir / "config.json").get("vocab_size") or 0)
+    if rows and int(ids.max()) >= rows:
+        reporter.warn(
+            f"no quality check: the tokenizer gives id {int(ids.max())} but the model's embedding has {rows} rows"
+        )
+        return None
+    return ids
 
 
 def _context_length(hf_dir: Path, cap: int = 256) -> int:

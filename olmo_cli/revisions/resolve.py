@@ -13,14 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from olmo_cli.errors import NotFoundError, UsageError
-from olmo_cli.hub.refs import Listing, check_repo_id, list_revisions
+from olmo_cli.hub.refs import SOURCE_LOCAL, SOURCE_OFFLINE, Listing, check_repo_id, list_revisions
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.index import bundled_revisions, known_repos, repos_with_revision
 from olmo_cli.revisions.names import (
+    COMMIT,
     Revision,
     format_tokens,
     is_commit_sha,
     parse_revision,
+    parse_step_number,
     parse_token_count,
     training_order,
 )
@@ -61,12 +63,35 @@ def resolve(
     repo = check_repo_id(repo) if repo else infer_repo(query)
     listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
     try:
-        return resolve_in(query, repo, listing)
+        resolved = resolve_in(query, repo, listing)
     except NotFoundError:
         if not listing.from_cache:
             raise
-    # The reused answer may predate a branch pushed since: ask the Hub once before failing.
-    return resolve_in(query, repo, list_revisions(repo, offline=offline, refresh=True, reporter=reporter))
+        # The reused answer may predate a branch pushed since: ask the Hub once before failing.
+        listing = list_revisions(repo, offline=offline, refresh=True, reporter=reporter)
+        resolved = resolve_in(query, repo, listing)
+    check_commit(resolved, listing, reporter)
+    return resolved
+
+
+def check_commit(resolved: Resolved, listing: Listing, reporter: Reporter = NULL_REPORTER) -> None:
+    """A commit sha that no branch points to and the cache does not hold is asked of the Hub
+    (NotFoundError when it has no such commit); offline, a warning says it could not be checked."""
+    if resolved.parsed.kind != COMMIT or resolved.revision in listing.commits.values():
+        return
+    from olmo_cli.hub.cache import RepoCache
+
+    if RepoCache.of(resolved.repo).snapshot(resolved.revision).is_dir():
+        return
+    if listing.source in (SOURCE_OFFLINE, SOURCE_LOCAL) or listing.warning:
+        reporter.warn(
+            f"commit {resolved.revision} cannot be checked offline: no branch of {resolved.repo} "
+            f"known here points to it and it is not cached"
+        )
+        return
+    from olmo_cli.hub.files import list_files
+
+    list_files(resolved.repo, resolved.revision)  # NotFoundError from the Hub when there is no such commit
 
 
 def select_revisions(
@@ -101,6 +126,8 @@ def select_revisions(
         # The reused answer may predate a branch pushed since: ask the Hub once before failing.
         listing = list_revisions(repo, offline=offline, refresh=True, reporter=reporter)
         named = [resolve_in(query, repo, listing) for query in queries]
+    for resolved in named:
+        check_commit(resolved, listing, reporter)
     chosen: dict[str, Resolved] = {}
     for resolved in named:
         if resolved.note:  # "nearest to 2T tokens: ..., 36B tokens before": never silently
@@ -197,8 +224,9 @@ def _by_tokens(query: str, tokens: int, repo: str, checkpoints: list[Revision], 
 
 
 def _step_query(query: str) -> int | None:
-    if query.isdigit():
-        return int(query)
+    number = parse_step_number(query)
+    if number is not None:
+        return number
     parsed = parse_revision(query)
     if parsed.is_checkpoint and parsed.tokens is None and parsed.stage is None and parsed.ingredient is None:
         return parsed.step  # step452000 or step_452000, matched whatever the full name's suffix
