@@ -43,7 +43,7 @@ def test_hub_hf_revision_to_native_records_the_step(tmp_path, fake_hub):
     train = torch.load(dst / "train.pt", weights_only=True)
     assert train["global_step"] == 2000 and train["global_train_tokens_seen"] == 8 * 10**9
     # The eos id says which OLMo tokenizer it is when the source names none.
-    assert "identifier: allenai/gpt-neox-olmo-dolma-v1_5" in (dst / "config.yaml").read_text()
+    assert "identifier: tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json" in (dst / "config.yaml").read_text()
 
 
 def test_verify_failure_exits_7_and_writes_nothing(tmp_path, monkeypatch):
@@ -145,4 +145,4 @@ def test_hf_to_native_with_a_non_olmo_tokenizer_warns(tmp_path):
     result = CliRunner().invoke(app, ["convert", str(src), str(dst), "--to", "native"])
     assert result.exit_code == 0, result.output
     assert "not one of the OLMo tokenizers" in result.stderr and "--tokenizer" in result.stderr
-    assert "identifier: allenai/gpt-neox-olmo-dolma-v1_5" in (dst / "config.yaml").read_text()
+    assert "identifier: tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json" in (dst / "config.yaml").read_text()

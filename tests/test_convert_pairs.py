@@ -19,6 +19,7 @@ from tiny_models import make_hf, make_hf_olmo, make_native, native_config, nativ
 
 from olmo_cli.checkpoints.convert import convert
 from olmo_cli.checkpoints.detect import detect_format
+from olmo_cli.checkpoints.tokenizers import TRAINER_FILES
 
 IDS = torch.tensor([[3, 17, 42, 5, 9, 31, 0, 58, 12, 7, 44, 2]])
 TIGHT = dict(atol=1e-5, rtol=1e-5)
@@ -176,7 +177,7 @@ def test_hf_to_native_matches_transformers_and_round_trips(tmp_path, arch, shard
     train = torch.load(dst / "train.pt", weights_only=True)
     assert train["global_step"] == 1000 and train["global_train_tokens_seen"] == 4 * 10**9
     full = yaml.safe_load((dst / "config.yaml").read_text())
-    assert full["tokenizer"]["identifier"] == "allenai/dolma2-tokenizer"
+    assert full["tokenizer"]["identifier"] == "tokenizers/allenai_dolma2.json"  # what the trainer finds offline
     assert_trainer_would_start_from(dst)
 
     convert(dst, tmp_path / "hf-again")
@@ -344,7 +345,7 @@ def test_hf_to_native_token_fields_fit_the_trainer(tmp_path, eos, pad, identifie
     dst = tmp_path / "gqa-unsharded"
     convert(src, dst, to="native", tokenizer=None if eos else identifier)
     full = yaml.safe_load((dst / "config.yaml").read_text())
-    assert full["tokenizer"]["identifier"] == identifier
+    assert full["tokenizer"]["identifier"] == TRAINER_FILES[identifier]
     model = full["model"]
     assert (model["n_kv_heads"], model["multi_query_attention"]) == (2, None)
     assert (model["eos_token_id"], model["pad_token_id"]) == ((eos, pad) if eos else (50279, 1))

@@ -187,7 +187,9 @@ def test_hub_hf_olmo_source_is_converted_once_keyed_by_commit(fake_hub, tmp_path
     fake_hub.add_repo("allenai/OLMo-1B", branches={"main": _hub_files(source)})
     loaded = load_model("allenai/OLMo-1B")
     commit = fake_hub.commit("allenai/OLMo-1B", "main")
-    assert loaded.path.name == f"v1--allenai--OLMo-1B--{commit}"
+    from olmo_cli.loading.converted import CONVERTER_VERSION
+
+    assert loaded.path.name == f"v{CONVERTER_VERSION}--allenai--OLMo-1B--{commit}"
     assert type(loaded.model).__name__ == "OlmoForCausalLM"
 
 

