@@ -150,3 +150,26 @@ def test_no_revision_string_is_an_internal_error(text, which):
     assert result.exit_code != 70, result.output
     assert "Traceback" not in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+
+
+def _complete(words: str) -> list[str]:
+    env = {
+        **os.environ,
+        "_OLMO_COMPLETE": "complete_bash",
+        "COMP_WORDS": words,
+        "COMP_CWORD": str(len(words.split()) - 1),
+    }
+    result = subprocess.run([sys.executable, "-m", "olmo_cli"], env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def test_revision_completion_for_a_repo_outside_the_index_offers_only_its_cached_names(isolated_caches):
+    root = isolated_caches / "hf-cache" / "models--someone--mini"
+    (root / "refs").mkdir(parents=True)
+    (root / "refs" / "step11-tokens1B").write_text("a" * 40)
+    (root / "snapshots" / ("a" * 40)).mkdir(parents=True)
+    assert _complete("olmo download someone/mini -r step11") == ["step11-tokens1B"]
+    assert _complete("olmo convert someone/other out -r step11") == []  # nothing of OLMo-1B/7B mixed in
+    got = _complete(f"olmo generate {REPO} -r step117")
+    assert got and all(name in ("step117000-tokens491B", "step117850-tokens494B") for name in got)

@@ -293,7 +293,10 @@ def test_generation_config_carries_token_ids_only():
     from transformers import GenerationConfig
 
     values = tk.generation_config(50279, 1)
-    assert {k: v for k, v in values.items() if k != "transformers_version"} == {"eos_token_id": 50279, "pad_token_id": 1}
+    assert {k: v for k, v in values.items() if k != "transformers_version"} == {
+        "eos_token_id": 50279,
+        "pad_token_id": 1,
+    }
     config = GenerationConfig(**values)
     config.validate(strict=True)
     assert (bool(config.do_sample), config.max_new_tokens, config.eos_token_id) == (False, None, 50279)

@@ -39,11 +39,14 @@ def ls(
       olmo cache ls allenai/OLMo-1B-hf --json
     """
     from olmo_cli.cli.output import format_size, print_json, print_table, say
-    from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo
+    from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo, usable_cache_root
     from olmo_cli.hub.refs import check_repo_id
     from olmo_cli.revisions.names import format_tokens, parse_revision
 
+    root = usable_cache_root()
     repos = [check_repo_id(repo)] if repo else cached_repos()
+    if not repos:
+        say(f"nothing is cached in {root}" + ("" if root.exists() else " (it does not exist yet)"))
     rows, records = [], []
     for name in repos:
         revisions = sorted(scan_repo(name), key=lambda r: parse_revision(r.name).sort_key)
@@ -69,7 +72,7 @@ def ls(
         if revisions and not as_json:
             say(f"{name}: {len(revisions)} revision(s), {format_size(on_disk)} on disk")
     if repo and not records:
-        say(f"nothing of {repo} is cached")
+        say(f"nothing of {repo} is cached in {root}")
     if as_json:
         print_json(records)
     elif rows:

@@ -60,6 +60,9 @@ def download(
     refresh: bool = typer.Option(
         False, "--refresh", help="Ask the Hub for the revision list even if a recent answer is cached."
     ),
+    repair: bool = typer.Option(
+        False, "--repair", help="Verify cached files first and fetch again exactly those that fail (edited, corrupt)."
+    ),
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -137,6 +140,7 @@ def download(
         local_dir=local_dir,
         max_workers=max_workers,
         offline=offline,
+        repair=repair,
         reporter=reporter,
     )
     summary = result.as_dict()

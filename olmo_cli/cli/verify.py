@@ -129,7 +129,6 @@ def verify(
     if bad:
         raise MismatchError(
             f"{len(bad)} of {len(reports)} revisions of {repo} do not match the Hub",
-            hint=f"run 'olmo download {repo} --revision REV' to fetch missing files; "
-            "remove a corrupt revision with 'olmo cache rm' first",
+            hint=f"run 'olmo download {repo} --revision REV --repair' to fetch the missing and corrupt files again",
         )
     say(f"{len(reports)} revision(s) of {repo} match the Hub")

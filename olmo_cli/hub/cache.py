@@ -147,6 +147,18 @@ class RepoCache:
             tmp.unlink(missing_ok=True)
 
 
+def usable_cache_root(root: Path | None = None) -> Path:
+    """The HF cache directory (which may not exist yet); BadInputError when it is a file."""
+    from olmo_cli.errors import BadInputError
+
+    base = root or hub_cache_dir()
+    if base.exists() and not base.is_dir():
+        raise BadInputError(
+            f"the HF cache {base} is not a directory", hint="point HF_HUB_CACHE (or HF_HOME) at a directory"
+        )
+    return base
+
+
 def cached_repos(root: Path | None = None) -> list[str]:
     base = root or hub_cache_dir()
     if not base.is_dir():

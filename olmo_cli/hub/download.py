@@ -167,6 +167,7 @@ def download_revisions(
     local_dir: Path | None = None,
     max_workers: int = 8,
     offline: bool = False,
+    repair: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> SweepResult:
     """Download every revision; a revision that fails is recorded and the sweep goes on.
@@ -174,9 +175,11 @@ def download_revisions(
     Offline (`offline` or HF_HUB_OFFLINE), nothing is fetched: cached revisions count as already
     present (and are exported with `local_dir`), the others fail.
     """
+    from olmo_cli.hub.cache import usable_cache_root
     from olmo_cli.hub.refs import check_repo_id
 
     check_repo_id(repo)
+    usable_cache_root()
     if local_dir is not None:
         check_local_dir(local_dir)
     result = SweepResult(repo)
@@ -203,9 +206,12 @@ def download_revisions(
             continue
         if not plan.files:
             outcome.fail(NotFoundError(f"no files of {repo}@{revision} match", hint="check --include/--exclude"))
-            reporter.warn(f"{repo}@{revision}: {outcome.error}")
+            if len(revisions) > 1:  # a lone revision's error reaches the caller anyway
+                reporter.warn(f"{repo}@{revision}: {outcome.error}")
             continue
         outcome.commit, outcome.files, outcome.bytes = plan.commit, len(plan.files), plan.size
+        if repair and not env.offline(offline):
+            _repair(plan, reporter)
         plans.append(plan)
     _transfer_all(repo, plans, result, max_workers, reporter)
     cache = RepoCache.of(repo)
@@ -387,6 +393,39 @@ def _transfer_all(
         stop = next((e for e in errors if e is not None), None)
         if stop is not None:
             raise stop
+
+
+def _repair(plan: RevisionPlan, reporter: Reporter) -> list[str]:
+    """Make every file of `plan` that fails verification (a blob whose bytes do not match the
+    Hub's hash, an edited file where the blob link was, a link to a missing blob) fetched again:
+    the bad blob and link are removed, so the transfer and the snapshot writer redo exactly those."""
+    from olmo_cli.hub.transfer import file_digest
+
+    cache = RepoCache.of(plan.repo)
+    snapshot = cache.snapshot(plan.commit)
+    repaired = []
+    for remote in plan.files:
+        link, blob = snapshot / remote.path, cache.blob(remote.etag)
+        if not (link.exists() or link.is_symlink() or blob.exists()):
+            continue  # never fetched: an ordinary download, not a repair
+        good_blob = blob.is_file() and blob.stat().st_size == remote.size
+        if good_blob and (remote.is_lfs or remote.blob_id):
+            good_blob = file_digest(blob, remote) == (remote.sha256 or remote.blob_id)
+        linked = link.is_symlink() and os.path.realpath(link) == os.path.realpath(blob)
+        if good_blob and linked:
+            continue
+        if not good_blob:
+            blob.unlink(missing_ok=True)
+            plan.cached.discard(remote.path)
+        if link.exists() or link.is_symlink():
+            link.unlink()  # the snapshot writer links it again to the (re-fetched) blob
+        repaired.append(remote.path)
+    if repaired:
+        reporter.info(
+            f"{plan.repo}@{plan.revision}: fetching again {len(repaired)} file(s) that fail verification: "
+            + ", ".join(repaired[:5])
+        )
+    return repaired
 
 
 def _outcome(result: SweepResult, revision: str) -> RevisionOutcome:

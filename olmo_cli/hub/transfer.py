@@ -18,14 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from olmo_cli.errors import AuthError, MismatchError, NetworkError, NotFoundError, OlmoError
+from olmo_cli.errors import AuthError, BadInputError, MismatchError, NetworkError, NotFoundError
 from olmo_cli.hub.cache import RepoCache
 from olmo_cli.hub.files import RemoteFile
 
 CHUNK = 1024 * 1024
 
 
-class CacheWriteError(OlmoError):
+class CacheWriteError(BadInputError):
     """The HF cache cannot be written (permissions, a read-only disk): the whole sweep stops,
     since every later file would fail the same way."""
 
@@ -255,8 +255,11 @@ def _get(http, client, url, token, remote, partial: Path, have: int, on_bytes) -
                         on_bytes(len(chunk))
             except OSError as error:
                 if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                    from olmo_cli.oserrors import no_space
+
+                    full = no_space(partial, remote.size - have)
                     raise DiskFullError(
-                        f"no space left on the device while writing {remote.path} ({_mib(partial)} kept for resuming)",
+                        f"{full.message} while writing {remote.path} ({_mib(partial)} kept for resuming)",
                         hint="free some space and run the same command again",
                     ) from None
                 raise

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from olmo_cli.errors import ExistsError
 from olmo_cli.jsonfiles import write_json
-from olmo_cli.paths import olmo_cache_dir
+from olmo_cli.paths import make_cache_subdir, olmo_cache_dir
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located, locate
 
@@ -63,7 +63,7 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
     fmt = detect_format(located.path)  # "hf" is loaded where it is; hf_olmo and native are converted once
     if fmt == "hf":
         return located.path
-    target = converted_cache_dir() / cache_key(located)
+    target = make_cache_subdir(converted_cache_dir()) / cache_key(located)
     if _complete(target):
         reporter.info(f"using the converted copy in {target}")
         return target
@@ -75,7 +75,6 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
     reporter.info(f"converting {located.describe()} ({fmt}) to transformers format, once, into {target}")
     from olmo_cli.checkpoints.convert import convert
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_partials(target.parent)
     try:
         convert(located.path, target, to="hf", offline=offline, reporter=reporter)

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 # Parameter names under which commands take the repo a revision belongs to.
-_REPO_PARAMS = ("repo", "model", "source")
+_REPO_PARAMS = ("repo", "model", "source", "src")
 
 
 def revision_candidates(params: Mapping[str, Any], incomplete: str) -> list[str]:
