@@ -50,9 +50,11 @@ Auth and faults
 ---------------
     hub.set_token("hf_x")       every Hub request (not the CDN) without `Authorization: Bearer
                                 hf_x` gets 401 (GatedRepo for gated repos, else RepoNotFound)
-    hub.fail("model.safetensors", status=500, times=1, retry_after=None, method=None)
+    hub.fail("model.safetensors", status=500, times=1, retry_after=None, method=None, body=None)
                                 the next `times` matching requests answer `status` (429 with
-                                `Retry-After: retry_after` when given)
+                                `Retry-After: retry_after` when given: a number of seconds, or any
+                                string, sent as it is); `body` (bytes, or any JSON value) replaces
+                                the JSON error body: an answer of the wrong shape or not JSON
     hub.drop_connection("model.safetensors", after_bytes=N, times=1, method="GET")
                                 announce the full body, send N bytes of it, then close the socket
     hub.latency = 0.05          every answer waits this long first (a far-away Hub; benchmarks)
@@ -136,8 +138,9 @@ class _Fault:
     method: str | None
     times: int
     status: int | None = None
-    retry_after: float | None = None
+    retry_after: float | str | None = None
     drop_after: int | None = None
+    body: object = None
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and self.substring in path and (self.method is None or self.method == method)
@@ -239,11 +242,14 @@ class FakeHub:
         path_substring: str,
         status: int = 500,
         times: int = 1,
-        retry_after: float | None = None,
+        retry_after: float | str | None = None,
         method: str | None = None,
+        body: object = None,
     ) -> None:
         with self._lock:
-            self._faults.append(_Fault(path_substring, method, times, status=status, retry_after=retry_after))
+            self._faults.append(
+                _Fault(path_substring, method, times, status=status, retry_after=retry_after, body=body)
+            )
 
     def drop_connection(
         self, path_substring: str, after_bytes: int = 0, times: int = 1, method: str | None = "GET"
@@ -388,7 +394,16 @@ def _make_handler(hub: FakeHub, server_name: str):
             try:
                 fault = hub._take_fault(method, self.path, body=False)
                 if fault is not None:
-                    extra = {"Retry-After": _seconds(fault.retry_after)} if fault.retry_after is not None else {}
+                    after = fault.retry_after
+                    extra = (
+                        {"Retry-After": after if isinstance(after, str) else _seconds(after)}
+                        if after is not None
+                        else {}
+                    )
+                    if isinstance(fault.body, bytes):
+                        return self._send(fault.status, fault.body, extra, content_type="application/json")
+                    if fault.body is not None:
+                        return self._send_json(fault.status, fault.body, headers=extra)
                     return self._send_json(fault.status, {"error": f"injected {fault.status}"}, headers=extra)
                 self._route(method)
             except _Hangup:

@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from olmo_cli.errors import BadInputError
 from olmo_cli.hub.env import hub_cache_dir
 from olmo_cli.revisions.names import is_commit_sha
 
@@ -120,7 +121,10 @@ class RepoCache:
     # ----- writing -----
     def link(self, commit: str, path: str, etag: str) -> Path:
         """snapshots/<commit>/<path> -> ../../blobs/<etag> (relative, as huggingface_hub writes it)."""
-        target = self.snapshot(commit) / path
+        base = self.snapshot(commit)
+        target = base / path
+        if not _inside(target, base) or not _inside(self.blob(etag), self.dir / "blobs"):
+            raise BadInputError(f"refusing a cache path outside {self.dir}: {path!r} -> {etag!r}")
         target.parent.mkdir(parents=True, exist_ok=True)
         relative = os.path.relpath(self.blob(etag), target.parent)
         if target.is_symlink() and os.readlink(target) == relative:
@@ -135,6 +139,8 @@ class RepoCache:
         if name == commit:
             return
         path = self.ref(name)
+        if not _inside(path, self.dir / "refs"):
+            raise BadInputError(f"refusing a ref name that leaves {self.dir / 'refs'}: {name!r}")
         path.parent.mkdir(parents=True, exist_ok=True)
         if path.is_file() and path.read_text(encoding="utf-8", errors="replace") == commit:
             return
@@ -147,10 +153,14 @@ class RepoCache:
             tmp.unlink(missing_ok=True)
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    """`path`, with '..' resolved textually (nothing on disk followed), lies strictly inside `folder`."""
+    normal, base = os.path.normpath(path), os.path.normpath(folder)
+    return normal.startswith(base + os.sep)
+
+
 def usable_cache_root(root: Path | None = None) -> Path:
     """The HF cache directory (which may not exist yet); BadInputError when it is a file."""
-    from olmo_cli.errors import BadInputError
-
     base = root or hub_cache_dir()
     if base.exists() and not base.is_dir():
         raise BadInputError(

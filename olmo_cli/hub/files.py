@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 import fnmatch
+import re
 from dataclasses import dataclass
 
+from olmo_cli.errors import NetworkError
 from olmo_cli.hub.errors import hub_errors
+from olmo_cli.revisions.names import is_commit_sha
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_SHA1 = re.compile(r"[0-9a-f]{40}")
+MAX_FILE_SIZE = 1 << 50  # 1 PiB: a listed size beyond it is not a file of a model repo
+
+
+def is_safe_repo_path(path: object) -> bool:
+    """A file name from a Hub listing that stays inside the folder it is joined to: relative, no
+    '..' or empty parts, no backslashes or NULs (a name like '../../x' must never place a file
+    or link outside the cache or --local-dir)."""
+    if not isinstance(path, str) or not path or len(path) > 4096 or "\x00" in path or "\\" in path:
+        return False
+    return not path.startswith("/") and all(part not in ("", ".", "..") for part in path.split("/"))
 
 
 @dataclass(frozen=True)
@@ -46,18 +62,32 @@ def list_files(repo: str, revision: str) -> RevisionFiles:
     with hub_errors(repo, revision):
         api = HfApi(endpoint=endpoint(), token=token())
         info = call_hub(lambda: api.model_info(repo, revision=revision, files_metadata=True))
+    where = f"{repo}@{revision}"
+    if not is_commit_sha(str(info.sha)):
+        raise _unusable(where, f"commit sha {str(info.sha)[:60]!r}")
     files = []
     for sibling in info.siblings or ():
-        lfs = sibling.lfs
-        files.append(
-            RemoteFile(
-                path=sibling.rfilename,
-                size=int(sibling.size if sibling.size is not None else (lfs.size if lfs else 0)),
-                blob_id=sibling.blob_id or "",
-                sha256=lfs.sha256 if lfs else None,
-            )
-        )
+        files.append(_remote_file(sibling, where))
     return RevisionFiles(repo, revision, info.sha, tuple(sorted(files, key=lambda f: f.path)))
+
+
+def _remote_file(sibling, where: str) -> RemoteFile:
+    """One listed file, checked: the Hub's answer is input like any other."""
+    path, lfs = sibling.rfilename, sibling.lfs
+    if not is_safe_repo_path(path):
+        raise _unusable(where, f"file name {str(path)[:80]!r} (it would land outside the repo's folder)")
+    size = sibling.size if sibling.size is not None else (lfs.size if lfs else 0)
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= MAX_FILE_SIZE:
+        raise _unusable(where, f"size {str(size)[:40]!r} of {path}")
+    sha256 = lfs.sha256 if lfs else None
+    blob_id = sibling.blob_id or ""
+    if (sha256 is not None and not _SHA256.fullmatch(str(sha256))) or (blob_id and not _SHA1.fullmatch(str(blob_id))):
+        raise _unusable(where, f"hash of {path}")
+    return RemoteFile(path=path, size=size, blob_id=blob_id, sha256=sha256)
+
+
+def _unusable(where: str, what: str) -> NetworkError:
+    return NetworkError(f"the Hub's listing of {where} has an invalid {what}; refusing it", hint="check HF_ENDPOINT")
 
 
 # What `olmo` needs to run a model; everything else (README, remote-code shims, training state) is left out.

@@ -126,9 +126,13 @@ def _ask_hub(repo: str) -> dict[str, str]:
         if error.__context__ is not None and is_transport_error(error.__context__):
             raise _Unreachable(error) from None
         raise
-    commits = {ref.name: ref.target_commit for ref in refs.branches}
-    for tag in refs.tags:
-        commits.setdefault(tag.name, tag.target_commit)
+    from olmo_cli.hub.files import is_safe_repo_path
+    from olmo_cli.revisions.names import is_commit_sha
+
+    commits: dict[str, str] = {}
+    for ref in [*refs.branches, *refs.tags]:  # untrusted: a name must be usable as a path under refs/
+        if is_safe_repo_path(ref.name) and is_commit_sha(str(ref.target_commit)):
+            commits.setdefault(ref.name, ref.target_commit)
     return commits
 
 
