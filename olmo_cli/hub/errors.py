@@ -68,7 +68,8 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
         ) from None
     except (ValueError, KeyError, TypeError, AttributeError) as error:  # not JSON, or JSON of another shape
         raise NetworkError(
-            f"the Hub's answer for {what}{at} is not what its API returns ({type(error).__name__}: {first_line(error)[:120]})",
+            f"the Hub's answer for {what}{at} is not what its API returns "
+            f"({type(error).__name__}: {first_line(error)[:120]})",
             hint="check HF_ENDPOINT; try again later",
         ) from None
     except Exception as error:
