@@ -7,10 +7,11 @@ the shared downloader, so every command that reads a checkpoint accepts the same
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from olmo_cli.errors import NotFoundError, UsageError
+from olmo_cli.errors import BadInputError, NotFoundError, UsageError
 from olmo_cli.hub.refs import is_repo_id
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.names import is_commit_sha
@@ -55,6 +56,10 @@ def locate(
     """
     if source is not None and not source.strip():
         raise UsageError("the model is empty", hint="name a Hub repo or a local directory, e.g. allenai/OLMo-1B-hf")
+    if source is not None and os.path.islink(source) and not os.path.exists(source):
+        raise BadInputError(
+            f"{source} is a broken symlink or a symlink loop", hint="point it at a checkpoint directory"
+        )
     if source is not None and is_local_path(source):
         return _local(source, revision)
     if source is None and revision is None:

@@ -5,6 +5,20 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 
+# Far beyond any OLMo (or other) decoder, and small enough that plans built from them stay small:
+# a config with 10**12 layers is refused here instead of filling the memory with shape tables.
+_LARGEST = {
+    "d_model": 1 << 20,
+    "n_layers": 1 << 14,
+    "n_heads": 1 << 16,
+    "n_kv_heads": 1 << 16,
+    "mlp_hidden": 1 << 24,
+    "embedding_size": 1 << 26,
+    "vocab_size": 1 << 26,
+    "max_sequence_length": 1 << 30,
+}
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """An OLMo decoder, in the terms both the OLMo trainer and transformers can express.
@@ -51,6 +65,8 @@ class ModelSpec:
         for name in sizes:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+            if getattr(self, name) > _LARGEST[name]:  # before any plan holds a table of that many layers
+                raise ValueError(f"{name} {getattr(self, name)} is beyond any model (at most {_LARGEST[name]})")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -85,3 +101,19 @@ class ModelSpec:
         if self.norm_affine:
             total += d
         return total
+
+
+def whole(value) -> int:
+    """int(value) for a count or a token id read from a config, refusing what int() would quietly
+    change: a fraction (16.5 -> 16), a bool, NaN or infinity (ValueError, which readers report)."""
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(value)
+
+
+def finite(value) -> float:
+    """float(value) for a config's rope theta or norm epsilon; NaN and infinity are a ValueError."""
+    number = float(value)
+    if number != number or number in (float("inf"), float("-inf")):
+        raise ValueError(f"{value!r} is not a finite number")
+    return number

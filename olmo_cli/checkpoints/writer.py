@@ -253,7 +253,7 @@ def parse_size(text: str | int) -> int:
         value = float(number)
     except ValueError:
         value = -1
-    if unit not in units or value <= 0:
+    if unit not in units or not 0 < value < float("inf"):  # NaN fails this too
         from olmo_cli.errors import UsageError
 
         raise UsageError(f"bad size {text!r}", hint="use e.g. 5GB, 500MB, 2GiB")

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from olmo_cli.checkpoints.spec import ModelSpec
+from olmo_cli.checkpoints.spec import ModelSpec, finite, whole
 from olmo_cli.errors import BadInputError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
 
@@ -58,31 +58,31 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             hint="the native OLMo trainer has no sliding-window attention",
         )
     try:
-        d = int(config["hidden_size"])
-        heads = int(config["num_attention_heads"])
+        d = whole(config["hidden_size"])
+        heads = whole(config["num_attention_heads"])
         olmo2 = model_type != "olmo"
-        embedding = int(config["vocab_size"])
+        embedding = whole(config["vocab_size"])
         eos = config.get("eos_token_id")
         if isinstance(eos, list):
             eos = eos[0] if eos else None
         eos, pad, bos = (
-            None if v is None else int(v) for v in (eos, config.get("pad_token_id"), config.get("bos_token_id"))
+            None if v is None else whole(v) for v in (eos, config.get("pad_token_id"), config.get("bos_token_id"))
         )
         return ModelSpec(
             d_model=d,
-            n_layers=int(config["num_hidden_layers"]),
+            n_layers=whole(config["num_hidden_layers"]),
             n_heads=heads,
-            n_kv_heads=int(config.get("num_key_value_heads") or heads),
-            mlp_hidden=int(config["intermediate_size"]),
+            n_kv_heads=whole(config.get("num_key_value_heads") or heads),
+            mlp_hidden=whole(config["intermediate_size"]),
             embedding_size=embedding,
             vocab_size=_tokenizer_vocab(eos, embedding),
-            max_sequence_length=int(config.get("max_position_embeddings", 2048)),
-            rope_theta=rope_theta(config, where),
-            clip_qkv=None if config.get("clip_qkv") is None else float(config["clip_qkv"]),
+            max_sequence_length=whole(config.get("max_position_embeddings", 2048)),
+            rope_theta=finite(rope_theta(config, where)),
+            clip_qkv=None if config.get("clip_qkv") is None else finite(config["clip_qkv"]),
             weight_tying=bool(config.get("tie_word_embeddings", False)),
             norm_type="rms" if olmo2 else "layernorm",
             norm_affine=olmo2,
-            norm_eps=float(config.get("rms_norm_eps", 1e-5)) if olmo2 else 1e-5,  # transformers' defaults
+            norm_eps=finite(config.get("rms_norm_eps", 1e-5)) if olmo2 else 1e-5,  # transformers' defaults
             qk_norm=olmo2,
             norm_after=olmo2,
             eos_token_id=eos,

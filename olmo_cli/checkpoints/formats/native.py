@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from olmo_cli.checkpoints.spec import ModelSpec
+from olmo_cli.checkpoints.spec import ModelSpec, finite, whole
 from olmo_cli.errors import BadInputError, UnsupportedError
 
 # ai2-olmo ModelConfig defaults for the fields we read (REFERENCE 3.1: they are GPT-2-like).
@@ -57,12 +57,14 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
     }
     try:
         _refuse_unsupported(f, where)
-        d_model, n_heads, n_layers = int(f["d_model"]), int(f["n_heads"]), int(f["n_layers"])
+        d_model, n_heads, n_layers = whole(f["d_model"]), whole(f["n_heads"]), whole(f["n_layers"])
         if f["multi_query_attention"]:
             n_kv = 1
         else:
-            n_kv = int(f["n_kv_heads"]) if f["n_kv_heads"] is not None else n_heads
-        fused = int(f["mlp_hidden_size"]) if f["mlp_hidden_size"] is not None else int(d_model * float(f["mlp_ratio"]))
+            n_kv = whole(f["n_kv_heads"]) if f["n_kv_heads"] is not None else n_heads
+        fused = (
+            whole(f["mlp_hidden_size"]) if f["mlp_hidden_size"] is not None else int(d_model * float(f["mlp_ratio"]))
+        )
         affine = bool(f["layer_norm_with_affine"])
         return ModelSpec(
             d_model=d_model,
@@ -70,15 +72,15 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
             n_heads=n_heads,
             n_kv_heads=n_kv,
             mlp_hidden=fused // 2,
-            embedding_size=int(f["embedding_size"] or f["vocab_size"]),
-            vocab_size=int(f["vocab_size"]),
-            max_sequence_length=int(f["max_sequence_length"]),
-            rope_theta=float(f["rope_theta"]),
-            clip_qkv=None if f["clip_qkv"] is None else float(f["clip_qkv"]),
+            embedding_size=whole(f["embedding_size"] or f["vocab_size"]),
+            vocab_size=whole(f["vocab_size"]),
+            max_sequence_length=whole(f["max_sequence_length"]),
+            rope_theta=finite(f["rope_theta"]),
+            clip_qkv=None if f["clip_qkv"] is None else finite(f["clip_qkv"]),
             weight_tying=bool(f["weight_tying"]),
             norm_type=_NORM_TYPES[f["layer_norm_type"]],
             norm_affine=affine,
-            norm_eps=float(f["layer_norm_eps"]),
+            norm_eps=finite(f["layer_norm_eps"]),
             qk_norm=bool(f["attention_layer_norm"]),
             norm_after=bool(f["norm_after"]),
             eos_token_id=_int_or_none(f["eos_token_id"]),
@@ -89,7 +91,7 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
 
 
 def _int_or_none(value):
-    return None if value is None else int(value)
+    return None if value is None else whole(value)
 
 
 def _refuse_unsupported(f: dict[str, Any], where: str) -> None:
