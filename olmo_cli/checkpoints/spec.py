@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-
 # Far beyond any OLMo (or other) decoder, and small enough that plans built from them stay small:
 # a config with 10**12 layers is refused here instead of filling the memory with shape tables.
 _LARGEST = {
