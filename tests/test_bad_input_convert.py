@@ -209,3 +209,18 @@ def test_two_runs_into_one_dst_give_one_whole_output(tmp_path, native):
     assert all("Traceback" not in err and "internal error" not in err for _, err in outcomes)
     assert (dst / "config.json").is_file() and (dst / "model.safetensors").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
+
+
+def test_a_non_utf8_path_under_an_ascii_locale(tmp_path, native):
+    import subprocess
+    import sys
+
+    weird = Path(os.fsdecode(bytes(tmp_path) + b"/ckpt\xff"))
+    shutil.copytree(native, weird)
+    env = {**os.environ, "LC_ALL": "C", "PYTHONIOENCODING": "ascii"}
+    for argv in (["inspect", weird], ["convert", weird, Path(os.fsdecode(bytes(tmp_path) + b"/out\xfe"))]):
+        result = subprocess.run(
+            [sys.executable, "-m", "olmo_cli", *map(str, argv)], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr

@@ -122,3 +122,13 @@ def test_quantize_options(model, tmp_path, argv, code, fragment):
 def test_quantize_into_an_empty_path(model):
     result = olmo("quantize", model, "", "--method", "bf16")
     assert result.exit_code == 2 and "the path is empty" in result.stderr
+
+
+def test_a_closed_stdin_reads_as_empty(model):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        f"{sys.executable} -m olmo_cli generate {model} <&-", shell=True, capture_output=True, text=True, timeout=120
+    )
+    assert_fails(result, 5, "empty prompt")

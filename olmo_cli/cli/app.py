@@ -153,6 +153,7 @@ def _quiet_library_warnings() -> None:
 
 def main() -> None:
     _fill_closed_standard_streams()
+    _never_fail_to_print()
     _stop_on_sigterm()
     try:
         try:
@@ -172,6 +173,16 @@ def _stdout_gone():
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, sys.stdout.fileno())
     raise SystemExit(EXIT_BROKEN_PIPE)
+
+
+def _never_fail_to_print() -> None:
+    """An ASCII locale or PYTHONIOENCODING cannot encode every path or model output: write such
+    characters as escapes (\\xff, \\u2713) instead of failing with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):  # not a text file with an encoding (a test's capture)
+            pass
 
 
 def _fill_closed_standard_streams() -> None:
