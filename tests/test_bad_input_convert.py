@@ -166,7 +166,9 @@ def test_a_disk_that_fills_while_saving_model_pt(tmp_path, tmp_path_factory, mon
 
     monkeypatch.setattr(torch, "save", full)
     dst = tmp_path / "out-unsharded"
-    assert_fails(olmo("convert", src, dst, "--to", "native", "--tokenizer", "allenai/dolma2-tokenizer"), 5, "no space")
+    assert_fails(
+        olmo("convert", src, dst, "--to", "native", "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5"), 5, "no space"
+    )
     assert_nothing_at(dst)
 
 

