@@ -205,3 +205,17 @@ def test_download_into_a_local_dir_that_is_a_file(hub, tmp_path):
     target = tmp_path / "f"
     target.write_text("x")
     assert_fails(olmo("download", REPO, "-r", MAIN, "--local-dir", str(target)), 2, "is a file")
+
+
+@pytest.mark.parametrize("endpoint", ["http://[::1", "http://127.0.0.1:99999", "not a url", "ftp://x"])
+def test_hf_endpoint_may_hold_anything(monkeypatch, endpoint):
+    monkeypatch.setenv("HF_ENDPOINT", endpoint)
+    result = olmo("download", REPO, "-r", MAIN)
+    assert result.exit_code in (4, 5), result.output
+    assert_fails(result, result.exit_code, "")
+
+
+@pytest.mark.parametrize("token", ["abc\ndef", "tök", "hf x"])
+def test_hf_token_may_hold_anything(hub, monkeypatch, token):
+    monkeypatch.setenv("HF_TOKEN", token)
+    assert_fails(olmo("download", REPO, "-r", MAIN, "--refresh"), 5, "HF_TOKEN holds characters")

@@ -15,7 +15,20 @@ _TRUE = {"1", "true", "yes", "on"}
 
 
 def endpoint() -> str:
-    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    """HF_ENDPOINT (checked: huggingface_hub fails at import on some malformed URLs), else the Hub."""
+    value = (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  # a bad port raises here
+    except ValueError as error:
+        from olmo_cli.errors import BadInputError
+
+        raise BadInputError(
+            f"HF_ENDPOINT {value!r} is not a valid URL ({error})", hint="e.g. https://huggingface.co"
+        ) from None
+    return value
 
 
 def hub_cache_dir() -> Path:
@@ -42,7 +55,15 @@ def token() -> str | None:
     """
     explicit = os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN")
     if explicit is not None and explicit.strip():
-        return explicit.strip()
+        explicit = explicit.strip()
+        if not (explicit.isascii() and explicit.isprintable() and " " not in explicit):
+            from olmo_cli.errors import BadInputError
+
+            raise BadInputError(
+                "HF_TOKEN holds characters no token has (a newline, a space, non-ASCII)",
+                hint="set HF_TOKEN to the token alone, e.g. hf_...",
+            )
+        return explicit
     from huggingface_hub import constants, get_token
 
     return None if constants.HF_HUB_DISABLE_IMPLICIT_TOKEN else get_token()

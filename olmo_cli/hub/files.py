@@ -54,9 +54,11 @@ class RevisionFiles:
 
 def list_files(repo: str, revision: str) -> RevisionFiles:
     """Every file of `repo` at `revision`, with size and hashes: one model_info call."""
+    from olmo_cli.hub.env import endpoint, token
+
+    endpoint()  # checked before huggingface_hub, which reads HF_ENDPOINT when imported
     from huggingface_hub import HfApi
 
-    from olmo_cli.hub.env import endpoint, token
     from olmo_cli.hub.retry import call_hub
 
     with hub_errors(repo, revision):

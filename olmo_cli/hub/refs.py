@@ -113,6 +113,7 @@ class _Unreachable(Exception):
 
 
 def _ask_hub(repo: str) -> dict[str, str]:
+    env.endpoint()  # checked before huggingface_hub, which reads HF_ENDPOINT when imported
     from huggingface_hub import HfApi  # here, not at the top: only online paths pay for it
 
     from olmo_cli.hub.errors import hub_errors, is_transport_error
