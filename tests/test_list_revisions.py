@@ -171,9 +171,12 @@ def test_unknown_revision_suggests_close_names():
     "status, code, fragment",
     [(401, 9, "not authorized (401)"), (404, 3, "not found"), (500, 4, "the Hub answered 500")],
 )
-def test_hub_error_statuses(fake_hub, status, code, fragment):
+def test_hub_error_statuses(fake_hub, status, code, fragment, monkeypatch):
+    from olmo_cli.hub import transfer
+
+    monkeypatch.setattr(transfer, "DEFAULT_POLICY", transfer.RetryPolicy(base_delay=0.001, max_delay=0.01))
     add_repo(fake_hub)
-    fake_hub.fail("/refs", status=status, times=5)
+    fake_hub.fail("/refs", status=status, times=10)  # a 500 that outlasts the retries
     one_line_error(run("list-revisions", "someone/OLMo-mini"), code, fragment)
 
 
