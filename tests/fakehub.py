@@ -54,7 +54,8 @@ Auth and faults
                                 the next `times` matching requests answer `status` (429 with
                                 `Retry-After: retry_after` when given: a number of seconds, or any
                                 string, sent as it is); `body` (bytes, or any JSON value) replaces
-                                the JSON error body: an answer of the wrong shape or not JSON
+                                the JSON error body: an answer of the wrong shape or not JSON;
+                                `headers` are added (a Location for a redirect loop, an encoding)
     hub.drop_connection("model.safetensors", after_bytes=N, times=1, method="GET")
                                 announce the full body, send N bytes of it, then close the socket
     hub.latency = 0.05          every answer waits this long first (a far-away Hub; benchmarks)
@@ -141,6 +142,7 @@ class _Fault:
     retry_after: float | str | None = None
     drop_after: int | None = None
     body: object = None
+    headers: dict | None = None
 
     def matches(self, method: str, path: str) -> bool:
         return self.times > 0 and self.substring in path and (self.method is None or self.method == method)
@@ -245,10 +247,11 @@ class FakeHub:
         retry_after: float | str | None = None,
         method: str | None = None,
         body: object = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         with self._lock:
             self._faults.append(
-                _Fault(path_substring, method, times, status=status, retry_after=retry_after, body=body)
+                _Fault(path_substring, method, times, status, retry_after=retry_after, body=body, headers=headers)
             )
 
     def drop_connection(
@@ -400,6 +403,7 @@ def _make_handler(hub: FakeHub, server_name: str):
                         if after is not None
                         else {}
                     )
+                    extra.update(fault.headers or {})
                     if isinstance(fault.body, bytes):
                         return self._send(fault.status, fault.body, extra, content_type="application/json")
                     if fault.body is not None:

@@ -219,3 +219,23 @@ def test_hf_endpoint_may_hold_anything(monkeypatch, endpoint):
 def test_hf_token_may_hold_anything(hub, monkeypatch, token):
     monkeypatch.setenv("HF_TOKEN", token)
     assert_fails(olmo("download", REPO, "-r", MAIN, "--refresh"), 5, "HF_TOKEN holds characters")
+
+
+def test_a_redirect_loop_in_the_api(hub):
+    loop = {"Location": f"{hub.url}/api/models/{REPO}/revision/main"}
+    hub.fail("/revision/", status=302, headers=loop, times=1000)
+    assert_fails(olmo("download", REPO, "-r", MAIN), 4, "redirects")
+
+
+def test_a_redirect_loop_for_a_file(hub):
+    loop = {"Location": f"{hub.url}/{REPO}/resolve/main/tokenizer.json"}
+    hub.fail("tokenizer.json", status=302, headers=loop, times=1000, method="GET")
+    assert_fails(olmo("download", REPO, "-r", MAIN), 4, "redirected too many times")
+
+
+def test_a_body_that_claims_an_encoding_it_does_not_have(hub):
+    hub.fail(
+        "tokenizer.json", status=200, headers={"Content-Encoding": "gzip"}, body=b"not gzip", times=2, method="GET"
+    )
+    assert olmo("download", REPO, "-r", MAIN).exit_code == 0  # retried, then the real bytes, hash-checked
+    assert olmo("verify", REPO, "-r", MAIN).exit_code == 0

@@ -85,7 +85,8 @@ def is_transport_error(error: Exception) -> bool:
     kinds: tuple[type, ...] = (ConnectionError, TimeoutError)
     for client in ("httpx2", "httpx"):  # huggingface_hub 2.x uses httpx2, 1.x httpx
         try:
-            kinds += (__import__(client).TransportError,)
+            # RequestError: transport failures, and also redirect loops and undecodable bodies
+            kinds += (__import__(client).RequestError,)
         except ImportError:
             pass
     return isinstance(error, kinds)

@@ -263,7 +263,9 @@ def _get(http, client, url, token, remote, partial: Path, have: int, on_bytes) -
                         hint="free some space and run the same command again",
                     ) from None
                 raise
-    except http.TransportError as error:
+    except http.TooManyRedirects:
+        raise NetworkError(f"{remote.path}: the Hub redirected too many times (a redirect loop?)") from None
+    except (http.TransportError, http.DecodingError) as error:  # a drop, or a body that does not decode
         raise _Retry(f"{type(error).__name__}: {error}") from None
     return written
 
