@@ -239,3 +239,18 @@ def test_a_body_that_claims_an_encoding_it_does_not_have(hub):
     )
     assert olmo("download", REPO, "-r", MAIN).exit_code == 0  # retried, then the real bytes, hash-checked
     assert olmo("verify", REPO, "-r", MAIN).exit_code == 0
+
+
+def test_two_downloads_into_one_cache_at_once(hub):
+    import subprocess
+    import sys
+
+    hub.throttle("cdn-lfs", bytes_per_second=200_000)  # long enough for the two runs to overlap
+    cmd = [sys.executable, "-m", "olmo_cli", "download", REPO, "--from", "1000"]
+    runs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(run.wait(timeout=120), run.stderr.read()) for run in runs]
+    assert [code for code, _ in outcomes] == [0, 0], outcomes
+    assert all("Traceback" not in err for _, err in outcomes)
+    assert olmo("verify", REPO).exit_code == 0
+    blobs = hub_cache_dir() / "models--allenai--OLMo-fake" / "blobs"
+    assert not [p for p in blobs.iterdir() if p.name.endswith(".incomplete")]
