@@ -74,7 +74,7 @@ def synthetic_hf_1b(path: str | Path, dtype: str = "float32", *, shape: dict | N
         key = f"layer{int(parts[2]):03d}" if parts[:2] == ["model", "layers"] else "other"
         groups.setdefault(key, []).append(name)
     weight_map, total = {}, 0
-    for index, (key, names) in enumerate(sorted(groups.items()), start=1):
+    for index, (_key, names) in enumerate(sorted(groups.items()), start=1):
         filename = f"model-{index:05d}-of-{len(groups):05d}.safetensors"
         tensors = {}
         for name in names:

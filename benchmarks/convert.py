@@ -111,7 +111,7 @@ def measure(label: str, argv: list[str], env: dict) -> dict:
     start = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakAnonMemory(child.pid, interval=0.02) as peak:
-        stdout, stderr = child.communicate()
+        _stdout, stderr = child.communicate()
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"{label} failed ({child.returncode}):\n{stderr[-2000:]}")
@@ -151,7 +151,7 @@ def main() -> None:
         to_hf = [sys.executable, "-m", "olmo_cli", "convert", str(src)]
         hf32, back = work / "hf-float32", work / "back-unsharded"
         cases += [
-            ("olmo convert --dtype float32", to_hf + [str(hf32), "--dtype", "float32"], None),
+            ("olmo convert --dtype float32", [*to_hf, str(hf32), "--dtype", "float32"], None),
             # The way back (not part of the goals), from the float32 output, removed right after.
             (
                 "HF -> native: convert --to native",
@@ -160,7 +160,7 @@ def main() -> None:
             ),
             (
                 "olmo convert --dtype bfloat16",
-                to_hf + [str(work / "hf-bfloat16"), "--dtype", "bfloat16"],
+                [*to_hf, str(work / "hf-bfloat16"), "--dtype", "bfloat16"],
                 work / "hf-bfloat16",
             ),
             (

@@ -58,7 +58,8 @@ def locate(
     if source is None and revision is None:
         raise UsageError(
             "no model given",
-            hint="name a Hub repo or a local directory, e.g. 'allenai/OLMo-1B-hf', or a revision such as --revision step20000-tokens84B",
+            hint="name a Hub repo or a local directory, e.g. 'allenai/OLMo-1B-hf', "
+            "or a revision such as --revision step20000-tokens84B",
         )
     if source is not None and not is_repo_id(source):
         raise NotFoundError(

@@ -152,7 +152,8 @@ def test_fetch_revision_falls_back_to_the_cache_when_the_hub_is_unreachable(hub,
     from olmo_cli.reporting import Reporter
 
     class Collect(Reporter):
-        warnings: list[str] = []
+        def __init__(self):
+            self.warnings: list[str] = []
 
         def warn(self, message):
             self.warnings.append(message)

@@ -246,7 +246,7 @@ def _write_hf_tokenizer(
         offline=offline,
         reporter=reporter,
     )
-    return ["generation_config.json"] + sorted(set(p.name for p in tmp.iterdir()) - before)
+    return ["generation_config.json", *sorted(set(p.name for p in tmp.iterdir()) - before)]
 
 
 def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Reporter) -> str:

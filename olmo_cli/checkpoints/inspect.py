@@ -2,8 +2,9 @@
 
 Parameter counts and dtypes come from tensor headers only: a safetensors file's JSON header (8-byte
 length + JSON), or the `data.pkl` index of a `model.pt`/`pytorch_model.bin` zip (read without torch;
-anything unusual goes to `torch.load(mmap=True, weights_only=True)`), whose tensors are never read. For a Hub repo the safetensors headers are read with
-HTTP range requests, so inspecting a 7B revision downloads a few kilobytes of weights, not 27 GB.
+anything unusual goes to `torch.load(mmap=True, weights_only=True)`), whose tensors are never read.
+For a Hub repo the safetensors headers are read with HTTP range requests, so inspecting a 7B
+revision downloads a few kilobytes of weights, not 27 GB.
 """
 
 from __future__ import annotations
@@ -265,7 +266,9 @@ def list_files(path: Path) -> list[dict[str, Any]]:
 def inspect_source(
     source: str, revision: str | None = None, *, offline: bool = False, reporter: Reporter = NULL_REPORTER
 ) -> dict[str, Any]:
-    """`olmo inspect`'s core: a local directory, or a Hub repo at a revision (metadata fetched, weight headers read remotely)."""
+    """`olmo inspect`'s core: a local directory, or a Hub repo at a revision.
+
+    For a Hub repo the metadata is fetched and the weight headers are read remotely."""
     from olmo_cli.sources import is_local_path, locate
 
     if source is not None and is_local_path(source):

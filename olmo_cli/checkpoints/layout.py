@@ -91,7 +91,7 @@ def hf_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     out = {}
     for link in links(spec):
         shape = native[link.native]
-        out[link.hf] = shape if link.rows is None else (link.rows[1] - link.rows[0],) + shape[1:]
+        out[link.hf] = shape if link.rows is None else (link.rows[1] - link.rows[0], *shape[1:])
     return out
 
 
@@ -111,7 +111,7 @@ def plan(spec: ModelSpec, to: str, source: str | None = None) -> dict[str, list[
         for link in links(spec):
             grouped.setdefault(link.native, []).append(link)
         return {
-            key: [Piece(link.hf) for link in sorted(group, key=lambda l: (l.rows or (0, 0))[0])]
+            key: [Piece(link.hf) for link in sorted(group, key=lambda piece: (piece.rows or (0, 0))[0])]
             for key, group in grouped.items()
         }
     raise ValueError(to)

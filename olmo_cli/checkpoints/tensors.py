@@ -131,7 +131,8 @@ class PickleReader(TensorReader):
             self._index = None
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as error:
             raise BadInputError(
-                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
+                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): "
+                f"{_short(str(error)) or type(error).__name__}"
             ) from None
         if self._index is None:
             self._load()
@@ -156,7 +157,8 @@ class PickleReader(TensorReader):
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError, struct.error) as error:
             raise BadInputError(
-                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
+                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): "
+                f"{_short(str(error)) or type(error).__name__}"
             ) from None
         if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()

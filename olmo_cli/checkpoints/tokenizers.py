@@ -166,7 +166,8 @@ def write_hf_tokenizer(
     vocab, data, swapped = _fix_pii_special(vocab, data, eos_token_id)
     if swapped:
         reporter.info(
-            f"tokenizer {found.name}: ids 0 and 50279 swapped (pii-special -> dolma-v1_5) so eos id 50279 decodes as {ENDOFTEXT}"
+            f"tokenizer {found.name}: ids 0 and 50279 swapped (pii-special -> dolma-v1_5) "
+            f"so eos id 50279 decodes as {ENDOFTEXT}"
         )
 
     eos = _special(
@@ -424,7 +425,8 @@ def _from_reference(reference: str, what: str, *, offline: bool, reporter: Repor
     if _looks_like_repo(reference):
         return _from_hub(reference, offline=offline, reporter=reporter)
     raise NotFoundError(
-        f"{what} '{reference}' is neither a local tokenizer file or directory, a known OLMo tokenizer, nor a Hub repo id",
+        f"{what} '{reference}' is neither a local tokenizer file or directory, a known OLMo tokenizer, "
+        "nor a Hub repo id",
         hint="known: " + ", ".join(known.name for known in KNOWN_TOKENIZERS),
     )
 
@@ -588,7 +590,8 @@ def _special(
         expected = configured or default
         if expected is not None and expected != token:
             reporter.warn(
-                f"the tokenizer's {role} token is {expected!r} but the model's {role} id {model_id} is {token!r}; using {token!r}"
+                f"the tokenizer's {role} token is {expected!r} but the model's {role} id {model_id} "
+                f"is {token!r}; using {token!r}"
             )
         return int(model_id), token
     token = configured or default

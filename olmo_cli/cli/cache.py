@@ -184,7 +184,7 @@ def _cached_name(repo: str, query: str, cached: dict, commits: dict) -> str:
         name = resolve(query, repo, offline=True).revision
     except OlmoError:
         name = None
-    if name in cached:
+    if name is not None and name in cached:
         return name
     raise NotFoundError(
         f"revision '{query}' of {repo} is not in the local cache",

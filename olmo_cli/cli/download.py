@@ -143,7 +143,7 @@ def download(
     if as_json:
         print_json(summary)
     else:
-        rows = [
+        outcomes = [
             (
                 o.revision,
                 (o.commit or "")[:10],
@@ -154,7 +154,7 @@ def download(
             )
             for o in result.outcomes
         ]
-        print_table(("revision", "commit", "files", "size", "status", "path"), rows)
+        print_table(("revision", "commit", "files", "size", "status", "path"), outcomes)
     say(
         f"downloaded {summary['downloaded']}, already present {summary['already_present']}, "
         f"failed {summary['failed']}; {format_size(result.transferred)} transferred"

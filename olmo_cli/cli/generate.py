@@ -290,7 +290,8 @@ def _quantization(load_in_8bit: bool, load_in_4bit: bool, quantize: str | None) 
         )
     if not chosen:
         return None
-    return require_backend(chosen[0]).name  # before anything is downloaded
+    method = require_backend(chosen[0])  # before anything is downloaded
+    return method.name if method is not None else None
 
 
 def _as_json(loaded, result) -> dict:

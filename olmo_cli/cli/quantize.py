@@ -25,7 +25,7 @@ def quantize(
     dtype: str = typer.Option(
         "auto",
         "--dtype",
-        help="What the output computes in and keeps unquantized tensors in: auto (bfloat16), float32, bfloat16, float16.",
+        help="What the output computes in and keeps unquantized tensors in (auto: bfloat16).",
     ),
     check: bool = typer.Option(
         True,

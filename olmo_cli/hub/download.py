@@ -147,7 +147,7 @@ def dry_run(
     listed = _plans(
         repo, revisions, 8, offline=offline, reporter=reporter, include=include, exclude=exclude, all_files=all_files
     )
-    for revision, plan in zip(revisions, listed):
+    for revision, plan in zip(revisions, listed, strict=True):
         if isinstance(plan, OlmoError):
             if _stops_sweep(plan):
                 raise plan
@@ -191,7 +191,7 @@ def download_revisions(
         exclude=exclude,
         all_files=all_files,
     )
-    for revision, plan in zip(revisions, listed):
+    for revision, plan in zip(revisions, listed, strict=True):
         outcome = RevisionOutcome(revision)
         result.outcomes.append(outcome)
         if isinstance(plan, OlmoError):
@@ -249,7 +249,7 @@ def _plans(
     if env.offline(offline):
         return [_cached_plan(repo, revision, **choice) for revision in revisions]
     listed = _plan_all(repo, revisions, max_workers, **choice)
-    for i, (revision, plan) in enumerate(zip(revisions, listed)):
+    for i, (revision, plan) in enumerate(zip(revisions, listed, strict=True)):
         if isinstance(plan, NetworkError):
             cached = _cached_plan(repo, revision, **choice)
             if isinstance(cached, RevisionPlan):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from olmo_cli.errors import NetworkError
 from olmo_cli.hub.errors import hub_errors
 
 
@@ -55,6 +56,8 @@ def list_files(repo: str, revision: str) -> RevisionFiles:
                 sha256=lfs.sha256 if lfs else None,
             )
         )
+    if not info.sha:
+        raise NetworkError(f"the Hub's answer about {repo}@{revision} carries no commit sha")
     return RevisionFiles(repo, revision, info.sha, tuple(sorted(files, key=lambda f: f.path)))
 
 

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,9 +103,9 @@ def offline_listing(repo: str, *, reason: str = "offline") -> Listing:
     return listing
 
 
-def _listing(commits: dict[str, str | None], source: str) -> Listing:
+def _listing(commits: Mapping[str, str | None], source: str) -> Listing:
     ordered = [r.name for r in training_order(parse_revision(name) for name in commits)]
-    return Listing(names=ordered, commits={n: commits[n] for n in ordered if commits[n]}, source=source)
+    return Listing(names=ordered, commits={n: sha for n in ordered if (sha := commits[n])}, source=source)
 
 
 class _Unreachable(Exception):

@@ -105,7 +105,7 @@ def quantization_config(name: str | None, compute_dtype=None):
     if name is None:
         return None
     method = require_backend(name, allowed=tuple(METHODS), cuda=True)  # CUDA is checked by the caller
-    if method.backend == "cast":
+    if method is None or method.backend == "cast":
         return None
     if method.backend == "torchao":
         from transformers import TorchAoConfig

@@ -48,6 +48,13 @@ class Revision:
         return self.kind == CHECKPOINT
 
     @property
+    def checkpoint_step(self) -> int:
+        """The step of a checkpoint, which every checkpoint has; ValueError for other names."""
+        if self.step is None:
+            raise ValueError(f"'{self.name}' is not a step checkpoint")
+        return self.step
+
+    @property
     def sort_key(self) -> tuple:
         """Training order: (stage, ingredient, step), numerically; names only break ties."""
         return (
@@ -117,7 +124,7 @@ def format_revision(revision: Revision) -> str:
     if revision.kind != CHECKPOINT:
         return revision.name
     return format_checkpoint_name(
-        revision.step, revision.tokens, revision.stage, revision.ingredient, revision.underscore
+        revision.checkpoint_step, revision.tokens, revision.stage, revision.ingredient, revision.underscore
     )
 
 

@@ -80,8 +80,9 @@ def select_revisions(
 ) -> list[Resolved]:
     """The named revisions plus those the selection keeps, in training order, without duplicates."""
     queries = [_clean(query) for query in queries]
-    selecting = selection is not None and selection.active
-    if not queries and not selecting:
+    if selection is not None and not selection.active:
+        selection = None
+    if not queries and selection is None:
         raise UsageError(
             "no revisions given",
             hint="name revisions with --revision, or select some with --from/--to/--every/--log-spaced/--stage/--limit",
@@ -106,7 +107,7 @@ def select_revisions(
         if resolved.note:  # "nearest to 2T tokens: ..., 36B tokens before": never silently
             reporter.info(f"note: {resolved.note}")
         chosen.setdefault(resolved.revision, resolved)
-    if selecting:
+    if selection is not None:
         kept = selection.apply([parse_revision(name) for name in listing.names])
         if not kept and not queries:
             raise NotFoundError(
@@ -128,13 +129,13 @@ def infer_repo(query: str) -> str:
             repos = [
                 repo
                 for repo in known_repos()
-                if any(parse_revision(name).step == step for name in bundled_revisions(repo))
+                if any(parse_revision(name).step == step for name in bundled_revisions(repo) or ())
             ]
     if len(repos) == 1:
         return repos[0]
     if len(repos) > 1:
         raise UsageError(f"'{query}' exists in several repos: {', '.join(repos)}", hint="pick one with --repo")
-    known = [name for repo in known_repos() for name in bundled_revisions(repo)]
+    known = [name for repo in known_repos() for name in bundled_revisions(repo) or ()]
     close = _suggest(query, known)
     if close and (parse_revision(query).is_checkpoint or parse_token_count(query) is None):
         raise NotFoundError(
@@ -175,20 +176,20 @@ def _by_step(query: str, step: int, repo: str, checkpoints: list[Revision], list
             f"step {step} names several revisions of {repo}: {', '.join(r.name for r in matches)}",
             hint="give the full name",
         )
-    nearest = sorted(checkpoints, key=lambda r: (abs(r.step - step), r.step))[:3]
+    nearest = sorted(checkpoints, key=lambda r: (abs(r.checkpoint_step - step), r.checkpoint_step))[:3]
     hint = f"the nearest: {', '.join(r.name for r in training_order(nearest))}" if nearest else None
     raise NotFoundError(f"{repo} has no checkpoint at step {step} ({listing.source})", hint=hint)
 
 
 def _by_tokens(query: str, tokens: int, repo: str, checkpoints: list[Revision], listing: Listing) -> Resolved:
-    counted = [r for r in checkpoints if r.tokens is not None]
+    counted = [(r, r.tokens) for r in checkpoints if r.tokens is not None]
     if not counted:
         raise NotFoundError(
             f"the revisions of {repo} carry no token counts, so '{query}' cannot be placed",
             hint="ask for a step instead, e.g. step1000",
         )
-    best = min(counted, key=lambda r: (abs(r.tokens - tokens), r.sort_key))
-    distance = best.tokens - tokens
+    best, best_tokens = min(counted, key=lambda pair: (abs(pair[1] - tokens), pair[0].sort_key))
+    distance = best_tokens - tokens
     if distance == 0:
         return Resolved(repo, best.name, best, exact=True, note=f"{format_tokens(tokens)} tokens = {best.name}")
     direction = "after" if distance > 0 else "before"
@@ -224,7 +225,12 @@ def _suggest(query: str, names: Sequence[str]) -> list[str]:
         for r in map(parse_revision, unique)
         if r.is_checkpoint and (r.stage, r.ingredient) == (wanted.stage, wanted.ingredient)
     ]
-    nearest = [r.name for r in sorted(same_run, key=lambda r: (abs(r.step - wanted.step), r.step))[:3]]
+    nearest = [
+        r.name
+        for r in sorted(same_run, key=lambda r: (abs(r.checkpoint_step - wanted.checkpoint_step), r.checkpoint_step))[
+            :3
+        ]
+    ]
     spelled = difflib.get_close_matches(query, unique, n=1, cutoff=0.85)
     return list(dict.fromkeys(spelled + nearest))[:3]
 

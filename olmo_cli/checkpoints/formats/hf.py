@@ -105,7 +105,8 @@ def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
     family = spec.family
     if family == "olmo" and spec.norm_affine:
         raise UnsupportedError(
-            "LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) has no transformers architecture",
+            "LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) "
+            "has no transformers architecture",
             hint="transformers' olmo has parameter-free LayerNorm; olmo2 has weighted RMSNorm after each sublayer",
         )
     if family == "olmo" and spec.norm_eps != 1e-5:
