@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from tiny_models import make_hf, make_hf_olmo
 from typer.testing import CliRunner
 
+from olmo_cli.checkpoints.convert import convert
 from olmo_cli.cli.app import app
+from olmo_cli.errors import UsageError
 
 
 def files_of(directory):
@@ -76,7 +79,10 @@ def test_usage_errors(tmp_path):
     overlap = runner.invoke(app, ["convert", str(src), str(src / "inside"), "--to", "native"])
     assert overlap.exit_code == 2 and "overlaps" in overlap.stderr
     target = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "gguf"])
-    assert target.exit_code == 2 and "--to hf or --to native" in target.stderr
+    assert target.exit_code == 2 and "'gguf' is not one of 'hf', 'native'" in target.stderr  # the Enum's choices
+    with pytest.raises(UsageError, match="unknown target format 'gguf'") as caught:  # the core, for Python callers
+        convert(src, tmp_path / "out", to="gguf")
+    assert "--to hf or --to native" in (caught.value.hint or "")
     bad = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--dtype", "int3"])
     assert bad.exit_code == 2 and "dtype" in bad.stderr
     size = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--shard-size", "lots"])

@@ -20,3 +20,15 @@ def complete_revision(ctx, incomplete: str) -> list[str]:
     from olmo_cli.revisions.complete import revision_candidates
 
     return revision_candidates(ctx.params, incomplete)
+
+
+def complete_device(incomplete: str) -> list[str]:
+    """The device kinds `--device` takes (cuda:N too, which no fixed list can hold)."""
+    return [device for device in ("auto", "cpu", "cuda", "mps") if device.startswith(incomplete)]
+
+
+def complete_load_quantization(incomplete: str) -> list[str]:
+    """What `generate --quantize` takes (a plain option, so that a wrong name is olmo's one-line error)."""
+    from olmo_cli.cli.options import LoadQuantization
+
+    return [choice.value for choice in LoadQuantization if choice.value.startswith(incomplete)]

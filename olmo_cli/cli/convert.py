@@ -2,53 +2,58 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt, command_app
+from olmo_cli.cli.options import (
+    DType,
+    ForceOpt,
+    JsonOpt,
+    OfflineOpt,
+    OutputArg,
+    RevisionOpt,
+    SourceArg,
+    TargetFormat,
+    command_app,
+)
 
 app = command_app()
+
+ToOpt = Annotated[
+    TargetFormat,
+    typer.Option("--to", help="Target format: hf (transformers olmo/olmo2) or native (OLMo trainer)."),
+]
+DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Output dtype (auto: as the source).")]
+ShardSizeOpt = Annotated[
+    str,
+    typer.Option("--shard-size", metavar="SIZE", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB)."),
+]
+VerifyOpt = Annotated[
+    bool, typer.Option("--verify", help="Compare source and output logits on a fixed prompt; exit 7 if they differ.")
+]
+TokenizerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer",
+        metavar="PATH|REPO|NAME",
+        help="Tokenizer to use instead of the source's: a path, a Hub repo or an OLMo tokenizer name.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
 def convert(
-    src: Annotated[
-        str,
-        typer.Argument(
-            metavar="SRC",
-            help="Checkpoint directory (native, hf_olmo or transformers) or Hub repo id.",
-            show_default=False,
-        ),
-    ],
-    dst: Annotated[
-        Path,
-        typer.Argument(metavar="DST", help="Output directory (must not exist unless --force).", show_default=False),
-    ],
+    src: SourceArg,
+    dst: OutputArg,
     revision: RevisionOpt = None,
-    to: Annotated[
-        str, typer.Option("--to", help="Target format: hf (transformers olmo/olmo2) or native (OLMo trainer).")
-    ] = "hf",
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="Output dtype: auto (as the source), float32, bfloat16, float16.")
-    ] = "auto",
-    shard_size: Annotated[
-        str, typer.Option("--shard-size", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB).")
-    ] = "5GB",
+    to: ToOpt = TargetFormat.hf,
+    dtype: DTypeOpt = DType.auto,
+    shard_size: ShardSizeOpt = "5GB",
     force: ForceOpt = False,
-    verify: Annotated[
-        bool,
-        typer.Option("--verify", help="Compare source and output logits on a fixed prompt; exit 7 if they differ."),
-    ] = False,
-    tokenizer: Annotated[
-        str | None,
-        typer.Option(
-            "--tokenizer",
-            help="Tokenizer to use instead of the source's: a path, a Hub repo or an OLMo tokenizer name.",
-            show_default=False,
-        ),
-    ] = None,
+    verify: VerifyOpt = False,
+    tokenizer: TokenizerOpt = None,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -78,8 +83,8 @@ def convert(
     result = run_convert(
         located.path,
         dst,
-        to=to,
-        dtype=dtype,
+        to=to.value,
+        dtype=dtype.value,
         shard_size=shard_size,
         force=force,
         tokenizer=tokenizer,

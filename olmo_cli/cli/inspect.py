@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt, command_app
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt, SourceArg, command_app
 
 app = command_app()
 
 
 @app.command()
 def inspect(
-    source: Annotated[
-        str, typer.Argument(metavar="SOURCE", help="A local checkpoint directory or a Hub repo id.", show_default=False)
-    ],
+    source: SourceArg,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
-    json_: JsonOpt = False,
+    as_json: JsonOpt = False,
 ):
     """Describe a checkpoint: format, family, architecture, parameters, dtypes, size, tokenizer, files.
 
@@ -35,8 +31,8 @@ def inspect(
     from olmo_cli.cli.output import ConsoleReporter, print_json
     from olmo_cli.hub.env import offline as offline_mode
 
-    summary = inspect_source(source, revision, offline=offline_mode(offline), reporter=ConsoleReporter(quiet=json_))
-    if json_:
+    summary = inspect_source(source, revision, offline=offline_mode(offline), reporter=ConsoleReporter(quiet=as_json))
+    if as_json:
         print_json(summary)
     else:
         _print_summary(summary)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from olmo_cli.cli.options import JsonOpt, command_app
 
 app = command_app()
 
+NamesArg = Annotated[
+    list[str],
+    typer.Argument(metavar="NAME...", help="Revision names, e.g. step452000-tokens2000B.", show_default=False),
+]
+
 
 @app.command()
-def parse_revision(
-    names: list[str] = typer.Argument(..., help="Revision names, e.g. step452000-tokens2000B.", show_default=False),
-    as_json: JsonOpt = False,
-):
+def parse_revision(names: NamesArg, as_json: JsonOpt = False):
     """Parse revision names into step, tokens, stage, ingredient.
 
     Every naming family parses (step{N}-tokens{T}B, stage{S}-step{N}-tokens{T}B,

@@ -2,36 +2,49 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt, command_app
+from olmo_cli.cli.options import (
+    DType,
+    ForceOpt,
+    JsonOpt,
+    OfflineOpt,
+    OutputArg,
+    QuantizeMethod,
+    RevisionOpt,
+    SourceArg,
+    command_app,
+)
 
 app = command_app()
 
-# Kept literal (not imported from olmo_cli.quantize.methods) so --help stays cheap; a test checks they agree.
-METHOD_HELP = "int8 (default) | int8-dynamic | int4 (CUDA) | nf4 (bitsandbytes) | fp16 | bf16."
+MethodOpt = Annotated[
+    QuantizeMethod,
+    typer.Option("--method", "-m", help="int4 needs CUDA, nf4 bitsandbytes; fp16 and bf16 are plain casts."),
+]
+DTypeOpt = Annotated[
+    DType,
+    typer.Option("--dtype", help="What the output computes in and keeps unquantized tensors in (auto: bfloat16)."),
+]
+CheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check/--no-check",
+        help="Compare against the float32 model (max logit difference, top-1 agreement, perplexity).",
+    ),
+]
 
 
 @app.command()
 def quantize(
-    src: str = typer.Argument(
-        ..., help="Hub repo id, or a local checkpoint directory (native, hf_olmo or transformers).", show_default=False
-    ),
-    dst: Path = typer.Argument(..., help="New directory for the quantized checkpoint.", show_default=False),
+    src: SourceArg,
+    dst: OutputArg,
     revision: RevisionOpt = None,
-    method: str = typer.Option("int8", "--method", "-m", help=METHOD_HELP),
-    dtype: str = typer.Option(
-        "auto",
-        "--dtype",
-        help="What the output computes in and keeps unquantized tensors in (auto: bfloat16).",
-    ),
-    check: bool = typer.Option(
-        True,
-        "--check/--no-check",
-        help="Compare against the float32 model (max logit difference, top-1 agreement, perplexity).",
-    ),
+    method: MethodOpt = QuantizeMethod.int8,
+    dtype: DTypeOpt = DType.auto,
+    check: CheckOpt = True,
     force: ForceOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
@@ -59,9 +72,9 @@ def quantize(
     report = run_quantize(
         src,
         dst,
-        method=method,
+        method=method.value,
         revision=revision,
-        dtype=dtype,
+        dtype=dtype.value,
         force=force,
         offline=offline,
         check=check,

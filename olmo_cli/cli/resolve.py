@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from olmo_cli.cli.completion import complete_revision
-from olmo_cli.cli.options import JsonOpt, OfflineOpt, RepoOpt, command_app
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, RefreshOpt, RepoOpt, command_app
 
 app = command_app()
 
-
-@app.command()
-def resolve(
-    query: str = typer.Argument(
-        ...,
+QueryArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="QUERY",
         help="An exact name, step452000, 452000, 2T, 2000B, tokens=2000B, main, latest or a commit sha.",
         autocompletion=complete_revision,
         show_default=False,
     ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print the revision name only.")]
+
+
+@app.command()
+def resolve(
+    query: QueryArg,
     repo: RepoOpt = None,
     offline: OfflineOpt = False,
-    refresh: bool = typer.Option(
-        False, "--refresh", help="Ask the Hub even if its answer from the last 5 minutes is cached."
-    ),
+    refresh: RefreshOpt = False,
     as_json: JsonOpt = False,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the revision name only."),
+    quiet: QuietOpt = False,
 ):
     """Turn a query (step452000, 2T, latest...) into the exact revision.
 
