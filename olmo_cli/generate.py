@@ -100,7 +100,7 @@ class GenerationResult:
     timings: Timings
     extra: dict = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def as_dict(self) -> dict:
         return {"completions": [asdict(c) for c in self.completions], "timings": asdict(self.timings), **self.extra}
 
 

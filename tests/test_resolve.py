@@ -11,9 +11,11 @@ import pytest
 
 from olmo_cli.errors import AuthError, NetworkError, NotFoundError, UsageError
 from olmo_cli.hub.local import cached_revisions, cached_snapshots
-from olmo_cli.hub.refs import SOURCE_HUB, SOURCE_OFFLINE, check_repo_id, list_revisions
+from olmo_cli.hub.refs import list_revisions
+from olmo_cli.hub.repo_id import check_repo_id
+from olmo_cli.hub.resolve import resolve, select_revisions
 from olmo_cli.reporting import Reporter
-from olmo_cli.revisions.resolve import resolve, select_revisions
+from olmo_cli.revisions.listing import SOURCE_HUB, SOURCE_OFFLINE
 from olmo_cli.revisions.select import Selection
 
 SEVEN_B = "allenai/OLMo-7B"

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from olmo_cli.checkpoints import layout
-from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, refuse_overlap
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.spec import ModelSpec
@@ -42,7 +42,7 @@ class ConvertResult:
     dtype: str = ""
     files: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def as_dict(self) -> dict:
         data = asdict(self)
         data["dst"] = str(self.dst)
         return data
@@ -74,7 +74,7 @@ def convert(
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     shard_bytes = parse_size(shard_size)
     source_format = detect_format(src)
-    _refuse_overlap(src, dst)
+    refuse_overlap(src, dst)
     check_destination(dst, force)
 
     checkpoint = open_checkpoint(src, source_format)
@@ -134,12 +134,6 @@ def convert(
         dtype=out_dtype,
         files=files,
     )
-
-
-def _refuse_overlap(src: Path, dst: Path) -> None:
-    s, d = src.resolve(), dst.resolve()
-    if s == d or s in d.parents or d in s.parents:
-        raise UsageError(f"output {dst} overlaps the source {src}", hint="write the output somewhere else")
 
 
 def check_tensors(checkpoint: Checkpoint) -> None:

@@ -95,7 +95,7 @@ def _summary(path: Path, fmt: str, config: dict[str, Any]) -> dict[str, Any]:
     tokenizer = describe_tokenizer(source_dir=path, identifier=identifier)
     if tokenizer is not None and architecture.get("vocab_size") is None:
         architecture["vocab_size"] = tokenizer.vocab_size or None
-    tokenizer_dict = tokenizer.to_dict() if tokenizer else None
+    tokenizer_dict = tokenizer.as_dict() if tokenizer else None
     if tokenizer_dict is not None and identifier:
         tokenizer_dict["identifier"] = identifier  # what config.yaml says; the name is what conversion writes
     return {
@@ -308,43 +308,23 @@ def inspect_source(
 
 
 def _remote_files(repo: str, revision: str) -> dict[str, int]:
-    from huggingface_hub import HfApi
+    from olmo_cli.hub.files import list_files
 
-    from olmo_cli.hub.env import endpoint, token
-    from olmo_cli.hub.errors import hub_errors
-
-    with hub_errors(repo, revision):
-        entries = HfApi(endpoint=endpoint(), token=token()).list_repo_tree(repo, revision=revision, recursive=True)
-        return {entry.path: entry.size for entry in entries if getattr(entry, "size", None) is not None}
+    return {remote.path: remote.size for remote in list_files(repo, revision).files}
 
 
 def _remote_safetensors_tensors(repo: str, revision: str, names: list[str]) -> list[tuple[str, tuple[int, ...]]]:
     """Headers of remote safetensors files by two range requests each; nothing else is downloaded."""
-    from huggingface_hub import get_session, hf_hub_url
+    from olmo_cli.hub.remote import read_range
 
-    from olmo_cli.hub.env import endpoint, token
-    from olmo_cli.hub.errors import hub_errors
-
-    headers = {"Authorization": f"Bearer {token()}"} if token() else {}
     tensors = []
     for name in names:
-        url = hf_hub_url(repo, name, revision=revision, endpoint=endpoint())
-        with hub_errors(repo, revision):
-            prefix = _range(get_session(), url, headers, 0, 7)
-            (length,) = struct.unpack("<Q", prefix)
-            if length > MAX_HEADER_BYTES:
-                raise BadInputError(f"{repo}/{name} is not a safetensors file (header length {length})")
-            raw = _range(get_session(), url, headers, 8, 8 + length - 1)
+        (length,) = struct.unpack("<Q", read_range(repo, revision, name, 0, 7))
+        if length > MAX_HEADER_BYTES:
+            raise BadInputError(f"{repo}/{name} is not a safetensors file (header length {length})")
+        raw = read_range(repo, revision, name, 8, 8 + length - 1)
         tensors += safetensors_header_tensors(parse_safetensors_header(raw, name), name)
     return tensors
-
-
-def _range(session, url: str, headers: dict[str, str], start: int, end: int) -> bytes:
-    response = session.get(url, headers={**headers, "Range": f"bytes={start}-{end}"}, follow_redirects=True)
-    from huggingface_hub.utils import hf_raise_for_status
-
-    hf_raise_for_status(response)
-    return response.content[: end - start + 1]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,7 +21,6 @@ download a tokenizer repo.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from olmo_cli.errors import BadInputError, NetworkError, NotFoundError, UnsupportedError
+from olmo_cli.hub.repo_id import is_repo_id
 from olmo_cli.jsonfiles import read_json_object, write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
@@ -101,7 +101,7 @@ class TokenizerInfo:
     pad_token: str | None = None
     bos_token: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "source": self.source,
@@ -453,38 +453,22 @@ def _name_from_config(config: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_OWNER_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-
-
 def _looks_like_repo(reference: str) -> bool:
-    # "tokenizers/x.json" is a file inside the OLMo package, not a repo.
-    return not reference.endswith(".json") and bool(_OWNER_NAME.fullmatch(reference))
+    # owner/name only; "tokenizers/x.json" is a file inside the OLMo package, not a repo.
+    return "/" in reference and not reference.endswith(".json") and is_repo_id(reference)
 
 
 def _from_hub(repo: str, *, offline: bool, reporter: Reporter) -> _Found:
     """Download a Hub tokenizer repo's tokenizer files into the HF cache (or take them from it offline)."""
-    from huggingface_hub import hf_hub_download
-
-    from olmo_cli.hub.env import endpoint, hub_cache_dir, token
     from olmo_cli.hub.env import offline as offline_mode
-    from olmo_cli.hub.errors import hub_errors
+    from olmo_cli.hub.remote import fetch_repo_file
 
     local_only = offline_mode(offline)
     reporter.info(f"tokenizer: fetching {repo}" + (" from the local cache" if local_only else ""))
     files: dict[str, Path] = {}
     for name in TOKENIZER_FILES:
         try:
-            with hub_errors(repo, "main"):
-                files[name] = Path(
-                    hf_hub_download(
-                        repo,
-                        name,
-                        endpoint=endpoint(),
-                        cache_dir=hub_cache_dir(),
-                        token=token(),
-                        local_files_only=local_only,
-                    )
-                )
+            files[name] = fetch_repo_file(repo, name, offline=local_only)
         except NotFoundError:  # hub_errors' translation of a missing repo or file
             if name != "tokenizer.json":
                 continue  # the config files are optional

@@ -13,7 +13,7 @@ from olmo_cli.cli.output import format_size, print_json, print_table, say
 from olmo_cli.errors import UsageError
 from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo
 from olmo_cli.hub.cleanup import apply_removal, plan_removal, removal_targets
-from olmo_cli.hub.refs import check_repo_id
+from olmo_cli.hub.repo_id import check_repo_id
 from olmo_cli.revisions.names import format_tokens, parse_revision
 from olmo_cli.revisions.select import Selection
 

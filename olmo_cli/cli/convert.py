@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from olmo_cli.checkpoints.convert import convert as run_convert
 from olmo_cli.cli.options import (
     DType,
     ForceOpt,
@@ -17,6 +18,8 @@ from olmo_cli.cli.options import (
     TargetFormat,
     command_app,
 )
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
+from olmo_cli.sources import locate
 
 app = command_app()
 
@@ -74,10 +77,6 @@ def convert(
       olmo convert ./olmo-hf ./olmo-bf16 --to hf --dtype bfloat16 --verify
       olmo convert ./ckpt ./out --shard-size 2GB --force --json
     """
-    from olmo_cli.checkpoints.convert import convert as run_convert
-    from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
-    from olmo_cli.sources import locate
-
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)
     result = run_convert(
@@ -94,7 +93,7 @@ def convert(
         offline=offline,
     )
     if as_json:
-        data = result.to_dict()
+        data = result.as_dict()
         data["source"] = located.describe()
         print_json(data)
         return

@@ -17,6 +17,11 @@ from olmo_cli.cli.options import (
     command_app,
     selection_options,
 )
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_table, say
+from olmo_cli.errors import OlmoError
+from olmo_cli.hub import download as core
+from olmo_cli.hub import env
+from olmo_cli.hub.resolve import select_revisions
 from olmo_cli.revisions.select import Selection
 
 app = command_app()
@@ -84,12 +89,6 @@ def download(
       olmo download allenai/OLMo-1B-hf -r main --local-dir ./olmo-1b
       olmo download allenai/OLMo-1B-hf -r main --include '*.json' --json
     """
-    from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_table, say
-    from olmo_cli.errors import OlmoError
-    from olmo_cli.hub import download as core
-    from olmo_cli.hub import env
-    from olmo_cli.revisions.resolve import select_revisions
-
     offline = env.offline(offline)
     if local_dir is not None:
         core.check_local_dir(local_dir)

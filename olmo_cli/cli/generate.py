@@ -10,7 +10,6 @@ import typer
 
 from olmo_cli import generate as generation  # called through the module, so tests can stand in for it
 from olmo_cli import loading
-from olmo_cli.cli.completion import complete_load_quantization
 from olmo_cli.cli.options import (
     DeviceOpt,
     DType,
@@ -19,13 +18,14 @@ from olmo_cli.cli.options import (
     OfflineOpt,
     RevisionsOpt,
     command_app,
+    complete_load_quantization,
     selection_options,
 )
 from olmo_cli.cli.output import ConsoleReporter, one_line, print_json, print_table, say
 from olmo_cli.errors import UsageError
+from olmo_cli.hub.resolve import select_revisions
 from olmo_cli.loading.devices import pick_device
 from olmo_cli.quantize.methods import require_backend
-from olmo_cli.revisions.resolve import select_revisions
 from olmo_cli.revisions.select import Selection
 from olmo_cli.sources import is_local_path
 
@@ -266,7 +266,7 @@ def _as_json(loaded, result) -> dict:
         "device": str(loaded.device),
         "dtype": str(loaded.dtype).replace("torch.", ""),
         "quantization": loaded.quantization,
-        **result.to_json(),
+        **result.as_dict(),
     }
 
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from olmo_cli.checkpoints.inspect import inspect_source
 from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt, SourceArg, command_app
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_lines
+from olmo_cli.hub.env import offline as offline_mode
 
 app = command_app()
 
@@ -27,10 +30,6 @@ def inspect(
       olmo inspect allenai/OLMo-1B --revision step20000-tokens84B
       olmo inspect allenai/OLMo-2-1124-7B --json
     """
-    from olmo_cli.checkpoints.inspect import inspect_source
-    from olmo_cli.cli.output import ConsoleReporter, print_json
-    from olmo_cli.hub.env import offline as offline_mode
-
     summary = inspect_source(source, revision, offline=offline_mode(offline), reporter=ConsoleReporter(quiet=as_json))
     if as_json:
         print_json(summary)
@@ -39,8 +38,6 @@ def inspect(
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from olmo_cli.cli.output import format_size, print_lines
-
     arch = summary["architecture"]
     where = summary["path"]
     if summary.get("repo"):

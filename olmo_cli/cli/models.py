@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from olmo_cli.cli.options import JsonOpt, command_app
+from olmo_cli.cli.output import print_json, print_table
+from olmo_cli.revisions.catalog import MODELS, NAMED_REVISIONS, catalog
+from olmo_cli.revisions.names import format_tokens
 
 app = command_app()
 
@@ -20,10 +23,6 @@ def models(as_json: JsonOpt = False):
       olmo models
       olmo models --json
     """
-    from olmo_cli.cli.output import print_json, print_table
-    from olmo_cli.revisions.catalog import MODELS, NAMED_REVISIONS, catalog
-    from olmo_cli.revisions.names import format_tokens
-
     if as_json:
         print_json(catalog())
         return

@@ -87,6 +87,11 @@ class LoadQuantization(str, Enum):
     int4 = "int4"
 
 
+def complete_load_quantization(incomplete: str) -> list[str]:
+    """`generate --quantize` stays a plain option (a wrong name is olmo's one-line error), so TAB lists these."""
+    return [choice.value for choice in LoadQuantization if choice.value.startswith(incomplete)]
+
+
 # ----- arguments -----
 RepoArg = Annotated[
     str,

@@ -7,6 +7,9 @@ from typing import Annotated
 import typer
 
 from olmo_cli.cli.options import JsonOpt, command_app
+from olmo_cli.cli.output import print_json, print_table
+from olmo_cli.revisions.names import format_tokens
+from olmo_cli.revisions.names import parse_revision as parse
 
 app = command_app()
 
@@ -29,10 +32,6 @@ def parse_revision(names: NamesArg, as_json: JsonOpt = False):
       olmo parse-revision step452000-tokens2000B
       olmo parse-revision stage2-ingredient3-step11931-tokens100B main --json
     """
-    from olmo_cli.cli.output import print_json, print_table
-    from olmo_cli.revisions.names import format_tokens
-    from olmo_cli.revisions.names import parse_revision as parse
-
     parsed = [parse(name) for name in names]
     if as_json:
         print_json([revision.as_dict() for revision in parsed])

@@ -17,6 +17,8 @@ from olmo_cli.cli.options import (
     SourceArg,
     command_app,
 )
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_lines
+from olmo_cli.quantize.run import quantize as run_quantize
 
 app = command_app()
 
@@ -66,9 +68,6 @@ def quantize(
       olmo quantize allenai/OLMo-7B-0724-hf olmo-7b-int4 --method int4     # CUDA only
       olmo quantize olmo-1b-hf olmo-1b-int8 --force --json
     """
-    from olmo_cli.cli.output import ConsoleReporter, print_json
-    from olmo_cli.quantize.run import quantize as run_quantize
-
     report = run_quantize(
         src,
         dst,
@@ -81,14 +80,12 @@ def quantize(
         reporter=ConsoleReporter(quiet=as_json),
     )
     if as_json:
-        print_json(report.to_dict())
+        print_json(report.as_dict())
         return
     _print_report(report)
 
 
 def _print_report(report) -> None:
-    from olmo_cli.cli.output import format_size, print_lines
-
     def number(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 

@@ -8,6 +8,8 @@ import typer
 
 from olmo_cli.cli.completion import complete_revision
 from olmo_cli.cli.options import JsonOpt, OfflineOpt, RefreshOpt, RepoOpt, command_app
+from olmo_cli.cli.output import ConsoleReporter, print_json, print_lines, say
+from olmo_cli.hub.resolve import resolve as resolve_query
 
 app = command_app()
 
@@ -44,9 +46,6 @@ def resolve(
       olmo resolve tokens=1.5T --repo allenai/OLMo-1B --json
       olmo resolve latest --repo allenai/OLMo-7B-Twin-2T -q
     """
-    from olmo_cli.cli.output import ConsoleReporter, print_json, print_lines, say
-    from olmo_cli.revisions.resolve import resolve as resolve_query
-
     resolved = resolve_query(query, repo, offline=offline, refresh=refresh, reporter=ConsoleReporter())
     if as_json:
         print_json(resolved.as_dict())

@@ -7,10 +7,10 @@ from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
 from olmo_cli.errors import MismatchError, NotFoundError
 from olmo_cli.hub import env
 from olmo_cli.hub.cache import scan_repo
-from olmo_cli.hub.refs import check_repo_id
+from olmo_cli.hub.repo_id import check_repo_id
+from olmo_cli.hub.resolve import select_revisions
 from olmo_cli.hub.verify import verify_revisions
 from olmo_cli.revisions.names import parse_revision, training_order
-from olmo_cli.revisions.resolve import select_revisions
 from olmo_cli.revisions.select import Selection
 
 app = command_app()

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from olmo_cli.errors import NotFoundError, OlmoError
 from olmo_cli.hub.cache import CachedRevision, RepoCache, scan_repo
+from olmo_cli.hub.resolve import resolve
 from olmo_cli.revisions.names import parse_revision
-from olmo_cli.revisions.resolve import resolve
 from olmo_cli.revisions.select import Selection
 
 
@@ -40,7 +40,6 @@ class RemovalPlan:
 def plan_removal(repo: str, names: list[str]) -> RemovalPlan:
     cache = RepoCache.of(repo)
     everything = scan_repo(repo)
-    from olmo_cli.revisions.names import parse_revision
 
     targets = sorted((r for r in everything if r.name in set(names)), key=lambda r: parse_revision(r.name).sort_key)
     plan = RemovalPlan(repo, targets)

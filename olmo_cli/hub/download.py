@@ -16,10 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from olmo_cli.errors import NetworkError, NotFoundError, OlmoError, UsageError
+from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError, UsageError
 from olmo_cli.hub import env
 from olmo_cli.hub.cache import RepoCache
+from olmo_cli.hub.errors import RepoNotFoundError
 from olmo_cli.hub.files import RemoteFile, RevisionFiles, choose_files, list_files
+from olmo_cli.hub.repo_id import check_repo_id
+from olmo_cli.hub.transfer import CacheWriteError, fetch_blob, new_client
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 
@@ -174,8 +177,6 @@ def download_revisions(
     Offline (`offline` or HF_HUB_OFFLINE), nothing is fetched: cached revisions count as already
     present (and are exported with `local_dir`), the others fail.
     """
-    from olmo_cli.hub.refs import check_repo_id
-
     check_repo_id(repo)
     if local_dir is not None:
         check_local_dir(local_dir)
@@ -225,8 +226,6 @@ def download_revisions(
         try:
             outcome.snapshot = _write_snapshot(plan)
         except OSError as error:
-            from olmo_cli.hub.transfer import CacheWriteError
-
             raise CacheWriteError(
                 f"cannot write the snapshot of {repo}@{plan.revision}: {error}",
                 hint="check HF_HUB_CACHE and its permissions",
@@ -291,18 +290,12 @@ def _plan_all(repo: str, revisions: list[str], max_workers: int, **choice) -> li
 
 def _stops_sweep(error: OlmoError) -> bool:
     """Failures that every other revision would hit too: stop instead of failing them one by one."""
-    from olmo_cli.errors import AuthError
-    from olmo_cli.hub.errors import RepoNotFoundError
-    from olmo_cli.hub.transfer import CacheWriteError
-
     return isinstance(error, (AuthError, CacheWriteError, RepoNotFoundError))
 
 
 def _transfer_all(
     repo: str, plans: list[RevisionPlan], result: SweepResult, max_workers: int, reporter: Reporter
 ) -> None:
-    from olmo_cli.hub.transfer import fetch_blob, new_client
-
     cache = RepoCache.of(repo)
     first_user: dict[str, RevisionPlan] = {}  # etag -> the first revision (in order) that needs it
     users: dict[str, list[RevisionPlan]] = {}  # etag -> every revision that needs it

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError, UsageError, first_line
+from olmo_cli.hub.env import endpoint
 
 
 class RepoNotFoundError(NotFoundError):
@@ -92,6 +93,4 @@ def _status(error: Exception) -> int | None:
 
 
 def _host() -> str:
-    from olmo_cli.hub.env import endpoint
-
     return endpoint()

@@ -6,6 +6,7 @@ import fnmatch
 from dataclasses import dataclass
 
 from olmo_cli.errors import NetworkError
+from olmo_cli.hub.env import endpoint, token
 from olmo_cli.hub.errors import hub_errors
 
 
@@ -40,8 +41,6 @@ class RevisionFiles:
 def list_files(repo: str, revision: str) -> RevisionFiles:
     """Every file of `repo` at `revision`, with size and hashes: one model_info call."""
     from huggingface_hub import HfApi
-
-    from olmo_cli.hub.env import endpoint, token
 
     with hub_errors(repo, revision):
         info = HfApi(endpoint=endpoint(), token=token()).model_info(repo, revision=revision, files_metadata=True)

@@ -16,9 +16,9 @@ from olmo_cli.hub.cache import RepoCache
 from olmo_cli.hub.files import RemoteFile, choose_files, list_files
 from olmo_cli.hub.transfer import file_digest
 from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.revisions.names import is_commit_sha
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass
@@ -114,7 +114,7 @@ def _check_by_name(report: VerifyReport, path: str, blob: Path, digests: _Digest
     name = blob.name
     if _SHA256.match(name):
         ok = digests.of(blob, True) == name
-    elif _SHA1.match(name):
+    elif is_commit_sha(name):  # a git object id: 40 hex digits, whether of a commit or a blob
         ok = digests.of(blob, False) == name
     else:
         return  # not a name we can check

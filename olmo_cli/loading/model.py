@@ -10,6 +10,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from olmo_cli.errors import BadInputError, UnsupportedError, first_line
+from olmo_cli.loading.converted import locate_hf_checkpoint
+from olmo_cli.loading.devices import pick_device, pick_dtype
+from olmo_cli.quantize.memory import release_free_memory
+from olmo_cli.quantize.methods import (
+    INSTALL_HINTS,
+    quantization_config,
+    refuse_quantized,
+    require_backend,
+    saved_quantization,
+)
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located
 
@@ -53,8 +63,6 @@ def free_memory() -> None:
     """Collect dropped models and hand their memory back: the C heap (glibc) and CUDA's cache."""
     import gc
 
-    from olmo_cli.quantize.memory import release_free_memory
-
     gc.collect()
     release_free_memory()
     try:
@@ -82,10 +90,6 @@ def load_model(
     cuda, then mps, then cpu. quantization: None, "int8", "int8-dynamic", "int4" (torchao; int4 on CUDA),
     "8bit", "nf4" or "fp4" (bitsandbytes).
     """
-    from olmo_cli.loading.converted import locate_hf_checkpoint
-    from olmo_cli.loading.devices import pick_device, pick_dtype
-    from olmo_cli.quantize.methods import quantization_config, require_backend
-
     start = time.perf_counter()
     torch_device = pick_device(device)
     # Before any download: a missing quantization package should fail at once.
@@ -121,9 +125,6 @@ def load_model(
 def _check_saved_quantization(path: Path, quantization: str | None) -> None:
     """A checkpoint saved quantized (olmo quantize) needs its package, and cannot be quantized again."""
     import importlib.util
-
-    from olmo_cli.quantize.methods import INSTALL_HINTS, saved_quantization
-    from olmo_cli.quantize.run import refuse_quantized
 
     if quantization is not None:
         refuse_quantized(path)

@@ -1,5 +1,6 @@
-"""Resolution: the one function every `--revision` goes through.
+"""Resolution against a listing: what a query means among a repo's revisions. Pure: no I/O.
 
+Every `--revision` goes through here, by way of olmo_cli.hub.resolve, which fetches the listing.
 A query is an exact revision name, `step452000` (or `452000`), a token count (`2T`, `2000B`,
 `tokens=2000B`: the nearest existing checkpoint, with a note saying how far), `main`, `latest`
 (the last checkpoint) or a commit sha. Without a repo, the repo is inferred from the bundled
@@ -13,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from olmo_cli.errors import NotFoundError, UsageError
-from olmo_cli.hub.refs import Listing, check_repo_id, list_revisions
-from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.index import bundled_revisions, known_repos, repos_with_revision
+from olmo_cli.revisions.listing import Listing
 from olmo_cli.revisions.names import (
+    MAIN,
     Revision,
     format_tokens,
     is_commit_sha,
@@ -24,10 +25,8 @@ from olmo_cli.revisions.names import (
     parse_token_count,
     training_order,
 )
-from olmo_cli.revisions.select import Selection
 
 LATEST = "latest"
-MAIN = "main"
 
 
 @dataclass(frozen=True)
@@ -47,77 +46,6 @@ class Resolved:
             "exact": self.exact,
             "note": self.note,
         }
-
-
-def resolve(
-    query: str,
-    repo: str | None = None,
-    *,
-    offline: bool = False,
-    refresh: bool = False,
-    reporter: Reporter = NULL_REPORTER,
-) -> Resolved:
-    query = _clean(query)
-    repo = check_repo_id(repo) if repo else infer_repo(query)
-    listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
-    try:
-        return resolve_in(query, repo, listing)
-    except NotFoundError:
-        if not listing.from_cache:
-            raise
-    # The reused answer may predate a branch pushed since: ask the Hub once before failing.
-    return resolve_in(query, repo, list_revisions(repo, offline=offline, refresh=True, reporter=reporter))
-
-
-def select_revisions(
-    repo: str | None,
-    queries: Sequence[str],
-    selection: Selection | None = None,
-    *,
-    offline: bool = False,
-    refresh: bool = False,
-    reporter: Reporter = NULL_REPORTER,
-) -> list[Resolved]:
-    """The named revisions plus those the selection keeps, in training order, without duplicates."""
-    queries = [_clean(query) for query in queries]
-    if selection is not None and not selection.active:
-        selection = None
-    if not queries and selection is None:
-        raise UsageError(
-            "no revisions given",
-            hint="name revisions with --revision, or select some with --from/--to/--every/--log-spaced/--stage/--limit",
-        )
-    if repo:
-        check_repo_id(repo)
-    elif queries:
-        repo = infer_repo(queries[0])
-    else:
-        raise UsageError("a selection needs a repo", hint="pass the repo, e.g. allenai/OLMo-7B")
-    listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
-    try:
-        named = [resolve_in(query, repo, listing) for query in queries]
-    except NotFoundError:
-        if not listing.from_cache:
-            raise
-        # The reused answer may predate a branch pushed since: ask the Hub once before failing.
-        listing = list_revisions(repo, offline=offline, refresh=True, reporter=reporter)
-        named = [resolve_in(query, repo, listing) for query in queries]
-    chosen: dict[str, Resolved] = {}
-    for resolved in named:
-        if resolved.note:  # "nearest to 2T tokens: ..., 36B tokens before": never silently
-            reporter.info(f"note: {resolved.note}")
-        chosen.setdefault(resolved.revision, resolved)
-    if selection is not None:
-        kept = selection.apply([parse_revision(name) for name in listing.names])
-        if not kept and not queries:
-            raise NotFoundError(
-                f"no revision of {repo} matches {selection.describe()}",
-                hint=f"run 'olmo list-revisions {repo}' to see what exists",
-            )
-        for revision in kept:
-            chosen.setdefault(revision.name, Resolved(repo, revision.name, revision, exact=True))
-    order = {r.name: i for i, r in enumerate(training_order(parse_revision(name) for name in chosen))}
-    return sorted(chosen.values(), key=lambda resolved: order[resolved.revision])
 
 
 def infer_repo(query: str) -> str:
@@ -239,7 +167,7 @@ def _or(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _clean(query: str) -> str:
+def clean_query(query: str) -> str:
     cleaned = (query or "").strip()
     if not cleaned:
         raise UsageError("an empty revision was given")
