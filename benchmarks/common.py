@@ -20,7 +20,7 @@ TOKENIZER_DIRS = (
     ROOT / "tests" / "data" / "tokenizers" / "gpt-neox-olmo-dolma-v1_5",
 )
 
-# OLMo-1B as transformers describes it (REFERENCE.md section 1 and 3.3).
+# OLMo-1B as transformers describes it (docs/REFERENCE.md section 1 and 3.3).
 OLMO_1B = dict(
     vocab_size=50304,
     hidden_size=2048,

@@ -36,7 +36,7 @@ from common import PeakAnonMemory, env_for_benchmark
 GIB = 1024**3
 GOAL_ANON = 1 * GIB
 GOAL_CP_RATIO = 2.0
-# OLMo-1B (REFERENCE 1 and 3.1): d_model 2048, 16 layers, 16 heads, mlp_ratio 8, tied, 50304 rows.
+# OLMo-1B (docs/REFERENCE.md 1 and 3.1): d_model 2048, 16 layers, 16 heads, mlp_ratio 8, tied, 50304 rows.
 OLMO_1B = dict(d_model=2048, n_layers=16, n_heads=16, mlp_ratio=8, vocab_size=50280, embedding_size=50304)
 QUICK = dict(OLMO_1B, d_model=512, n_layers=4, n_heads=8)
 

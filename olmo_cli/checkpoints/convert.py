@@ -26,7 +26,7 @@ TARGETS = ("hf", "native")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # transformers may keep these buffers in old checkpoints; they are recomputed, never converted.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
-# Tokenizer identifiers by eos id, for HF -> native when the source names none (REFERENCE 3.1/3.3).
+# Tokenizer identifiers by eos id, for HF -> native when the source names none (docs/REFERENCE.md 3.1/3.3).
 _TOKENIZER_BY_EOS = {50279: "allenai/gpt-neox-olmo-dolma-v1_5", 100257: "allenai/dolma2-tokenizer"}
 
 
@@ -279,7 +279,7 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
 
 
 def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
-    """Token fields the OLMo trainer checks against `tokenizer.identifier` (REFERENCE 3.1).
+    """Token fields the OLMo trainer checks against `tokenizer.identifier` (docs/REFERENCE.md 3.1).
 
     It refuses a `vocab_size` other than its tokenizer's (transformers configs only record the
     embedding rows) and null eos/pad ids (they are plain int fields). A known OLMo tokenizer

@@ -29,7 +29,7 @@ class Piece:
 
 
 def native_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
-    """Every key the OLMo trainer's model has for this spec, with its shape (REFERENCE 3.1)."""
+    """Every key the OLMo trainer's model has for this spec, with its shape (docs/REFERENCE.md 3.1)."""
     d, kv, h = spec.d_model, spec.kv_dim, spec.mlp_hidden
     shapes: dict[str, tuple[int, ...]] = {"transformer.wte.weight": (spec.embedding_size, d)}
     for i in range(spec.n_layers):

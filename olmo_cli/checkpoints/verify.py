@@ -1,7 +1,7 @@
 """`--verify`: run the source and the converted checkpoint on a fixed prompt and compare logits.
 
 Transformers-format checkpoints run in transformers; native and hf_olmo ones run in
-`native_logits`, a plain-torch forward of the OLMo block (REFERENCE 3.1) over native keys. Both
+`native_logits`, a plain-torch forward of the OLMo block (docs/REFERENCE.md 3.1) over native keys. Both
 sides run in float32, so the difference measures the conversion (and any cast), not kernels.
 """
 

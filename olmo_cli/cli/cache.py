@@ -47,6 +47,7 @@ def ls(
     \b
     Examples:
       olmo cache ls
+      olmo cache ls allenai/OLMo-1B-hf
       olmo cache ls allenai/OLMo-1B-hf --json
     """
     repos = [check_repo_id(repo)] if repo else cached_repos()
@@ -101,8 +102,8 @@ def rm(
     \b
     Examples:
       olmo cache rm allenai/OLMo-1B-hf --revision step20000-tokens84B
-      olmo cache rm allenai/OLMo-1B-hf --to 100B --dry-run
-      olmo cache rm allenai/OLMo-1B-hf --keep-every 100000 --yes
+      olmo cache rm allenai/OLMo-1B-hf --keep-every 100000 --dry-run
+      olmo cache rm allenai/OLMo-1B-hf --to 100B --yes
     """
     check_repo_id(repo)
     if not revision and not selection.active and keep_every is None:

@@ -30,7 +30,8 @@ def parse_revision(names: NamesArg, as_json: JsonOpt = False):
     \b
     Examples:
       olmo parse-revision step452000-tokens2000B
-      olmo parse-revision stage2-ingredient3-step11931-tokens100B main --json
+      olmo parse-revision stage2-ingredient3-step11931-tokens100B --json
+      olmo parse-revision main step_1000 step1000-tokens4B
     """
     parsed = [parse(name) for name in names]
     if as_json:

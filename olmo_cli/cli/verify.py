@@ -39,6 +39,7 @@ def verify(
     Examples:
       olmo verify allenai/OLMo-1B-hf
       olmo verify allenai/OLMo-1B-hf --revision step20000-tokens84B
+      olmo verify allenai/OLMo-1B-hf --from 100B --to 1T
       olmo verify allenai/OLMo-7B --from 1T --to 2T --json
       olmo verify allenai/OLMo-1B-hf --offline
     """

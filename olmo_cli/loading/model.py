@@ -139,7 +139,7 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None) -> PreTrai
     """The transformers model in `path`, in eval mode, never running checkpoint code.
 
     Weights the model needs but the files lack are an error: transformers would initialise them
-    at random and generate noise without a word (REFERENCE 3.2).
+    at random and generate noise without a word (docs/REFERENCE.md 3.2).
     """
     import pickle
 

@@ -1,4 +1,4 @@
-"""The OLMo model catalog: the model card's table and the named revisions (REFERENCE section 1)."""
+"""The OLMo model catalog: the model card's table and the named revisions (docs/REFERENCE.md section 1)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Revision names as values: `step452000-tokens2000B` -> step 452000, 2_000_000_000_000 tokens.
 
-Families (REFERENCE section 2): `step{N}-tokens{T}B`, `stage{S}-step{N}-tokens{T}B`,
+Families (docs/REFERENCE.md section 2): `step{N}-tokens{T}B`, `stage{S}-step{N}-tokens{T}B`,
 `stage{S}-ingredient{K}-step{N}-tokens{T}B`, `step{N}`, `step_{N}`. `main`, tags, commit shas
 and anything else are kept as opaque names: parsing never fails.
 

@@ -95,7 +95,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
 
 
 def _tokenizer_vocab(eos: int | None, embedding_size: int) -> int:
-    """The tokenizer's vocabulary for the OLMo tokenizers (REFERENCE 3.3), else the embedding rows."""
+    """The tokenizer's vocabulary for the OLMo tokenizers (docs/REFERENCE.md 3.3), else the embedding rows."""
     known = {50279: 50280, 100257: 100278}
     return known.get(eos, embedding_size) if eos is not None and known.get(eos, 0) <= embedding_size else embedding_size
 

@@ -13,7 +13,7 @@ from typing import Any
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.errors import BadInputError, UnsupportedError
 
-# ai2-olmo ModelConfig defaults for the fields we read (REFERENCE 3.1: they are GPT-2-like).
+# ai2-olmo ModelConfig defaults for the fields we read (docs/REFERENCE.md 3.1: they are GPT-2-like).
 MODEL_DEFAULTS: dict[str, Any] = {
     "n_kv_heads": None,
     "clip_qkv": None,
