@@ -10,6 +10,7 @@ here that do not exist yet (evaluate, sweeps) simply have no modules to check.
 from __future__ import annotations
 
 import ast
+from functools import cache, lru_cache
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "olmo_cli"
@@ -36,6 +37,7 @@ def module_name(path: Path) -> str:
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
+@lru_cache(maxsize=1)
 def modules() -> dict[str, Path]:
     return {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
@@ -50,9 +52,14 @@ def rank(module: str) -> int:
     return len(LAYERS)
 
 
+@cache
+def parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
 def imports(path: Path, known: set[str], *, top_level_only: bool) -> set[str]:
     """The olmo_cli modules `path` imports (the module itself when a name is a submodule)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = parsed(path)
     nodes = tree.body if top_level_only else list(ast.walk(tree))
     found: set[str] = set()
     for node in nodes:

@@ -24,8 +24,8 @@ PROMPTS = ["Language modeling is", "The capital of France"]
 
 
 @pytest.fixture(scope="module")
-def tiny_hf(tmp_path_factory) -> Path:
-    return make_hf_with_tokenizer(tmp_path_factory.mktemp("tiny") / "hf")
+def tiny_hf(tiny_model) -> Path:
+    return tiny_model()
 
 
 def greedy_texts(model, tokenizer, prompts, n=8) -> list[str]:

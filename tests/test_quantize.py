@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import olmo
 from tiny_models import make_hf, make_hf_with_tokenizer, make_native
 from typer.testing import CliRunner
 
@@ -214,7 +215,7 @@ def test_cli_json_report_and_force(source, tmp_path):
 
 
 def test_unknown_method_is_a_usage_error(source, tmp_path):
-    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "int3"])
+    result = olmo("quantize", str(source), str(tmp_path / "out"), "--method", "int3")
     assert result.exit_code == 2
     assert "'int3' is not one of" in result.output and "int8-dynamic" in result.output  # the Enum's choices
     with pytest.raises(UsageError, match="unknown quantization method 'int3'"):  # the core, for Python callers
@@ -224,7 +225,7 @@ def test_unknown_method_is_a_usage_error(source, tmp_path):
 
 def test_int4_without_cuda_is_unsupported(source, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "int4"])
+    result = olmo("quantize", str(source), str(tmp_path / "out"), "--method", "int4")
     assert result.exit_code == 8
     assert "needs a CUDA GPU" in result.output and "use int8" in result.output
     assert not (tmp_path / "out").exists()
@@ -237,7 +238,7 @@ def test_nf4_without_bitsandbytes_says_how_to_install(source, tmp_path, monkeypa
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
     )
-    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "nf4"])
+    result = olmo("quantize", str(source), str(tmp_path / "out"), "--method", "nf4")
     assert result.exit_code == 8
     assert "'bitsandbytes' package" in result.output and "pip install" in result.output
 
@@ -247,33 +248,29 @@ def test_int8_without_torchao_says_how_to_install(source, tmp_path, monkeypatch)
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
-    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out")])
+    result = olmo("quantize", str(source), str(tmp_path / "out"))
     assert result.exit_code == 8
     assert "'torchao' package" in result.output and "olmo-cli[quant]" in result.output
 
 
 def test_already_quantized_source_is_bad_input(outputs, tmp_path):
     path, _ = outputs["int8"]
-    result = CliRunner().invoke(app, ["quantize", str(path), str(tmp_path / "again"), "--method", "int8"])
+    result = olmo("quantize", str(path), str(tmp_path / "again"), "--method", "int8")
     assert result.exit_code == 5
     assert "already quantized (torchao)" in result.output
     assert not (tmp_path / "again").exists()
 
 
 def test_output_inside_the_source_is_refused(source):
-    result = CliRunner().invoke(app, ["quantize", str(source), str(source / "int8")])
+    result = olmo("quantize", str(source), str(source / "int8"))
     assert result.exit_code == 2 and "overlaps" in result.output
 
 
 def test_cast_contradicting_dtype_is_a_usage_error(source, tmp_path):
-    result = CliRunner().invoke(
-        app, ["quantize", str(source), str(tmp_path / "o"), "--method", "fp16", "--dtype", "bfloat16"]
-    )
+    result = olmo("quantize", str(source), str(tmp_path / "o"), "--method", "fp16", "--dtype", "bfloat16")
     assert result.exit_code == 2 and "computes in float16" in result.stderr
     # int4's kernels compute in bfloat16 only: the same rule, from the same method table.
-    result = CliRunner().invoke(
-        app, ["quantize", str(source), str(tmp_path / "o"), "--method", "int4", "--dtype", "float32"]
-    )
+    result = olmo("quantize", str(source), str(tmp_path / "o"), "--method", "int4", "--dtype", "float32")
     assert result.exit_code == 2 and "computes in bfloat16" in result.stderr
 
 
@@ -368,7 +365,7 @@ def test_output_inside_a_native_source_is_refused_before_converting(tmp_path):
     src = make_native(
         tmp_path / "step1000-unsharded", vocab_size=50280, embedding_size=50304, eos_token_id=50279, pad_token_id=1
     )
-    result = CliRunner().invoke(app, ["quantize", str(src), str(src / "int8")])
+    result = olmo("quantize", str(src), str(src / "int8"))
     assert result.exit_code == 2 and "overlaps" in result.output
     assert not converted_cache_dir().exists()
 

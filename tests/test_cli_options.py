@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from helpers import olmo
 from typer.testing import CliRunner
 
 from olmo_cli.cli.app import app, load_command
@@ -21,7 +22,7 @@ def command(path: str):
 
 
 def helptext(path: str) -> str:
-    result = CliRunner().invoke(app, [*path.split(), "--help"], env={"COLUMNS": "200"})
+    result = olmo(*path.split(), "--help", env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     return result.stdout
 

@@ -6,9 +6,8 @@ import json
 
 import pytest
 from fakehub import FakeHub, checkpoint_repo
-from typer.testing import CliRunner
+from helpers import olmo
 
-from olmo_cli.cli.app import app
 from olmo_cli.hub.env import hub_cache_dir
 
 REPO = "allenai/OLMo-fake"
@@ -19,13 +18,9 @@ NAMES = [f"step{s}-tokens{s * 4 // 1000}B" for s in STEPS]
 @pytest.fixture
 def hub(fake_hub: FakeHub) -> FakeHub:
     checkpoint_repo(fake_hub, REPO, STEPS)
-    result = CliRunner().invoke(app, ["download", REPO, "--from", "0", "-r", "main"])
+    result = olmo("download", REPO, "--from", "0", "-r", "main")
     assert result.exit_code == 0, result.output
     return fake_hub
-
-
-def olmo(*args):
-    return CliRunner().invoke(app, list(args))
 
 
 def repo_dir():
@@ -58,7 +53,7 @@ def test_ls_lists_revisions_in_training_order_with_step_tokens_and_size(hub):
         for p in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
     )
     assert rows[2]["size"] == size and rows[2]["files"] == 4
-    table = CliRunner().invoke(app, ["cache", "ls"], env={"COLUMNS": "200"})  # rich wraps cells when narrow
+    table = olmo("cache", "ls", env={"COLUMNS": "200"})  # rich wraps cells when narrow
     assert table.exit_code == 0 and "step10000-tokens40B" in table.stdout and "5 revision(s)" in table.stderr
 
 

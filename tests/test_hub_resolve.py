@@ -8,13 +8,13 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import Recorder
 
 from olmo_cli.errors import AuthError, NetworkError, NotFoundError, UsageError
 from olmo_cli.hub.local import cached_revisions, cached_snapshots
 from olmo_cli.hub.refs import list_revisions
 from olmo_cli.hub.repo_id import check_repo_id
 from olmo_cli.hub.resolve import resolve, select_revisions
-from olmo_cli.reporting import Reporter
 from olmo_cli.revisions.listing import SOURCE_HUB, SOURCE_OFFLINE
 from olmo_cli.revisions.select import Selection
 
@@ -40,14 +40,6 @@ def fake_cache(repo: str, refs: dict[str, str], snapshots=None) -> Path:
     for sha in refs.values() if snapshots is None else snapshots:
         (root / "snapshots" / sha).mkdir(parents=True, exist_ok=True)
     return root
-
-
-class Recorder(Reporter):
-    def __init__(self):
-        self.warnings = []
-
-    def warn(self, message):
-        self.warnings.append(message)
 
 
 # ----- resolution against the bundled index (offline) -----
