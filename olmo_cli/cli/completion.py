@@ -1,6 +1,8 @@
 """Value completion for TAB: from the bundled index and the local cache, never the network.
 
-Called on every TAB press, so it stays light: no huggingface_hub, no Hub request.
+Called on every TAB press, so it stays light: no huggingface_hub, no Hub request. Every command
+module imports this one (through cli.options) just to declare its options, so what the callbacks
+read (the cache scanners, the bundled index) is imported when TAB asks, not at startup.
 """
 
 from __future__ import annotations
@@ -8,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from olmo_cli.hub.cache import cached_repos
-from olmo_cli.hub.local import cached_revisions
-from olmo_cli.revisions.index import bundled_revisions, known_repos
-from olmo_cli.revisions.names import parse_revision, training_order
-
 
 def complete_repo(incomplete: str) -> list[str]:
     """The bundled index's repos, then the other repos the local HF cache holds."""
+    from olmo_cli.hub.cache import cached_repos
+    from olmo_cli.revisions.index import known_repos
+
     try:
         cached = cached_repos()
     except OSError:  # an unreadable cache folder must not break TAB
@@ -35,6 +35,10 @@ _REPO_PARAMS = ("repo", "model", "source")
 def revision_candidates(params: Mapping[str, Any], incomplete: str) -> list[str]:
     """Revisions of the repo named so far on the command line (else of every known repo) that
     start with `incomplete`, in training order: the bundled index, the local cache, main, latest."""
+    from olmo_cli.hub.local import cached_revisions
+    from olmo_cli.revisions.index import bundled_revisions, known_repos
+    from olmo_cli.revisions.names import parse_revision, training_order
+
     repo = next((params[key] for key in _REPO_PARAMS if isinstance(params.get(key), str) and params.get(key)), None)
     repos = [repo] if repo else known_repos()
     names: dict[str, None] = {}
