@@ -8,7 +8,6 @@ succeeded.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safeten
 from olmo_cli.errors import BadInputError, NotFoundError, UsageError
 from olmo_cli.jsonfiles import write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.revisions.names import parse_revision
 
 TARGETS = ("hf", "native")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -351,11 +351,7 @@ def _write_native(
 
 
 def _step_and_tokens(revision: str | None) -> tuple[int, int]:
-    """step452000-tokens2000B -> (452000, 2_000_000_000_000); unknown -> (0, 0)."""
-    if not revision:
-        return 0, 0
-    step = re.search(r"step(\d+)", revision)
-    tokens = re.search(r"tokens(\d+)([BMT]?)", revision)
-    scale = {"": 1, "M": 10**6, "B": 10**9, "T": 10**12}
-    n_tokens = int(tokens.group(1)) * scale[tokens.group(2)] if tokens else 0
-    return (int(step.group(1)) if step else 0), n_tokens
+    """step452000-tokens2000B -> (452000, 2_000_000_000_000); a trainer directory's name
+    (step1000-unsharded) -> (1000, 0); anything else -> (0, 0)."""
+    parsed = parse_revision((revision or "").removesuffix("-unsharded"))
+    return parsed.step or 0, parsed.tokens or 0
