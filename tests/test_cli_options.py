@@ -75,3 +75,19 @@ def test_json_is_one_parameter_name_everywhere():
         for each in getattr(loaded, "commands", {name: loaded}).values():
             flagged = [param.name for param in each.params if "--json" in param.opts]
             assert flagged in ([], ["as_json"]), (name, flagged)
+
+
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        ("olmo convert a b --to ", ["hf", "native"]),
+        ("olmo quantize a b --method int", ["int8", "int8-dynamic", "int4"]),
+        ("olmo generate --dtype b", ["bfloat16"]),
+        ("olmo generate --device c", ["cpu", "cuda"]),
+        ("olmo generate --quantize i", ["int8", "int8-dynamic", "int4"]),
+    ],
+)
+def test_tab_completes_the_closed_choices(words, expected):
+    env = {"_OLMO_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+    result = CliRunner().invoke(app, [], env=env, prog_name="olmo")
+    assert result.exit_code == 0 and result.stdout.split() == expected
