@@ -81,7 +81,7 @@ def _local_unit(model: str, settings, data, tasks) -> Unit:
 
 def _hub_units(model, revisions, selection, settings, data, tasks, store, offline, refresh, reporter) -> list[Planned]:
     from olmo_cli.hub.refs import list_revisions
-    from olmo_cli.revisions.names import is_commit_sha, parse_revision
+    from olmo_cli.revisions.names import is_commit_sha
     from olmo_cli.revisions.resolve import select_revisions
 
     selecting = selection is not None and selection.active
@@ -97,11 +97,6 @@ def _hub_units(model, revisions, selection, settings, data, tasks, store, offlin
         name = resolved.revision
         commit = commits.get(name) or (name if is_commit_sha(name) else None) or store.commit_of(folder, name)
         step, tokens = resolved.parsed.step, resolved.parsed.tokens
-        if step is None and commit is not None:  # main: the checkpoint branch at the same commit, if any
-            twins = [parse_revision(n) for n, c in commits.items() if c == commit and n != name]
-            twin = next((r for r in twins if r.is_checkpoint), None)
-            if twin is not None:
-                step, tokens = twin.step, twin.tokens
         unit = Unit(repo, name, commit or "", step, tokens, settings, data, tasks)
         if commit is None:
             error = NetworkError(f"cannot tell which commit {repo}@{name} is: offline, and it is not cached")
@@ -153,7 +148,7 @@ def run_sweep(
                 store,
                 offline=offline,
                 reporter=quiet,
-                phase=lambda name, label=label: bar.describe(f"{label}: {name}"),
+                phase=_phase(bar, label),
             )
             if needs_weights and delete_after and not unit.is_local and (unit.model, unit.commit) not in cached_before:
                 bar.describe(f"{label}: delete")
@@ -161,6 +156,13 @@ def run_sweep(
                 _remove(unit, units, store, reporter)
             bar.advance()
     return rows
+
+
+def _phase(bar, label: str):
+    def describe(name: str) -> None:
+        bar.describe(f"{label}: {name}")
+
+    return describe
 
 
 def _next_needing_weights(planned, position, current: Unit, store) -> Unit | None:
