@@ -75,7 +75,7 @@ def task_manager(include_path: str | None):
     from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
-    return TaskManager(verbosity="ERROR", include_path=include_path)
+    return TaskManager(include_path=include_path)
 
 
 def run_task(model, tokenizer, spec: TaskSpec, *, batch_size: int = 1) -> dict[str, float]:
@@ -93,7 +93,6 @@ def run_task(model, tokenizer, spec: TaskSpec, *, batch_size: int = 1) -> dict[s
             task_manager=task_manager(spec.include_path),
             bootstrap_iters=0,
             log_samples=False,
-            verbosity="ERROR",
         )
     except OlmoError:
         raise
@@ -113,7 +112,7 @@ def metrics_of(entry: dict) -> dict[str, float]:
     """lm_eval's `acc,none` -> `acc` (the filter name kept when it is not `none`); numbers only."""
     metrics = {}
     for name, value in entry.items():
-        if name == "alias" or isinstance(value, bool) or not isinstance(value, (int, float)):
+        if name in ("alias", "sample_len") or isinstance(value, bool) or not isinstance(value, (int, float)):
             continue
         metric, _, filter_name = name.partition(",")
         metrics[metric if filter_name in ("", "none") else f"{metric}[{filter_name}]"] = float(value)
