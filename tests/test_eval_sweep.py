@@ -290,3 +290,32 @@ def test_several_models_give_one_series_each_and_no_model_needs_a_known_revision
         ],
     )
     assert table.exit_code == 0 and table.stdout.splitlines()[0].split()[0] == "model"
+
+
+def test_the_cli_plots_a_sweep_to_png_and_to_the_terminal(hub, data, tmp_path):
+    from PIL import Image
+
+    out = tmp_path / "curve.png"
+    args = [
+        "eval",
+        REPO,
+        "-r",
+        "step1000",
+        "-r",
+        "step2000",
+        "-r",
+        "step3000",
+        "--text",
+        str(data),
+        "--context",
+        "32",
+        "--results",
+        str(tmp_path / "store"),
+    ]
+    result = CliRunner().invoke(app, [*args, "--plot", str(out), "--plot-metric", "bpb"])
+    assert result.exit_code == 0, result.output
+    assert "wrote" in result.stderr and "(3 points)" in result.stderr
+    with Image.open(out) as image:
+        assert image.size == (960, 600)
+    terminal = CliRunner().invoke(app, [*args, "--plot", "-"])
+    assert terminal.exit_code == 0 and "training tokens" in terminal.stderr and "bits per byte" not in terminal.stderr

@@ -107,17 +107,21 @@ def draw_file(rows: list[dict], target: str, metric: str = "loss") -> int:
 
 
 def draw_terminal(rows: list[dict], metric: str = "loss", width: int | None = None) -> str:
-    """The same chart as text (plotext), for stderr."""
-    import plotext as plt
+    """The same chart as text (plotext 6's figure API), for stderr."""
+    import shutil
+
+    import plotext
 
     lines, axis, _ = series(rows, metric)
-    plt.clear_figure()
-    plt.theme("clear")
-    if width:
-        plt.plotsize(width, 20)
+    figure = plotext.figure
+    figure.clear()
+    figure.plot_size(width or min(shutil.get_terminal_size((100, 24)).columns, 120), 20)
     for line in lines:
-        plt.plot(line.x, line.y, label=line.label, marker="dot")
-    plt.xscale("log")
-    plt.xlabel(axis)
-    plt.ylabel(METRICS[metric][1])
-    return plt.build()
+        signal = figure.signal(line.x, line.y)
+        signal.lines(True)
+        signal.label(line.label)
+        figure.draw(signal)
+    figure.ruler("x").scale("log")
+    figure.label(axis + " (log)", axis="x")
+    figure.label(METRICS[metric][1], axis="y")
+    return figure.build().string()
