@@ -149,16 +149,16 @@ def _score_batch(model, batch: list[Window], device, keep_logits: bool) -> tuple
     ids = torch.tensor([w.tokens for w in batch], dtype=torch.long, device=device)
     length = ids.shape[1]
     first = min(w.first for w in batch)
+    # targets[:, t] is the token position t predicts; unscored ones are ignored. Aligned with the
+    # logits as they come (no sliced copy of a batch x length x vocabulary tensor).
+    targets = torch.full_like(ids, -100)
+    targets[:, :-1] = ids[:, 1:]
+    starts = torch.tensor([w.first - 1 for w in batch], device=device)
+    targets[torch.arange(length, device=device)[None, :] < starts[:, None]] = -100
     kwargs = {}
     if keep_logits and first > 1:  # sliding windows: only the positions that predict scored tokens
         kwargs["logits_to_keep"] = length - first + 1
+        targets = targets[:, first - 1 :]
     logits = model(input_ids=ids, **kwargs).logits
-    logits = logits[:, -(length - first + 1) : -1] if kwargs else logits[:, first - 1 : -1]
-    targets = ids[:, first:]
-    losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none").view(
-        targets.shape
-    )
-    offsets = torch.arange(first, length, device=device)
-    starts = torch.tensor([w.first for w in batch], device=device)
-    scored = offsets[None, :] >= starts[:, None]
-    return float(losses[scored].double().sum()), int(scored.sum())
+    losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    return float(losses.double().sum()), int((targets != -100).sum())
