@@ -234,3 +234,10 @@ def test_default_dtype_is_the_checkpoints_own(tmp_path, docs_file):
     as_fp32 = olmo_cli.evaluate(str(bf16), data=docs_file, dtype="float32", results=store.root)[0]
     assert as_fp32["cached"] is False and as_fp32["loss"] != row["loss"]
     assert torch.bfloat16  # the dtype exists on this torch
+
+
+def test_eval_help_imports_no_torch(tmp_path):
+    from test_startup_imports import HEAVY, modules_after
+
+    modules, _ = modules_after(tmp_path, ["eval", "--help"], {})
+    assert not [name for name in modules if name.split(".")[0] in HEAVY]

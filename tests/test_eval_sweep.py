@@ -319,3 +319,55 @@ def test_the_cli_plots_a_sweep_to_png_and_to_the_terminal(hub, data, tmp_path):
         assert image.size == (960, 600)
     terminal = CliRunner().invoke(app, [*args, "--plot", "-"])
     assert terminal.exit_code == 0 and "training tokens" in terminal.stderr and "bits per byte" not in terminal.stderr
+
+
+def test_a_unit_is_plain_picklable_data_and_runs_from_its_pickle(hub, data, tmp_path):
+    """What a cluster executor would ship: the unit and the store, pickled; the same rows come back."""
+    import pickle
+
+    from olmo_cli.evaluate.run import run_unit
+    from olmo_cli.evaluate.sweep import plan
+    from olmo_cli.evaluate.units import Settings
+
+    store = ResultsStore(tmp_path / "store")
+    (unit,) = plan([REPO], ["step2000"], None, Settings(context=32), (text_source(data),), (), store=store)
+    copy = pickle.loads(pickle.dumps(unit))
+    assert copy == unit and copy.key(copy.data[0]) == unit.key(unit.data[0])
+    assert unit.commit == hub.commit(REPO, "step2000-tokens8B")
+    (computed,) = run_unit(pickle.loads(pickle.dumps(unit)), pickle.loads(pickle.dumps(store)))
+    (stored,) = run_unit(copy, store)
+    assert stored["cached"] and stored["loss"] == computed["loss"] and not computed["cached"]
+    expected = sweep(data, store.root, revisions=("step2000",))[0]
+    assert expected["cached"] and expected["loss"] == computed["loss"]
+
+
+def test_progress_shows_revisions_done_and_the_phase(hub, data, tmp_path):
+    from contextlib import contextmanager
+
+    from olmo_cli.reporting import Reporter
+
+    class Recording(Reporter):
+        def __init__(self):
+            self.descriptions, self.done, self.totals = [], 0, []
+
+        @contextmanager
+        def progress(self, description, total=None, unit=""):
+            recording = self
+            self.totals.append(total)
+
+            class Bar:
+                def advance(self, amount=1):
+                    recording.done += amount
+
+                def describe(self, text):
+                    recording.descriptions.append(text)
+
+            yield Bar()
+
+    reporter = Recording()
+    sweep(data, tmp_path / "store", revisions=("step1000", "step2000"), reporter=reporter)
+    assert reporter.totals == [2] and reporter.done == 2  # one bar: the revisions; the loads draw none
+    first = f"[1/2] {REPO}@step1000-tokens4B"
+    for phase in ("download", "load", "score text.txt"):
+        assert f"{first}: {phase}" in reporter.descriptions
+    assert f"[2/2] {REPO}@step2000-tokens8B: score text.txt" in reporter.descriptions

@@ -9,6 +9,7 @@ stay; the disk then holds at most two revisions.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -126,7 +127,9 @@ def run_sweep(
     quiet = _NoBars(reporter)
     fetcher = _Prefetcher(offline=offline, enabled=prefetch)
     rows: list[dict] = []
-    with reporter.progress("eval", total=len(planned)) as bar, _no_transformers_bars():
+    # Only a sweep that loads weights pays for importing transformers (a rerun from the store does not).
+    bars = _no_transformers_bars() if any(missing(u, store) for u in units) else contextlib.nullcontext()
+    with reporter.progress("eval", total=len(planned)) as bar, bars:
         for position, item in enumerate(planned):
             if isinstance(item, Unresolved):
                 reporter.warn(f"{item.unit.label}: {item.error}")
