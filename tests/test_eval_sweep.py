@@ -371,3 +371,25 @@ def test_progress_shows_revisions_done_and_the_phase(hub, data, tmp_path):
     for phase in ("download", "load", "score text.txt"):
         assert f"{first}: {phase}" in reporter.descriptions
     assert f"[2/2] {REPO}@step2000-tokens8B: score text.txt" in reporter.descriptions
+
+
+def test_offline_after_delete_after_the_store_knows_each_revisions_commit(
+    fake_hub, checkpoints, data, tmp_path, monkeypatch
+):
+    """--delete-after leaves no refs in the HF cache; offline, the commits come from the stored rows."""
+    import olmo_cli.loading
+    from olmo_cli.hub.cache import RepoCache
+
+    repo = "allenai/OLMo-1B"  # in the bundled index, so its revision names resolve offline
+    names = ["step20000-tokens84B", "step30000-tokens126B"]
+    fake_hub.add_repo(
+        repo,
+        branches={name: _files(checkpoints / f"step{i + 1}000-tokens{4 * (i + 1)}B") for i, name in enumerate(names)},
+    )
+    store = tmp_path / "store"
+    first = olmo_cli.evaluate(repo, names, text_source(data), results=store, context=32, delete_after=True)
+    assert all(r["error"] is None for r in first) and not RepoCache.of(repo).refs()
+    monkeypatch.setattr(olmo_cli.loading, "load_model", lambda *a, **k: pytest.fail("loaded weights"))
+    again = olmo_cli.evaluate(repo, names, text_source(data), results=store, context=32, offline=True)
+    assert [r["commit"] for r in again] == [fake_hub.commit(repo, n) for n in names]
+    assert all(r["cached"] for r in again) and [r["loss"] for r in again] == [r["loss"] for r in first]
