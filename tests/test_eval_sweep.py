@@ -393,3 +393,61 @@ def test_offline_after_delete_after_the_store_knows_each_revisions_commit(
     again = olmo_cli.evaluate(repo, names, text_source(data), results=store, context=32, offline=True)
     assert [r["commit"] for r in again] == [fake_hub.commit(repo, n) for n in names]
     assert all(r["cached"] for r in again) and [r["loss"] for r in again] == [r["loss"] for r in first]
+
+
+def test_ctrl_c_exits_130_and_keeps_the_finished_rows(hub, data, tmp_path, monkeypatch):
+    import olmo_cli.evaluate.run as run_module
+
+    real = run_module.score
+    calls = []
+
+    def interrupted_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "score", interrupted_at_the_second)
+    store = tmp_path / "store"
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            REPO,
+            "-r",
+            "step1000",
+            "-r",
+            "step2000",
+            "--text",
+            str(data),
+            "--context",
+            "32",
+            "--results",
+            str(store),
+        ],
+    )
+    assert result.exit_code == 130 and "interrupted" in result.stderr
+    (row,) = [json.loads(p.read_text()) for p in store.rglob("*.json")]
+    assert row["row"]["revision"] == "step1000-tokens4B" and row["row"]["loss"] > 0
+
+
+def test_no_model_the_revision_names_the_repo(fake_hub, checkpoints, data, tmp_path):
+    fake_hub.add_repo("allenai/OLMo-7B", branches={"step452000-tokens2000B": _files(checkpoints / "step1000-tokens4B")})
+    result = CliRunner().invoke(
+        app,
+        [
+            "eval",
+            "-r",
+            "step452000-tokens2000B",
+            "--text",
+            str(data),
+            "--context",
+            "32",
+            "--results",
+            str(tmp_path / "store"),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.stdout)
+    assert (row["model"], row["step"], row["tokens"]) == ("allenai/OLMo-7B", 452000, 2_000_000_000_000)

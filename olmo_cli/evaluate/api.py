@@ -66,7 +66,7 @@ def evaluate(
             "no model given", hint="name a Hub repo or a local directory, or a revision such as -r step20000-tokens84B"
         )
     settings = Settings(
-        dtype=dtype, device=pick_device(device).type, context=context, stride=stride, batch_size=batch_size
+        dtype=dtype, device=str(pick_device(device)), context=context, stride=stride, batch_size=batch_size
     )
     store = ResultsStore(results)
     from olmo_cli.evaluate.sweep import plan, run_sweep

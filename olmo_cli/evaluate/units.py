@@ -22,14 +22,15 @@ class Settings:
     follow from the commit, so keys can be checked without the weights."""
 
     dtype: str = CHECKPOINT_DTYPE  # checkpoint, float32, bfloat16, float16
-    device: str = "cpu"  # the device type: cpu, cuda, mps
+    device: str = "cpu"  # where to run: cpu, cuda, cuda:1, mps (only its type is part of the key)
     context: int | None = None  # None: the model's maximum, capped at MAX_DEFAULT_CONTEXT
     stride: int | None = None
     batch_size: int = 1  # not part of the key: it changes speed, not results
 
     @property
     def key(self) -> dict:
-        return {"dtype": self.dtype, "device": self.device, "context": self.context, "stride": self.stride}
+        device_type = self.device.split(":")[0]
+        return {"dtype": self.dtype, "device": device_type, "context": self.context, "stride": self.stride}
 
 
 @dataclass(frozen=True)
