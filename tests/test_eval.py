@@ -241,3 +241,19 @@ def test_eval_help_imports_no_torch(tmp_path):
 
     modules, _ = modules_after(tmp_path, ["eval", "--help"], {})
     assert not [name for name in modules if name.split(".")[0] in HEAVY]
+
+
+def test_the_cross_entropy_in_slices_sums_to_the_same(tiny, docs_file, tmp_path, monkeypatch):
+    import olmo_cli.evaluate.scoring as scoring
+
+    monkeypatch.setattr(scoring, "_CE_ROWS", 7)  # many slices per batch, one ending mid-row
+    rows = olmo_cli.evaluate(
+        str(tiny),
+        data=text_source(docs_file, split_blank_lines=True),
+        context=16,
+        stride=5,
+        batch_size=3,
+        results=tmp_path / "store",
+    )
+    nll, count = perplexity_guide(reference_model(tiny), reference_ids(tiny), 16, 5)
+    assert rows[0]["n_tokens"] == count and math.isclose(rows[0]["loss"], nll / count, rel_tol=1e-5)

@@ -451,3 +451,24 @@ def test_no_model_the_revision_names_the_repo(fake_hub, checkpoints, data, tmp_p
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert (row["model"], row["step"], row["tokens"]) == ("allenai/OLMo-7B", 452000, 2_000_000_000_000)
+
+
+def test_delete_after_also_drops_the_converted_copy_of_a_legacy_checkpoint(fake_hub, data, tmp_path):
+    from tiny_models import make_hf_olmo
+
+    from olmo_cli.hub.cache import RepoCache
+    from olmo_cli.loading.converted import converted_cache_dir
+
+    branches = {f"step{i}000-tokens{4 * i}B": _files(make_hf_olmo(tmp_path / f"legacy{i}", seed=i)) for i in (1, 2)}
+    fake_hub.add_repo("someone/legacy-olmo", branches=branches)
+    rows = olmo_cli.evaluate(
+        "someone/legacy-olmo",
+        list(branches),
+        text_source(data),
+        results=tmp_path / "store",
+        context=32,
+        delete_after=True,
+    )
+    assert all(r["error"] is None and r["loss"] > 0 for r in rows)
+    assert not RepoCache.of("someone/legacy-olmo").commits()
+    assert not [p for p in converted_cache_dir().iterdir() if "legacy-olmo" in p.name]

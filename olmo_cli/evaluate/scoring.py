@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from olmo_cli.errors import BadInputError, UsageError
 
+_CE_ROWS = 1024  # positions per cross-entropy slice
+
 
 @dataclass
 class Score:
@@ -160,5 +162,10 @@ def _score_batch(model, batch: list[Window], device, keep_logits: bool) -> tuple
         kwargs["logits_to_keep"] = length - first + 1
         targets = targets[:, first - 1 :]
     logits = model(input_ids=ids, **kwargs).logits
-    losses = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-    return float(losses.double().sum()), int((targets != -100).sum())
+    flat, wanted = logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+    nll = 0.0
+    # A slice of positions at a time: the float32 copy and log-softmax of bf16/fp16 logits then
+    # cost one slice, not a second and third batch-sized tensor.
+    for rows, labels in zip(flat.split(_CE_ROWS), wanted.split(_CE_ROWS), strict=True):
+        nll += float(F.cross_entropy(rows.float(), labels, reduction="none").double().sum())
+    return nll, int((targets != -100).sum())

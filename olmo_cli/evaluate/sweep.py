@@ -10,6 +10,7 @@ stay; the disk then holds at most two revisions.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,6 +147,8 @@ def run_sweep(
                 fetcher.wait(unit)
                 following = _next_needing_weights(planned, position, unit, store)
                 fetcher.start(following)
+            converted = _converted_copy(unit)
+            converted_before = converted is not None and converted.exists()
             rows += run_unit(
                 unit,
                 store,
@@ -157,6 +160,8 @@ def run_sweep(
                 bar.describe(f"{label}: delete")
                 fetcher.wait(following)  # its snapshot must exist, so the files both use are kept
                 _remove(unit, units, store, reporter)
+                if converted is not None and not converted_before:
+                    shutil.rmtree(converted, ignore_errors=True)  # olmo's transformers copy of a legacy checkpoint
             bar.advance()
     return rows
 
@@ -173,6 +178,18 @@ def _next_needing_weights(planned, position, current: Unit, store) -> Unit | Non
         if isinstance(item, Unit) and not item.is_local and item.commit != current.commit and missing(item, store):
             return item
     return None
+
+
+def _converted_copy(unit: Unit):
+    """Where the loading core keeps its transformers copy of a legacy (hf_olmo, native) Hub revision."""
+    if unit.is_local:
+        return None
+    from pathlib import Path
+
+    from olmo_cli.loading.converted import cache_key, converted_cache_dir
+    from olmo_cli.sources import Located
+
+    return converted_cache_dir() / cache_key(Located(Path(), unit.model, unit.revision, unit.commit))
 
 
 def _remove(unit: Unit, units: list[Unit], store, reporter: Reporter) -> None:
