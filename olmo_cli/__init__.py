@@ -16,6 +16,7 @@ _LAZY = {
     "convert": "olmo_cli.checkpoints.convert",
     "resolve": "olmo_cli.hub.resolve",
     "parse_revision": "olmo_cli.revisions.names",
+    "evaluate": "olmo_cli.evaluate",
 }
 
 __all__ = ["__version__", *_LAZY]
