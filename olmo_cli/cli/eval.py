@@ -8,17 +8,13 @@ from typing import Annotated
 import typer
 
 from olmo_cli.cli.options import (
-    EveryOpt,
-    FromOpt,
     JsonOpt,
-    LimitOpt,
-    LogSpacedOpt,
     OfflineOpt,
     RevisionsOpt,
-    StageOpt,
-    ToOpt,
     command_app,
+    selection_options,
 )
+from olmo_cli.revisions.select import Selection
 
 app = command_app()
 
@@ -26,6 +22,7 @@ PathsOpt = Annotated[list[Path] | None, typer.Option(show_default=False)]
 
 
 @app.command(name="eval")
+@selection_options
 def eval_(
     models: Annotated[
         list[str] | None,
@@ -36,12 +33,7 @@ def eval_(
         ),
     ] = None,
     revision: RevisionsOpt = None,
-    start: FromOpt = None,
-    end: ToOpt = None,
-    every: EveryOpt = None,
-    log_spaced: LogSpacedOpt = None,
-    stage: StageOpt = None,
-    limit: LimitOpt = None,
+    selection: Selection = Selection(),
     text: Annotated[
         list[Path] | None,
         typer.Option("--text", help="A text file: one document (repeatable).", show_default=False),
@@ -151,9 +143,7 @@ def eval_(
     from olmo_cli.evaluate import evaluate, jsonl_source, sample_source, text_source
     from olmo_cli.evaluate.plot import TERMINAL, check_plot_target
     from olmo_cli.evaluate.report import check_output_file, csv_text, table, write_atomic
-    from olmo_cli.revisions.select import Selection
 
-    selection = Selection(start, end, every, log_spaced, stage, limit)
     if plot is not None:
         check_plot_target(plot, plot_metric)
     elif plot_metric not in ("loss", "bpb"):

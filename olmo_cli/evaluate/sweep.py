@@ -83,8 +83,8 @@ def _local_unit(model: str, settings, data, tasks) -> Unit:
 
 def _hub_units(model, revisions, selection, settings, data, tasks, store, offline, refresh, reporter) -> list[Planned]:
     from olmo_cli.hub.refs import list_revisions
+    from olmo_cli.hub.resolve import select_revisions
     from olmo_cli.revisions.names import is_commit_sha
-    from olmo_cli.revisions.resolve import select_revisions
 
     selecting = selection is not None and selection.active
     queries = list(revisions) or ([] if selecting else ["main"])
