@@ -185,3 +185,26 @@ def open_checkpoint(directory: Path):
     reader = weights_reader(directory)
     spec = spec.with_(dtype=_first_float_dtype(reader) or spec.dtype)
     return Checkpoint(directory, "hf", spec, reader, "hf", config["model_type"])
+
+
+def read_spec(directory: Path) -> ModelSpec:
+    return spec_from_config(read_config(directory), str(directory / "config.json"))
+
+
+def _register() -> None:
+    from olmo_cli.checkpoints.detect import hf_claims
+    from olmo_cli.checkpoints.formats import FormatEntry, register
+    from olmo_cli.checkpoints.kinds import Format
+
+    register(
+        FormatEntry(
+            Format.HF,
+            hf_claims,
+            read_spec,
+            open_checkpoint,
+            "transformers olmo, olmo2, olmo3 (config.json + safetensors or pytorch_model.bin)",
+        )
+    )
+
+
+_register()
