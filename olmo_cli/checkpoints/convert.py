@@ -16,14 +16,15 @@ from olmo_cli.checkpoints import layout
 from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
+from olmo_cli.checkpoints.kinds import DType, Target, choices
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
-from olmo_cli.errors import BadInputError, NotFoundError, UsageError
+from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
 from olmo_cli.jsonfiles import write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
-TARGETS = ("hf", "native")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+TARGETS = choices(Target)  # hf, native, olmo-core
+DTYPES = choices(DType)
 # transformers may keep these buffers in old checkpoints; they are recomputed, never converted.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
 # Tokenizer identifiers by eos id, for HF -> native when the source names none (REFERENCE 3.1/3.3).
@@ -69,7 +70,7 @@ def convert(
     """
     src, dst = Path(src), Path(dst)
     if to not in TARGETS:
-        raise UsageError(f"unknown target format {to!r}", hint="use --to hf or --to native")
+        raise UsageError(f"unknown target format {to!r}", hint=f"use --to {', --to '.join(TARGETS)}")
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     shard_bytes = parse_size(shard_size)
@@ -82,6 +83,7 @@ def convert(
     spec = checkpoint.spec
     out_dtype = (spec.dtype or "float32") if dtype == "auto" else dtype
     if to == "native":
+        _refuse_for_native(spec)
         spec = _fit_tokenizer(
             spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer, reporter)), reporter
         )
@@ -90,6 +92,10 @@ def convert(
                 f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "
                 f"(e.g. {dst.name}-unsharded)"
             )
+    elif to == "olmo-core":
+        from olmo_cli.checkpoints.formats import olmo_core
+
+        olmo_core_config = olmo_core.experiment_config(spec, out_dtype)  # refusals before any write
     else:
         from olmo_cli.checkpoints import tokenizers
         from olmo_cli.checkpoints.formats import hf
@@ -102,13 +108,17 @@ def convert(
 
     reporter.info(
         f"converting {source_format} ({checkpoint.architecture}) -> "
-        f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}"
+        f"{'transformers ' + spec.family if to == 'hf' else to}, {out_dtype}"
     )
     with atomic_output_dir(dst, force) as tmp:
         if to == "hf":
             files, written, n = _write_hf(
                 checkpoint, tmp, hf_config, out_dtype, shard_bytes, tokenizer, reporter, offline
             )
+        elif to == "olmo-core":
+            from olmo_cli.checkpoints.formats import olmo_core
+
+            files, written, n = olmo_core.write(checkpoint, tmp, olmo_core_config, out_dtype, _fetcher, reporter)
         else:
             files, written, n = _write_native(checkpoint, spec, tmp, out_dtype, revision or src.name, reporter)
         diff = None
@@ -116,9 +126,14 @@ def convert(
             reporter.info("verifying: comparing logits of source and output on a fixed prompt")
             from olmo_cli.checkpoints.verify import compare
 
-            output = open_checkpoint(tmp, "hf" if to == "hf" else "native")
+            output = open_checkpoint(tmp, to)
             diff = compare(checkpoint, output, out_dtype)
             reporter.info(f"verified: max logit difference {diff:.3g}")
+    if to == "olmo-core":
+        reporter.info(
+            "model weights only (no optimizer state): start OLMo-core from it with "
+            f"load_path={dst} and load_trainer_state=false, load_optim_state=false (a fresh optimizer)"
+        )
     if to == "native":
         reporter.info(
             f"start the OLMo trainer from it with --load_path={dst} --reset_optimizer_state=true (there is no optim.pt)"
@@ -130,10 +145,24 @@ def convert(
         n_tensors=n,
         bytes_written=written,
         max_logit_diff=diff,
-        architecture=spec.family if to == "hf" else "native",
+        architecture=spec.family if to != "native" else "native",
         dtype=out_dtype,
         files=files,
     )
+
+
+def _refuse_for_native(spec: ModelSpec) -> None:
+    """What the allenai/OLMo trainer cannot express (it has neither window nor RoPE scaling)."""
+    for feature, present in (
+        ("sliding-window attention layers (OLMo 3)", spec.slides),
+        (f"RoPE scaling ({(spec.rope_scaling or {}).get('rope_type')})", spec.rope_scaling),
+        ("QK-norm per head (use_head_qk_norm)", spec.qk_norm_per_head),
+    ):
+        if present:
+            raise UnsupportedError(
+                f"the native OLMo trainer cannot express {feature}",
+                hint="convert with --to hf or --to olmo-core instead",
+            )
 
 
 def _refuse_overlap(src: Path, dst: Path) -> None:

@@ -42,8 +42,8 @@ def native_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
             shapes[p + "attn_norm.weight"] = (d,)
             shapes[p + "ff_norm.weight"] = (d,)
         if spec.qk_norm:
-            shapes[p + "q_norm.weight"] = (d,)
-            shapes[p + "k_norm.weight"] = (kv,)
+            shapes[p + "q_norm.weight"] = (spec.head_dim,) if spec.qk_norm_per_head else (d,)
+            shapes[p + "k_norm.weight"] = (spec.head_dim,) if spec.qk_norm_per_head else (kv,)
     if spec.norm_affine:
         shapes["transformer.ln_f.weight"] = (d,)
     if not spec.weight_tying:
@@ -86,12 +86,60 @@ def links(spec: ModelSpec) -> list[Link]:
     return table
 
 
+# OLMo-core's names (REFERENCE 3.4) beside transformers' (the canonical naming here): one entry a
+# tensor, `{i}` the layer. OLMo-core keeps q/k/v and gate/up unfused, so every link is a whole
+# tensor. A tied OLMo-core model stores lm_head.w_out too; transformers drops it when tied.
+OLMO_CORE_NAMES: dict[str, str] = {
+    "embeddings.weight": "model.embed_tokens.weight",
+    "blocks.{i}.attention.w_q.weight": "model.layers.{i}.self_attn.q_proj.weight",
+    "blocks.{i}.attention.w_k.weight": "model.layers.{i}.self_attn.k_proj.weight",
+    "blocks.{i}.attention.w_v.weight": "model.layers.{i}.self_attn.v_proj.weight",
+    "blocks.{i}.attention.w_out.weight": "model.layers.{i}.self_attn.o_proj.weight",
+    "blocks.{i}.attention.q_norm.weight": "model.layers.{i}.self_attn.q_norm.weight",
+    "blocks.{i}.attention.k_norm.weight": "model.layers.{i}.self_attn.k_norm.weight",
+    "blocks.{i}.attention_norm.weight": "model.layers.{i}.post_attention_layernorm.weight",
+    "blocks.{i}.feed_forward.w1.weight": "model.layers.{i}.mlp.gate_proj.weight",
+    "blocks.{i}.feed_forward.w2.weight": "model.layers.{i}.mlp.down_proj.weight",
+    "blocks.{i}.feed_forward.w3.weight": "model.layers.{i}.mlp.up_proj.weight",
+    "blocks.{i}.feed_forward_norm.weight": "model.layers.{i}.post_feedforward_layernorm.weight",
+    "lm_head.norm.weight": "model.norm.weight",
+    "lm_head.w_out.weight": "lm_head.weight",
+}
+
+
+def _template_pattern(template: str):
+    import re
+
+    return re.compile("^" + re.escape(template).replace(re.escape("{i}"), r"(\d+)") + "$")
+
+
+_OLMO_CORE_PATTERNS = [(_template_pattern(k), v) for k, v in OLMO_CORE_NAMES.items()]
+_HF_PATTERNS = [(_template_pattern(v), k) for k, v in OLMO_CORE_NAMES.items()]
+
+
+def _rename(key: str, patterns) -> str | None:
+    for pattern, template in patterns:
+        found = pattern.match(key)
+        if found:
+            return template.replace("{i}", found.group(1)) if found.groups() else template
+    return None
+
+
+def olmo_core_to_hf(key: str) -> str | None:
+    """transformers' name for an OLMo-core model key (without its `model.` DCP prefix); None if unknown."""
+    return _rename(key, _OLMO_CORE_PATTERNS)
+
+
+def hf_to_olmo_core(key: str) -> str | None:
+    return _rename(key, _HF_PATTERNS)
+
+
 def hf_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     native = native_shapes(spec)
     out = {}
     for link in links(spec):
         shape = native[link.native]
-        out[link.hf] = shape if link.rows is None else (link.rows[1] - link.rows[0],) + shape[1:]
+        out[link.hf] = shape if link.rows is None else (link.rows[1] - link.rows[0], *shape[1:])
     return out
 
 
@@ -111,7 +159,7 @@ def plan(spec: ModelSpec, to: str, source: str | None = None) -> dict[str, list[
         for link in links(spec):
             grouped.setdefault(link.native, []).append(link)
         return {
-            key: [Piece(link.hf) for link in sorted(group, key=lambda l: (l.rows or (0, 0))[0])]
+            key: [Piece(link.hf) for link in sorted(group, key=lambda one: (one.rows or (0, 0))[0])]
             for key, group in grouped.items()
         }
     raise ValueError(to)

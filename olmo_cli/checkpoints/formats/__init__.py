@@ -43,7 +43,7 @@ class FormatEntry:
 
 _REGISTRY: dict[Format, FormatEntry] = {}
 # The built-in format modules, in detection order (the first that claims a directory wins).
-_MODULES = ("native", "hf_olmo", "hf")
+_MODULES = ("native", "olmo_core", "hf_olmo", "hf")
 
 
 def register(entry: FormatEntry) -> FormatEntry:
