@@ -1,4 +1,4 @@
-"""`olmo convert SRC DST`: native OLMo <-> transformers, legacy hf_olmo -> transformers."""
+"""`olmo convert SRC DST`: native OLMo, OLMo-core and transformers in any direction; legacy hf_olmo -> any."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from olmo_cli.checkpoints.kinds import DType, Target
 from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt, command_app
 
 app = command_app()
@@ -18,7 +19,7 @@ def convert(
         str,
         typer.Argument(
             metavar="SRC",
-            help="Checkpoint directory (native, hf_olmo or transformers) or Hub repo id.",
+            help="Checkpoint directory (native, hf_olmo, OLMo-core or transformers) or Hub repo id.",
             show_default=False,
         ),
     ],
@@ -28,11 +29,14 @@ def convert(
     ],
     revision: RevisionOpt = None,
     to: Annotated[
-        str, typer.Option("--to", help="Target format: hf (transformers olmo/olmo2) or native (OLMo trainer).")
-    ] = "hf",
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="Output dtype: auto (as the source), float32, bfloat16, float16.")
-    ] = "auto",
+        Target,
+        typer.Option(
+            "--to",
+            help="Target format: hf (transformers olmo/olmo2/olmo3), native (allenai/OLMo trainer) or "
+            "olmo-core (OLMo-core step directory, model weights only).",
+        ),
+    ] = Target.HF,
+    dtype: Annotated[DType, typer.Option("--dtype", help="Output dtype (auto: as the source).")] = DType.AUTO,
     shard_size: Annotated[
         str, typer.Option("--shard-size", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB).")
     ] = "5GB",
@@ -52,12 +56,14 @@ def convert(
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
-    """Convert between native OLMo, legacy hf_olmo and transformers checkpoints.
+    """Convert between native OLMo, OLMo-core, legacy hf_olmo and transformers checkpoints.
 
-    Pairs: native -> hf (transformers olmo, or olmo2 for OLMo-2-style models); hf_olmo (the
-    original allenai/OLMo-1B and OLMo-7B repos) -> hf, without remote code; hf or hf_olmo ->
-    native (config.yaml, model.pt, train.pt: a directory the OLMo trainer starts from with
-    --load_path; name it ...-unsharded). Same-format runs re-cast or re-shard. Tensors are
+    Pairs: native or OLMo-core -> hf (transformers olmo, olmo2, or olmo3 when a layer slides or
+    RoPE is scaled); hf_olmo (the original allenai/OLMo-1B and OLMo-7B repos) -> hf, without
+    remote code; any -> native (config.yaml, model.pt, train.pt: a directory the OLMo trainer
+    starts from with --load_path; name it ...-unsharded); OLMo 2/3 style -> olmo-core (config.json
+    + model_and_optim/, loaded by OLMo-core's load_model_and_optim_state; model weights only, start
+    with a fresh optimizer). Same-format runs re-cast or re-shard. Tensors are
     streamed one at a time; the output appears only when complete (an interrupted run leaves
     nothing at DST).
 
@@ -68,6 +74,8 @@ def convert(
       olmo convert allenai/OLMo-1B-hf -r step20000-tokens84B ./step20000-unsharded --to native
       olmo convert ./olmo-hf ./olmo-bf16 --to hf --dtype bfloat16 --verify
       olmo convert ./ckpt ./out --shard-size 2GB --force --json
+      olmo convert ./olmo-core-run/step1000 ./step1000-hf --tokenizer allenai/dolma2-tokenizer
+      olmo convert allenai/Olmo-3-1025-7B ./olmo3-step-dir --to olmo-core
     """
     from olmo_cli.checkpoints.convert import convert as run_convert
     from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
@@ -78,8 +86,8 @@ def convert(
     result = run_convert(
         located.path,
         dst,
-        to=to,
-        dtype=dtype,
+        to=to.value,
+        dtype=dtype.value,
         shard_size=shard_size,
         force=force,
         tokenizer=tokenizer,
