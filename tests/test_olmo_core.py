@@ -261,6 +261,17 @@ def test_missing_and_overlapping_chunks(checkpoints, tmp_path):
     _assert_refused(src, tmp_path / "out2", 5, "overlap")
 
 
+def test_a_tokenizer_is_required_before_writing(checkpoints, tmp_path):
+    src = _copy(checkpoints, tmp_path)
+    config = json.loads((src / "config.json").read_text())
+    del config["dataset"]["tokenizer"]
+    (src / "config.json").write_text(json.dumps(config))
+    _assert_refused(src, tmp_path / "out", 3, "names no tokenizer")
+    given = run("convert", str(src), str(tmp_path / "out"), "--tokenizer", "allenai/dolma2-tokenizer")
+    assert given.exit_code == 0, given.output
+    assert (tmp_path / "out" / "tokenizer.json").is_file()
+
+
 def test_shapes_that_disagree_with_the_config(checkpoints, tmp_path):
     src = _copy(checkpoints, tmp_path)
     config = json.loads((src / "config.json").read_text())

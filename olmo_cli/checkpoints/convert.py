@@ -101,6 +101,12 @@ def convert(
         from olmo_cli.checkpoints.formats import hf
 
         hf_config = hf.config_for(spec, out_dtype)  # unsupported architectures fail before any write
+        if source_format == "olmo-core" and not (tokenizer or spec.tokenizer_identifier):
+            raise NotFoundError(
+                "the OLMo-core config names no tokenizer (dataset.tokenizer.identifier)",
+                hint="pass --tokenizer with an OLMo tokenizer name, a tokenizer directory or a Hub repo, "
+                "e.g. --tokenizer allenai/dolma2-tokenizer",
+            )
         # So does a tokenizer that cannot be found or fetched (written after the weights).
         tokenizers.check_tokenizer(
             source_dir=checkpoint.path, identifier=spec.tokenizer_identifier, override=tokenizer, offline=offline
