@@ -73,13 +73,15 @@ def test_list_json_keys_and_cached_flag(fake_hub):
         "main",
         "v1.0",
     ]
-    assert set(rows[0]) == {"name", "step", "tokens", "stage", "ingredient", "cached"}
+    assert set(rows[0]) == {"name", "step", "tokens", "stage", "ingredient", "ingredients", "variant", "cached"}
     assert rows[1] == {
         "name": "step1000-tokens4B",
         "step": 1000,
         "tokens": 4 * 10**9,
         "stage": None,
         "ingredient": None,
+        "ingredients": None,
+        "variant": None,
         "cached": True,
     }
     assert [row["cached"] for row in rows].count(True) == 1
@@ -196,15 +198,33 @@ def test_parse_revision_table_and_json():
     )
     assert result.exit_code == 0
     assert json.loads(result.stdout) == [
-        {"name": "step452000-tokens2000B", "step": 452000, "tokens": 2 * 10**12, "stage": None, "ingredient": None},
+        {
+            "name": "step452000-tokens2000B",
+            "step": 452000,
+            "tokens": 2 * 10**12,
+            "stage": None,
+            "ingredient": None,
+            "ingredients": None,
+            "variant": None,
+        },
         {
             "name": "stage2-ingredient3-step11931-tokens100B",
             "step": 11931,
             "tokens": 10**11,
             "stage": 2,
             "ingredient": 3,
+            "ingredients": None,
+            "variant": None,
         },
-        {"name": "main", "step": None, "tokens": None, "stage": None, "ingredient": None},
+        {
+            "name": "main",
+            "step": None,
+            "tokens": None,
+            "stage": None,
+            "ingredient": None,
+            "ingredients": None,
+            "variant": None,
+        },
     ]
     table = run("parse-revision", "step452000-tokens2000B", "step_5")
     assert table.stdout.splitlines()[1].split() == ["step452000-tokens2000B", "checkpoint", "452000", "2T"]
