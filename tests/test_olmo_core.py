@@ -302,6 +302,14 @@ def test_unsupported_models_name_the_feature(checkpoints, tmp_path, edit, featur
     _assert_refused(src, tmp_path / "out", 8, feature)
 
 
+def test_yarn_that_transformers_computes_differently_is_refused(checkpoints, tmp_path):
+    src = _copy(checkpoints, tmp_path, "olmo3-yarn")
+    config = json.loads((src / "config.json").read_text())
+    config["model"]["block_overrides"]["3"]["sequence_mixer"]["rope"]["scaling"]["old_context_len"] = 100000
+    (src / "config.json").write_text(json.dumps(config))
+    _assert_refused(src, tmp_path / "out", 8, "YaRN")
+
+
 def test_qk_norm_per_head_reads_but_has_no_transformers_architecture(tmp_path):
     src = oc.save(tmp_path / "step", "olmo2-head-qk-norm")
     _assert_refused(src, tmp_path / "hf", 8, "QK-norm per head")

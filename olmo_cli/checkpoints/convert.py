@@ -96,11 +96,17 @@ def convert(
         from olmo_cli.checkpoints.formats import olmo_core
 
         olmo_core_config = olmo_core.experiment_config(spec, out_dtype)  # refusals before any write
+        if source_format != "olmo-core":
+            olmo_core.check_yarn_translates(spec)
     else:
         from olmo_cli.checkpoints import tokenizers
         from olmo_cli.checkpoints.formats import hf
 
         hf_config = hf.config_for(spec, out_dtype)  # unsupported architectures fail before any write
+        if source_format == "olmo-core":
+            from olmo_cli.checkpoints.formats import olmo_core
+
+            olmo_core.check_yarn_translates(spec)
         if source_format == "olmo-core" and not (tokenizer or spec.tokenizer_identifier):
             raise NotFoundError(
                 "the OLMo-core config names no tokenizer (dataset.tokenizer.identifier)",

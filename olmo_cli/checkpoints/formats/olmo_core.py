@@ -326,6 +326,24 @@ def open_checkpoint(path: Path):
     return Checkpoint(path, "olmo-core", spec, reader, "hf", spec.family)
 
 
+def check_yarn_translates(spec: ModelSpec) -> None:
+    """OLMo-core caps YaRN's ramp at head_dim/2 - 1, transformers at head_dim - 1: where the
+    uncapped end lies between the two, the two libraries compute different frequencies."""
+    import math
+
+    scaling = spec.rope_scaling or {}
+    if scaling.get("rope_type") != "yarn":
+        return
+    old, hd = float(scaling["original_max_position_embeddings"]), spec.head_dim
+    slow = float(scaling.get("beta_slow", 1))
+    high = math.ceil(hd * math.log(old / (slow * 2 * math.pi)) / (2 * math.log(spec.rope_theta)))
+    if high > hd // 2 - 1:
+        raise UnsupportedError(
+            f"YaRN with beta_slow {slow} and original context {int(old)} at head_dim {hd}: OLMo-core and "
+            "transformers compute different frequencies for it"
+        )
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 _C = "olmo_core.nn."
