@@ -227,7 +227,8 @@ def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
             if where is not None:
                 if piece.rows is None:
                     return where
-                return where.rows(*piece.rows, reader.info(piece.key).shape[0])
+                start, stop = piece.rows
+                return where.rows(start, stop, reader.info(piece.key).shape[0])
         # The writer casts while copying into the output file (no cast copy in RAM).
         return layout.materialize(pieces, reader.get)
 
@@ -295,7 +296,8 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
     tokenizer files, or the OLMo tokenizer its eos id implies."""
     from olmo_cli.checkpoints import tokenizers
 
-    guess = _TOKENIZER_BY_EOS.get(checkpoint.spec.eos_token_id)
+    eos = checkpoint.spec.eos_token_id
+    guess = _TOKENIZER_BY_EOS.get(eos) if eos is not None else None
     if override:
         known = tokenizers.resolve_identifier(override)
         if known is not None:
@@ -309,13 +311,13 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
     if checkpoint.spec.tokenizer_identifier:  # native -> native keeps its identifier
         return checkpoint.spec.tokenizer_identifier
     if (checkpoint.path / "tokenizer.json").is_file():
-        known = tokenizers.match_known(checkpoint.path / "tokenizer.json")
-        if known is None and guess:
+        matched = tokenizers.match_known(checkpoint.path / "tokenizer.json")
+        if matched is None and guess:
             reporter.warn(
                 f"the source's tokenizer.json is not one of the OLMo tokenizers (added tokens?); config.yaml "
                 f"names {guess}, the tokenizer of its eos id: pass --tokenizer REPO if that is wrong"
             )
-        return known or tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
+        return matched or tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
     if guess:
         return guess
     raise NotFoundError(
@@ -336,6 +338,8 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
 
     identifier = spec.tokenizer_identifier or ""
     resolved = tokenizers.resolve_identifier(identifier)
+    eos: int | None
+    pad: int | None
     if resolved is not None:
         known = resolved[0]
         name, size = known.name, known.vocab_size
@@ -349,7 +353,7 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
             spec.pad_token_id,
         )
     else:
-        name = None
+        name, size, eos, pad = None, 0, None, None
     if name is not None:
         if size > spec.embedding_size:
             reporter.warn(

@@ -212,7 +212,8 @@ def inspect_source(
     fmt = detect_format(path)
     summary = _summary(path, fmt)
     summary.update({"path": str(path), "repo": located.repo, "revision": located.revision, "commit": located.commit})
-    remote_files = None if offline else _remote_files(located.repo, located.commit or located.revision)
+    repo, at = located.repo or source, located.commit or located.revision or "main"
+    remote_files = None if offline else _remote_files(repo, at)
     local_files = {entry["name"]: entry["bytes"] for entry in list_files(path)}
     all_files = dict(local_files, **(remote_files or {}))
     weights = weight_files(path, all_files)
@@ -221,7 +222,7 @@ def inspect_source(
         summary.update(tensor_summary(headers_of_local_files(path, weights)))
     elif not offline and weights and all(name.endswith(".safetensors") for name in weights):
         summary.update(
-            tensor_summary(_remote_safetensors_tensors(located.repo, located.commit or located.revision, weights))
+            tensor_summary(_remote_safetensors_tensors(repo, at, weights))
         )
     else:
         estimate = (
@@ -248,7 +249,8 @@ def _remote_files(repo: str, revision: str) -> dict[str, int]:
 
     with hub_errors(repo, revision):
         entries = HfApi(endpoint=endpoint(), token=token()).list_repo_tree(repo, revision=revision, recursive=True)
-        return {entry.path: entry.size for entry in entries if getattr(entry, "size", None) is not None}
+        sizes = {entry.path: getattr(entry, "size", None) for entry in entries}
+        return {path: size for path, size in sizes.items() if size is not None}
 
 
 def _remote_safetensors_tensors(repo: str, revision: str, names: list[str]) -> list[tuple[str, tuple[int, ...]]]:

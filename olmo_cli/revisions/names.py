@@ -65,7 +65,7 @@ class Revision:
         A name without a stage is stage 1 (some OLMo 2 repos name early stage-1 steps both ways);
         a soup sorts after the ingredients it mixes; a variant right after its plain step.
         """
-        ingredient = self.ingredient if self.ingredient is not None else 0
+        ingredient = float(self.ingredient) if self.ingredient is not None else 0.0
         if self.ingredients:
             ingredient = max(self.ingredients) + 0.5
         return (
@@ -144,7 +144,7 @@ def format_checkpoint_name(
 
 def format_revision(revision: Revision) -> str:
     """The name a parsed revision stands for, rebuilt from its fields (opaque names as they are)."""
-    if revision.kind != CHECKPOINT:
+    if revision.kind != CHECKPOINT or revision.step is None:
         return revision.name
     return format_checkpoint_name(
         revision.step,

@@ -25,6 +25,7 @@ def weights_reader(directory: Path):
     from olmo_cli.checkpoints import tensors
 
     st, bin_ = directory / "model.safetensors", directory / "pytorch_model.bin"
+    inner: tensors.TensorReader
     if st.is_file():
         inner = tensors.SafetensorsReader(st)
     elif bin_.is_file():
