@@ -182,6 +182,18 @@ def test_optimizer_state_is_never_read(checkpoints, tmp_path):
     assert convert(src, tmp_path / "out", to="hf", verify=True).max_logit_diff <= 1e-4
 
 
+def test_hub_repo_of_a_step_directory(checkpoints, references, fake_hub, tmp_path):
+    from olmo_cli.checkpoints.dcp import model_files
+
+    src = checkpoints["olmo3-2ranks"]
+    files = {p.relative_to(src).as_posix(): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    fake_hub.add_repo("someone/olmo3-core", branches={"main": files, "stage1-step10": files})
+    result = run("convert", "someone/olmo3-core", "-r", "stage1-step10", str(tmp_path / "hf"))
+    assert result.exit_code == 0, result.output
+    assert float((hf_logits(tmp_path / "hf") - references["olmo3-2ranks"]).abs().max()) <= 1e-5
+    assert model_files(src / "model_and_optim") <= {name.split("/")[-1] for name in files}
+
+
 # --- bad input: one line, exit 5 (or 8), nothing at DST -----------------------------------------
 
 

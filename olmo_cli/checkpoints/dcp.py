@@ -169,6 +169,11 @@ def _tensors(metadata) -> dict[str, StoredTensor]:
     return out
 
 
+def model_files(directory: Path, prefix: str = "model.") -> set[str]:
+    """The `.distcp` files holding any `prefix` entry: the rest hold optimizer state only."""
+    return {chunk.file for fqn, t in read_metadata(directory).items() if fqn.startswith(prefix) for chunk in t.chunks}
+
+
 def check_chunks(fqn: str, tensor: StoredTensor) -> None:
     """The chunks tile the tensor exactly: each inside it, none overlapping, together all of it."""
     shape = tensor.shape
