@@ -20,6 +20,8 @@ from olmo_cli.checkpoints.dcp import read_metadata
 from olmo_cli.cli.app import app
 from olmo_cli.errors import BadInputError, UnsupportedError
 
+pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
+
 IDS = [(17 + 7919 * i) % 100278 for i in range(oc.SEQUENCE)]  # longer than every sliding window
 KINDS = ["olmo2", "olmo2-tied", "olmo3", "olmo3-yarn", "olmo3-2ranks"]
 
