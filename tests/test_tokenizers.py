@@ -7,26 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import Recorder
 
 from olmo_cli.checkpoints import tokenizers as tk
 from olmo_cli.errors import BadInputError, NetworkError, NotFoundError, UnsupportedError
-from olmo_cli.reporting import Reporter
 
 DATA = Path(__file__).parent / "data" / "tokenizers"
 HF_OLMO_TOKENIZER = DATA / "gpt-neox-olmo-dolma-v1_5"  # as the hf_olmo repos ship it (OLMoTokenizer + auto_map)
 TEXT = "Language modeling is fun: OLMo 1B, 7B & Twin-2T!\n  Indented  text, émigré, 東京."
-
-
-class Recorder(Reporter):
-    def __init__(self):
-        self.infos: list[str] = []
-        self.warnings: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.infos.append(message)
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 def _config(directory: Path) -> dict:

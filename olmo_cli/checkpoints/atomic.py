@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from olmo_cli.errors import BadInputError, ExistsError
+from olmo_cli.errors import BadInputError, ExistsError, UsageError
 
 PARTIAL_MARK = ".partial-"
 
@@ -65,6 +65,14 @@ def check_destination(dst: Path, force: bool) -> None:
     if (dst.exists() or dst.is_symlink()) and not force:
         raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
     check_writable(dst.absolute().parent)
+
+
+def refuse_overlap(src: Path, dst: Path) -> None:
+    """UsageError when the output would be the source, or inside it, or hold it: replacing one
+    would destroy the other."""
+    s, d = Path(src).resolve(), Path(dst).resolve()
+    if s == d or s in d.parents or d in s.parents:
+        raise UsageError(f"the output {dst} overlaps the source {src}", hint="write the output somewhere else")
 
 
 def check_writable(parent: Path) -> None:

@@ -8,12 +8,11 @@ succeeded.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from olmo_cli.checkpoints import layout
-from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, refuse_overlap
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.kinds import DType, Target, choices
@@ -22,12 +21,13 @@ from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safeten
 from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
 from olmo_cli.jsonfiles import write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.revisions.names import parse_revision
 
 TARGETS = choices(Target)  # hf, native, olmo-core
 DTYPES = choices(DType)
 # transformers may keep these buffers in old checkpoints; they are recomputed, never converted.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
-# Tokenizer identifiers by eos id, for HF -> native when the source names none (REFERENCE 3.1/3.3).
+# Tokenizer identifiers by eos id, for HF -> native when the source names none (docs/REFERENCE.md 3.1/3.3).
 _TOKENIZER_BY_EOS = {50279: "allenai/gpt-neox-olmo-dolma-v1_5", 100257: "allenai/dolma2-tokenizer"}
 
 
@@ -43,7 +43,7 @@ class ConvertResult:
     dtype: str = ""
     files: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def as_dict(self) -> dict:
         data = asdict(self)
         data["dst"] = str(self.dst)
         return data
@@ -75,7 +75,7 @@ def convert(
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     shard_bytes = parse_size(shard_size)
     source_format = detect_format(src)
-    _refuse_overlap(src, dst)
+    refuse_overlap(src, dst)
     check_destination(dst, force)
 
     checkpoint = open_checkpoint(src, source_format)
@@ -175,12 +175,6 @@ def _refuse_for_native(spec: ModelSpec) -> None:
                 f"the native OLMo trainer cannot express {feature}",
                 hint="convert with --to hf or --to olmo-core instead",
             )
-
-
-def _refuse_overlap(src: Path, dst: Path) -> None:
-    s, d = src.resolve(), dst.resolve()
-    if s == d or s in d.parents or d in s.parents:
-        raise UsageError(f"output {dst} overlaps the source {src}", hint="write the output somewhere else")
 
 
 def check_tensors(checkpoint: Checkpoint) -> None:
@@ -288,7 +282,7 @@ def _write_hf_tokenizer(
         offline=offline,
         reporter=reporter,
     )
-    return ["generation_config.json"] + sorted(set(p.name for p in tmp.iterdir()) - before)
+    return ["generation_config.json", *sorted(set(p.name for p in tmp.iterdir()) - before)]
 
 
 def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Reporter) -> str:
@@ -328,7 +322,7 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
 
 
 def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
-    """Token fields the OLMo trainer checks against `tokenizer.identifier` (REFERENCE 3.1).
+    """Token fields the OLMo trainer checks against `tokenizer.identifier` (docs/REFERENCE.md 3.1).
 
     It refuses a `vocab_size` other than its tokenizer's (transformers configs only record the
     embedding rows) and null eos/pad ids (they are plain int fields). A known OLMo tokenizer
@@ -402,11 +396,7 @@ def _write_native(
 
 
 def _step_and_tokens(revision: str | None) -> tuple[int, int]:
-    """step452000-tokens2000B -> (452000, 2_000_000_000_000); unknown -> (0, 0)."""
-    if not revision:
-        return 0, 0
-    step = re.search(r"step(\d+)", revision)
-    tokens = re.search(r"tokens(\d+)([BMT]?)", revision)
-    scale = {"": 1, "M": 10**6, "B": 10**9, "T": 10**12}
-    n_tokens = int(tokens.group(1)) * scale[tokens.group(2)] if tokens else 0
-    return (int(step.group(1)) if step else 0), n_tokens
+    """step452000-tokens2000B -> (452000, 2_000_000_000_000); a trainer directory's name
+    (step1000-unsharded) -> (1000, 0); anything else -> (0, 0)."""
+    parsed = parse_revision((revision or "").removesuffix("-unsharded"))
+    return parsed.step or 0, parsed.tokens or 0

@@ -2,8 +2,9 @@
 
 Parameter counts and dtypes come from tensor headers only: a safetensors file's JSON header (8-byte
 length + JSON), or the `data.pkl` index of a `model.pt`/`pytorch_model.bin` zip (read without torch;
-anything unusual goes to `torch.load(mmap=True, weights_only=True)`), whose tensors are never read. For a Hub repo the safetensors headers are read with
-HTTP range requests, so inspecting a 7B revision downloads a few kilobytes of weights, not 27 GB.
+anything unusual goes to `torch.load(mmap=True, weights_only=True)`), whose tensors are never read.
+For a Hub repo the safetensors headers are read with HTTP range requests, so inspecting a 7B
+revision downloads a few kilobytes of weights, not 27 GB.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
     fmt = detect_format(path)
     summary = _summary(path, fmt)
     weights = weight_files(path)
-    if fmt == Format.OLMO_CORE and (path / "model_and_optim").is_dir():
+    if fmt == Format.olmo_core and (path / "model_and_optim").is_dir():
         # The DCP metadata lists every model tensor; no .distcp byte is read.
         reader = format_entry(fmt).open_checkpoint(path).reader
         summary.update(tensor_summary([(info.dtype, info.shape) for info in map(reader.info, reader.keys())]))
@@ -74,17 +75,17 @@ def _summary(path: Path, fmt: str) -> dict[str, Any]:
 
     spec = format_entry(fmt).read_spec(path)
     architecture = architecture_of(spec)
-    identifier = spec.tokenizer_identifier if fmt in (Format.NATIVE, Format.OLMO_CORE) else None
+    identifier = spec.tokenizer_identifier if fmt in (Format.native, Format.olmo_core) else None
     tokenizer = describe_tokenizer(source_dir=path, identifier=identifier)
-    if fmt == Format.HF:
+    if fmt == Format.hf:
         architecture["vocab_size"] = tokenizer.vocab_size or None if tokenizer is not None else None
-    tokenizer_dict = tokenizer.to_dict() if tokenizer else None
+    tokenizer_dict = tokenizer.as_dict() if tokenizer else None
     if tokenizer_dict is not None and identifier:
         tokenizer_dict["identifier"] = identifier  # what the config says; the name is what conversion writes
     return {
         "path": str(path),
         "format": str(fmt),
-        "model_type": {Format.HF: spec.family, Format.HF_OLMO: "olmo"}.get(Format(fmt)),
+        "model_type": {Format.hf: spec.family, Format.hf_olmo: "olmo"}.get(Format(fmt)),
         "family": str(spec.model_family),
         "architecture": architecture,
         "tokenizer": tokenizer_dict,
@@ -201,7 +202,9 @@ def list_files(path: Path) -> list[dict[str, Any]]:
 def inspect_source(
     source: str, revision: str | None = None, *, offline: bool = False, reporter: Reporter = NULL_REPORTER
 ) -> dict[str, Any]:
-    """`olmo inspect`'s core: a local directory, or a Hub repo at a revision (metadata fetched, weight headers read remotely)."""
+    """`olmo inspect`'s core: a local directory, or a Hub repo at a revision.
+
+    For a Hub repo the metadata is fetched and the weight headers are read remotely."""
     from olmo_cli.sources import is_local_path, locate
 
     if source is not None and is_local_path(source):
@@ -221,9 +224,7 @@ def inspect_source(
     if weights and len(local_weights) == len(weights):
         summary.update(tensor_summary(headers_of_local_files(path, weights)))
     elif not offline and weights and all(name.endswith(".safetensors") for name in weights):
-        summary.update(
-            tensor_summary(_remote_safetensors_tensors(repo, at, weights))
-        )
+        summary.update(tensor_summary(_remote_safetensors_tensors(repo, at, weights)))
     else:
         estimate = (
             estimated_parameters(summary["architecture"]) if summary["family"] in ("olmo1", "olmo2", "olmo3") else None
@@ -242,44 +243,23 @@ def inspect_source(
 
 
 def _remote_files(repo: str, revision: str) -> dict[str, int]:
-    from huggingface_hub import HfApi
+    from olmo_cli.hub.files import list_files
 
-    from olmo_cli.hub.env import endpoint, token
-    from olmo_cli.hub.errors import hub_errors
-
-    with hub_errors(repo, revision):
-        entries = HfApi(endpoint=endpoint(), token=token()).list_repo_tree(repo, revision=revision, recursive=True)
-        sizes = {entry.path: getattr(entry, "size", None) for entry in entries}
-        return {path: size for path, size in sizes.items() if size is not None}
+    return {remote.path: remote.size for remote in list_files(repo, revision).files}
 
 
 def _remote_safetensors_tensors(repo: str, revision: str, names: list[str]) -> list[tuple[str, tuple[int, ...]]]:
     """Headers of remote safetensors files by two range requests each; nothing else is downloaded."""
-    from huggingface_hub import get_session, hf_hub_url
+    from olmo_cli.hub.remote import read_range
 
-    from olmo_cli.hub.env import endpoint, token
-    from olmo_cli.hub.errors import hub_errors
-
-    headers = {"Authorization": f"Bearer {token()}"} if token() else {}
     tensors = []
     for name in names:
-        url = hf_hub_url(repo, name, revision=revision, endpoint=endpoint())
-        with hub_errors(repo, revision):
-            prefix = _range(get_session(), url, headers, 0, 7)
-            (length,) = struct.unpack("<Q", prefix)
-            if length > MAX_HEADER_BYTES:
-                raise BadInputError(f"{repo}/{name} is not a safetensors file (header length {length})")
-            raw = _range(get_session(), url, headers, 8, 8 + length - 1)
+        (length,) = struct.unpack("<Q", read_range(repo, revision, name, 0, 7))
+        if length > MAX_HEADER_BYTES:
+            raise BadInputError(f"{repo}/{name} is not a safetensors file (header length {length})")
+        raw = read_range(repo, revision, name, 8, 8 + length - 1)
         tensors += safetensors_header_tensors(parse_safetensors_header(raw, name), name)
     return tensors
-
-
-def _range(session, url: str, headers: dict[str, str], start: int, end: int) -> bytes:
-    response = session.get(url, headers={**headers, "Range": f"bytes={start}-{end}"}, follow_redirects=True)
-    from huggingface_hub.utils import hf_raise_for_status
-
-    hf_raise_for_status(response)
-    return response.content[: end - start + 1]
 
 
 # ---------------------------------------------------------------------------------------------

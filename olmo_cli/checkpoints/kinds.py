@@ -1,6 +1,6 @@
 """The closed vocabularies of checkpoints: formats, families and dtypes, one table each.
 
-They are `str` Enums, so a member equals its value (`Format.HF == "hf"`) and code that passed the
+They are `str` Enums, so a member equals its value (`Format.hf == "hf"`) and code that passed the
 strings around keeps working; `--help` and completion list the values.
 """
 
@@ -12,10 +12,10 @@ from enum import Enum
 class Format(str, Enum):
     """A checkpoint layout on disk (what `detect_format` says and `--to` writes)."""
 
-    NATIVE = "native"  # the allenai/OLMo trainer: config.yaml + model.pt | model.safetensors
-    HF_OLMO = "hf_olmo"  # the legacy remote-code repos (allenai/OLMo-1B, OLMo-7B, ...)
-    HF = "hf"  # transformers-native olmo, olmo2, olmo3
-    OLMO_CORE = "olmo-core"  # allenai/OLMo-core: config.json + model_and_optim/ (DCP), or unsharded
+    native = "native"  # the allenai/OLMo trainer: config.yaml + model.pt | model.safetensors
+    hf_olmo = "hf_olmo"  # the legacy remote-code repos (allenai/OLMo-1B, OLMo-7B, ...)
+    hf = "hf"  # transformers-native olmo, olmo2, olmo3
+    olmo_core = "olmo-core"  # allenai/OLMo-core: config.json + model_and_optim/ (DCP), or unsharded
 
     def __str__(self) -> str:
         return self.value
@@ -24,9 +24,9 @@ class Format(str, Enum):
 class Target(str, Enum):
     """What `olmo convert --to` writes (hf_olmo is read, never written)."""
 
-    HF = "hf"
-    NATIVE = "native"
-    OLMO_CORE = "olmo-core"
+    hf = "hf"
+    native = "native"
+    olmo_core = "olmo-core"
 
     def __str__(self) -> str:
         return self.value
@@ -35,9 +35,9 @@ class Target(str, Enum):
 class Family(str, Enum):
     """The model family: which transformers architecture holds it."""
 
-    OLMO1 = "olmo1"  # transformers `olmo`
-    OLMO2 = "olmo2"  # transformers `olmo2`: norms after the sublayers, QK-norm
-    OLMO3 = "olmo3"  # transformers `olmo3`: OLMo 2 plus sliding-window layers and scaled RoPE
+    olmo1 = "olmo1"  # transformers `olmo`
+    olmo2 = "olmo2"  # transformers `olmo2`: norms after the sublayers, QK-norm
+    olmo3 = "olmo3"  # transformers `olmo3`: OLMo 2 plus sliding-window layers and scaled RoPE
 
     def __str__(self) -> str:
         return self.value
@@ -48,17 +48,17 @@ class Family(str, Enum):
         return MODEL_TYPES[self]
 
 
-MODEL_TYPES = {Family.OLMO1: "olmo", Family.OLMO2: "olmo2", Family.OLMO3: "olmo3"}
+MODEL_TYPES = {Family.olmo1: "olmo", Family.olmo2: "olmo2", Family.olmo3: "olmo3"}
 FAMILY_OF_MODEL_TYPE = {model_type: family for family, model_type in MODEL_TYPES.items()}
 
 
 class DType(str, Enum):
     """An output dtype for convert/quantize (`auto`: as the source)."""
 
-    AUTO = "auto"
-    FLOAT32 = "float32"
-    BFLOAT16 = "bfloat16"
-    FLOAT16 = "float16"
+    auto = "auto"
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
 
     def __str__(self) -> str:
         return self.value

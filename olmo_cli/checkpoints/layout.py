@@ -109,7 +109,7 @@ def _expanded(spec: ModelSpec):
 
 
 def native_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
-    """Every key the OLMo trainer's model has for this spec, with its shape (REFERENCE 3.1)."""
+    """Every key the OLMo trainer's model has for this spec, with its shape (docs/REFERENCE.md 3.1)."""
     return {key: shape for key, _, _, shape in _expanded(spec)}
 
 

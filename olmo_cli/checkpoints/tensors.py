@@ -121,7 +121,7 @@ class PickleReader(TensorReader):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.description = self.path.name
-        self._state = None
+        self._state: dict | None = None
         from olmo_cli.checkpoints.torchzip import NotPlain, read_torch_zip_index
 
         try:
@@ -131,7 +131,8 @@ class PickleReader(TensorReader):
             self._index = None
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as error:
             raise BadInputError(
-                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
+                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): "
+                f"{_short(str(error)) or type(error).__name__}"
             ) from None
         if self._index is None:
             self._load()
@@ -156,7 +157,8 @@ class PickleReader(TensorReader):
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError, struct.error) as error:
             raise BadInputError(
-                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
+                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): "
+                f"{_short(str(error)) or type(error).__name__}"
             ) from None
         if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
@@ -166,13 +168,13 @@ class PickleReader(TensorReader):
         return state
 
     def keys(self) -> list[str]:
-        return list(self._index) if self._index is not None else list(self._state)
+        return list(self._index) if self._index is not None else list(self._state or {})
 
     def info(self, key: str) -> TensorInfo:
         if self._index is not None:
             entry = self._index[key]
             return TensorInfo(entry.shape, entry.dtype)
-        t = self._state[key]
+        t = (self._state or {})[key]
         return TensorInfo(tuple(t.shape), dtype_name(t.dtype))
 
     def get(self, key: str):
@@ -224,7 +226,7 @@ class SafetensorsReader(TensorReader):
         self.path = Path(path)
         self.description = self.path.name
         self._header, self._data_start = read_safetensors_header(self.path)
-        self._mmap = None
+        self._mmap: mmap.mmap | None = None
 
     def keys(self) -> list[str]:
         return list(self._header)
@@ -358,7 +360,7 @@ def _is_weight_map(weight_map) -> bool:
 def shard_names(index: dict) -> list[str]:
     """The shard files a parsed `*.index.json` names; BadInputError if its weight_map is malformed."""
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not _is_weight_map(weight_map):
+    if weight_map is None or not _is_weight_map(weight_map):
         raise BadInputError(
             "not a valid safetensors index (weight_map must map tensor names to shard files in this directory)"
         )

@@ -76,7 +76,7 @@ def write_safetensors(
         out = _Output(f, path)
         try:
             position = data_start
-            for t, item in zip(tensors, _one_ahead([t.key for t in tensors], fetch)):
+            for t, item in zip(tensors, _one_ahead([t.key for t in tensors], fetch), strict=True):
                 if isinstance(item, FileRange):
                     if item.nbytes != t.nbytes:
                         raise AssertionError(f"{t.key}: planned {t.nbytes} bytes, the source range has {item.nbytes}")
@@ -98,7 +98,8 @@ class _Output:
     """The output file, as a descriptor for kernel copies and (lazily) a shared memory map for casts."""
 
     def __init__(self, f, path: Path):
-        self.f, self.path, self._map = f, path, None
+        self.f, self.path = f, path
+        self._map: mmap.mmap | None = None
 
     def at(self, offset: int, dtype: str | None = None) -> _Slot:
         return _Slot(self, offset, dtype)
@@ -131,6 +132,7 @@ def _write_tensor(slot: _Slot, tensor) -> None:
     count = tensor.numel()
     if count == 0:
         return
+    assert slot.dtype is not None, "a cast needs the output dtype"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         target = torch.frombuffer(
@@ -202,12 +204,12 @@ def write_sharded(
     else:
         names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     written = 0
-    for name, shard in zip(names, shards):
+    for name, shard in zip(names, shards, strict=True):
         written += write_safetensors(directory / name, shard, fetch, advance)
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(t.nbytes for t in tensors)},
-            "weight_map": {t.key: name for name, shard in zip(names, shards) for t in shard},
+            "weight_map": {t.key: name for name, shard in zip(names, shards, strict=True) for t in shard},
         }
         index_path = directory / "model.safetensors.index.json"
         index_path.write_text(json.dumps(index, indent=2) + "\n")

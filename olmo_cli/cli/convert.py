@@ -2,57 +2,65 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from olmo_cli.checkpoints.kinds import DType, Target
-from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt, command_app
+from olmo_cli.checkpoints.convert import convert as run_convert
+from olmo_cli.cli.options import (
+    DType,
+    ForceOpt,
+    JsonOpt,
+    OfflineOpt,
+    OutputArg,
+    RevisionOpt,
+    SourceArg,
+    TargetFormat,
+    command_app,
+)
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
+from olmo_cli.sources import locate
 
 app = command_app()
+
+ToOpt = Annotated[
+    TargetFormat,
+    typer.Option(
+        "--to",
+        help="Target format: hf (transformers olmo/olmo2/olmo3), native (allenai/OLMo trainer) or "
+        "olmo-core (OLMo-core step directory, model weights only).",
+    ),
+]
+DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Output dtype (auto: as the source).")]
+ShardSizeOpt = Annotated[
+    str,
+    typer.Option("--shard-size", metavar="SIZE", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB)."),
+]
+VerifyOpt = Annotated[
+    bool, typer.Option("--verify", help="Compare source and output logits on a fixed prompt; exit 7 if they differ.")
+]
+TokenizerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer",
+        metavar="PATH|REPO|NAME",
+        help="Tokenizer to use instead of the source's: a path, a Hub repo or an OLMo tokenizer name.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
 def convert(
-    src: Annotated[
-        str,
-        typer.Argument(
-            metavar="SRC",
-            help="Checkpoint directory (native, hf_olmo, OLMo-core or transformers) or Hub repo id.",
-            show_default=False,
-        ),
-    ],
-    dst: Annotated[
-        Path,
-        typer.Argument(metavar="DST", help="Output directory (must not exist unless --force).", show_default=False),
-    ],
+    src: SourceArg,
+    dst: OutputArg,
     revision: RevisionOpt = None,
-    to: Annotated[
-        Target,
-        typer.Option(
-            "--to",
-            help="Target format: hf (transformers olmo/olmo2/olmo3), native (allenai/OLMo trainer) or "
-            "olmo-core (OLMo-core step directory, model weights only).",
-        ),
-    ] = Target.HF,
-    dtype: Annotated[DType, typer.Option("--dtype", help="Output dtype (auto: as the source).")] = DType.AUTO,
-    shard_size: Annotated[
-        str, typer.Option("--shard-size", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB).")
-    ] = "5GB",
+    to: ToOpt = TargetFormat.hf,
+    dtype: DTypeOpt = DType.auto,
+    shard_size: ShardSizeOpt = "5GB",
     force: ForceOpt = False,
-    verify: Annotated[
-        bool,
-        typer.Option("--verify", help="Compare source and output logits on a fixed prompt; exit 7 if they differ."),
-    ] = False,
-    tokenizer: Annotated[
-        str | None,
-        typer.Option(
-            "--tokenizer",
-            help="Tokenizer to use instead of the source's: a path, a Hub repo or an OLMo tokenizer name.",
-            show_default=False,
-        ),
-    ] = None,
+    verify: VerifyOpt = False,
+    tokenizer: TokenizerOpt = None,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -77,10 +85,6 @@ def convert(
       olmo convert ./olmo-core-run/step1000 ./step1000-hf --tokenizer allenai/dolma2-tokenizer
       olmo convert allenai/Olmo-3-1025-7B ./olmo3-step-dir --to olmo-core
     """
-    from olmo_cli.checkpoints.convert import convert as run_convert
-    from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
-    from olmo_cli.sources import locate
-
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)
     result = run_convert(
@@ -97,7 +101,7 @@ def convert(
         offline=offline,
     )
     if as_json:
-        data = result.to_dict()
+        data = result.as_dict()
         data["source"] = located.describe()
         print_json(data)
         return

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt, command_app
+from olmo_cli.checkpoints.inspect import inspect_source
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt, SourceArg, command_app
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_lines
+from olmo_cli.hub.env import offline as offline_mode
 
 app = command_app()
 
 
 @app.command()
 def inspect(
-    source: Annotated[
-        str, typer.Argument(metavar="SOURCE", help="A local checkpoint directory or a Hub repo id.", show_default=False)
-    ],
+    source: SourceArg,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
-    json_: JsonOpt = False,
+    as_json: JsonOpt = False,
 ):
     """Describe a checkpoint: format, family, architecture, parameters, dtypes, size, tokenizer, files.
 
@@ -31,20 +30,14 @@ def inspect(
       olmo inspect allenai/OLMo-1B --revision step20000-tokens84B
       olmo inspect allenai/OLMo-2-1124-7B --json
     """
-    from olmo_cli.checkpoints.inspect import inspect_source
-    from olmo_cli.cli.output import ConsoleReporter, print_json
-    from olmo_cli.hub.env import offline as offline_mode
-
-    summary = inspect_source(source, revision, offline=offline_mode(offline), reporter=ConsoleReporter(quiet=json_))
-    if json_:
+    summary = inspect_source(source, revision, offline=offline_mode(offline), reporter=ConsoleReporter(quiet=as_json))
+    if as_json:
         print_json(summary)
     else:
         _print_summary(summary)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from olmo_cli.cli.output import format_size, print_lines
-
     arch = summary["architecture"]
     where = summary["path"]
     if summary.get("repo"):

@@ -8,6 +8,9 @@ from typing import Annotated
 import typer
 
 from olmo_cli.cli.options import JsonOpt, command_app
+from olmo_cli.cli.output import print_json, print_table
+from olmo_cli.revisions.catalog import CITATIONS, MODELS, NAMED_REVISIONS, catalog
+from olmo_cli.revisions.names import format_tokens
 
 app = command_app()
 
@@ -36,13 +39,12 @@ def models(
       olmo models --json
       olmo models --cite --format apa
     """
-    from olmo_cli.cli.output import print_json, print_table
-    from olmo_cli.revisions.catalog import CITATIONS, MODELS, NAMED_REVISIONS, catalog
-    from olmo_cli.revisions.names import format_tokens
-
     if cite:
         text = CITATIONS[cite_format.value]
-        print_json({"format": cite_format.value, "citation": text}) if as_json else typer.echo(text)
+        if as_json:
+            print_json({"format": cite_format.value, "citation": text})
+        else:
+            typer.echo(text)
         return
     if as_json:
         print_json(catalog())

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from olmo_cli.cli.options import JsonOpt, command_app
+from olmo_cli.cli.output import print_json, print_table
+from olmo_cli.revisions.names import format_tokens
+from olmo_cli.revisions.names import parse_revision as parse
 
 app = command_app()
 
+NamesArg = Annotated[
+    list[str],
+    typer.Argument(metavar="NAME...", help="Revision names, e.g. step452000-tokens2000B.", show_default=False),
+]
+
 
 @app.command()
-def parse_revision(
-    names: list[str] = typer.Argument(..., help="Revision names, e.g. step452000-tokens2000B.", show_default=False),
-    as_json: JsonOpt = False,
-):
+def parse_revision(names: NamesArg, as_json: JsonOpt = False):
     """Parse revision names into step, tokens, stage, ingredient, variant.
 
     Every naming family parses (step{N}-tokens{T}B, stage{S}-step{N}-tokens{T}B,
@@ -24,12 +31,9 @@ def parse_revision(
     \b
     Examples:
       olmo parse-revision step452000-tokens2000B
-      olmo parse-revision stage2-ingredient3-step11931-tokens100B main --json
+      olmo parse-revision stage2-ingredient3-step11931-tokens100B --json
+      olmo parse-revision main step_1000 step1000-tokens4B
     """
-    from olmo_cli.cli.output import print_json, print_table
-    from olmo_cli.revisions.names import format_tokens
-    from olmo_cli.revisions.names import parse_revision as parse
-
     parsed = [parse(name) for name in names]
     if as_json:
         print_json([revision.as_dict() for revision in parsed])

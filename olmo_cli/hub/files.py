@@ -5,6 +5,8 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass
 
+from olmo_cli.errors import NetworkError
+from olmo_cli.hub.env import endpoint, token
 from olmo_cli.hub.errors import hub_errors
 
 
@@ -40,8 +42,6 @@ def list_files(repo: str, revision: str) -> RevisionFiles:
     """Every file of `repo` at `revision`, with size and hashes: one model_info call."""
     from huggingface_hub import HfApi
 
-    from olmo_cli.hub.env import endpoint, token
-
     with hub_errors(repo, revision):
         info = HfApi(endpoint=endpoint(), token=token()).model_info(repo, revision=revision, files_metadata=True)
     files = []
@@ -55,6 +55,8 @@ def list_files(repo: str, revision: str) -> RevisionFiles:
                 sha256=lfs.sha256 if lfs else None,
             )
         )
+    if not info.sha:
+        raise NetworkError(f"the Hub's answer about {repo}@{revision} carries no commit sha")
     return RevisionFiles(repo, revision, info.sha, tuple(sorted(files, key=lambda f: f.path)))
 
 

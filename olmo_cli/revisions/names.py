@@ -1,6 +1,6 @@
 """Revision names as values: `step452000-tokens2000B` -> step 452000, 2_000_000_000_000 tokens.
 
-Families (REFERENCE section 2): `step{N}-tokens{T}B`, `stage{S}-step{N}-tokens{T}B`,
+Families (docs/REFERENCE.md section 2): `step{N}-tokens{T}B`, `stage{S}-step{N}-tokens{T}B`,
 `stage{S}-ingredient{K}-step{N}-tokens{T}B`, `step{N}`, `step_{N}`, OLMo 3's token-less
 `stage{S}-step{N}`; souped ingredients `stage2-ingredient1+2-step23842` (`ingredients` (1, 2));
 ablation branches with a trailing `variant`
@@ -57,6 +57,13 @@ class Revision:
     @property
     def is_checkpoint(self) -> bool:
         return self.kind == CHECKPOINT
+
+    @property
+    def checkpoint_step(self) -> int:
+        """The step of a checkpoint, which every checkpoint has; ValueError for other names."""
+        if self.step is None:
+            raise ValueError(f"'{self.name}' is not a step checkpoint")
+        return self.step
 
     @property
     def sort_key(self) -> tuple:
@@ -144,10 +151,10 @@ def format_checkpoint_name(
 
 def format_revision(revision: Revision) -> str:
     """The name a parsed revision stands for, rebuilt from its fields (opaque names as they are)."""
-    if revision.kind != CHECKPOINT or revision.step is None:
+    if revision.kind != CHECKPOINT:
         return revision.name
     return format_checkpoint_name(
-        revision.step,
+        revision.checkpoint_step,
         revision.tokens,
         revision.stage,
         revision.ingredient,

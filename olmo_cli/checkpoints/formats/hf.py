@@ -119,7 +119,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
 
 
 def _tokenizer_vocab(eos: int | None, embedding_size: int) -> int:
-    """The tokenizer's vocabulary for the OLMo tokenizers (REFERENCE 3.3), else the embedding rows."""
+    """The tokenizer's vocabulary for the OLMo tokenizers (docs/REFERENCE.md 3.3), else the embedding rows."""
     known = {50279: 50280, 100257: 100278}
     return known.get(eos, embedding_size) if eos is not None and known.get(eos, 0) <= embedding_size else embedding_size
 
@@ -134,7 +134,8 @@ def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
         )
     if family == "olmo" and spec.norm_affine:
         raise UnsupportedError(
-            "LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) has no transformers architecture",
+            "LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) "
+            "has no transformers architecture",
             hint="transformers' olmo has parameter-free LayerNorm; olmo2 has weighted RMSNorm after each sublayer",
         )
     if family == "olmo" and spec.norm_eps != 1e-5:
@@ -239,7 +240,7 @@ def _register() -> None:
 
     register(
         FormatEntry(
-            Format.HF,
+            Format.hf,
             hf_claims,
             read_spec,
             open_checkpoint,

@@ -57,7 +57,7 @@ def _register() -> None:
 
     register(
         FormatEntry(
-            Format.HF_OLMO,
+            Format.hf_olmo,
             hf_olmo_claims,
             read_spec,
             open_checkpoint,

@@ -13,7 +13,7 @@ from typing import Any
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.errors import BadInputError, UnsupportedError
 
-# ai2-olmo ModelConfig defaults for the fields we read (REFERENCE 3.1: they are GPT-2-like).
+# ai2-olmo ModelConfig defaults for the fields we read (docs/REFERENCE.md 3.1: they are GPT-2-like).
 MODEL_DEFAULTS: dict[str, Any] = {
     "n_kv_heads": None,
     "clip_qkv": None,
@@ -58,10 +58,9 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
     try:
         _refuse_unsupported(f, where)
         d_model, n_heads, n_layers = int(f["d_model"]), int(f["n_heads"]), int(f["n_layers"])
+        n_kv = n_heads if f["n_kv_heads"] is None else int(f["n_kv_heads"])
         if f["multi_query_attention"]:
             n_kv = 1
-        else:
-            n_kv = int(f["n_kv_heads"]) if f["n_kv_heads"] is not None else n_heads
         fused = int(f["mlp_hidden_size"]) if f["mlp_hidden_size"] is not None else int(d_model * float(f["mlp_ratio"]))
         affine = bool(f["layer_norm_with_affine"])
         return ModelSpec(
@@ -265,7 +264,7 @@ def _register() -> None:
 
     register(
         FormatEntry(
-            Format.NATIVE,
+            Format.native,
             native_claims,
             read_spec,
             open_checkpoint,

@@ -558,7 +558,7 @@ def _register() -> None:
 
     register(
         FormatEntry(
-            Format.OLMO_CORE,
+            Format.olmo_core,
             claims,
             read_spec,
             open_checkpoint,
