@@ -217,6 +217,10 @@ def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
         pieces = table[key]
         if len(pieces) == 1 and reader.info(pieces[0].key).dtype == out_dtype:
             piece = pieces[0]
+            if piece.rows is None:
+                ranges = reader.file_ranges(piece.key)
+                if ranges is not None:
+                    return ranges[0] if len(ranges) == 1 else ranges
             where = reader.file_range(piece.key)
             if where is not None:
                 if piece.rows is None:

@@ -338,6 +338,16 @@ class DCPReader(TensorReader):
             return None
         return self._range(key, tensor.chunks[0])
 
+    def file_ranges(self, key: str) -> list[FileRange] | None:
+        """Row chunks (FSDP cuts along dim 0) in row order, each whole rows: their bytes, concatenated,
+        are the tensor's."""
+        tensor = self._tensors[key]
+        chunks = sorted(tensor.chunks, key=lambda c: c.offsets[:1])
+        if any(c.offsets[1:] != (0,) * (len(c.offsets) - 1) or c.sizes[1:] != tensor.shape[1:] for c in chunks):
+            return None
+        ranges = [self._range(key, chunk) for chunk in chunks]
+        return None if any(r is None for r in ranges) else [r for r in ranges if r is not None]
+
     def _chunk(self, key: str, chunk: Chunk):
         import torch
 

@@ -95,6 +95,11 @@ class TensorReader:
         """Where the tensor's bytes lie, when they are stored contiguous and uncompressed; else None."""
         return None
 
+    def file_ranges(self, key: str) -> list[FileRange] | None:
+        """The tensor's bytes as consecutive ranges (a tensor stored in row chunks); else None."""
+        where = self.file_range(key)
+        return None if where is None else [where]
+
     def keys(self) -> list[str]:
         raise NotImplementedError
 
@@ -390,6 +395,9 @@ class RenamedReader(TensorReader):
 
     def file_range(self, key: str) -> FileRange | None:
         return self.inner.file_range(self._to_inner[key])
+
+    def file_ranges(self, key: str) -> list[FileRange] | None:
+        return self.inner.file_ranges(self._to_inner[key])
 
 
 # --- OLMo's own safetensors flavour -----------------------------------------------------------
