@@ -78,10 +78,10 @@ def test_usage_errors(tmp_path):
     overlap = runner.invoke(app, ["convert", str(src), str(src / "inside"), "--to", "native"])
     assert overlap.exit_code == 2 and "overlaps" in overlap.stderr
     target = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "gguf"])
-    assert target.exit_code == 2 and "'gguf' is not one of 'hf', 'native'" in target.stderr  # the Enum's choices
+    assert target.exit_code == 2 and "'gguf' is not one of 'hf', 'native', 'olmo-core'" in target.stderr  # the Enum's
     with pytest.raises(UsageError, match="unknown target format 'gguf'") as caught:  # the core, for Python callers
         convert(src, tmp_path / "out", to="gguf")
-    assert "--to hf or --to native" in (caught.value.hint or "")
+    assert "--to olmo-core" in (caught.value.hint or "")
     bad = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--dtype", "int3"])
     assert bad.exit_code == 2 and "dtype" in bad.stderr
     size = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--shard-size", "lots"])

@@ -65,13 +65,15 @@ def test_list_json_keys_and_cached_flag(fake_hub):
         "main",
         "v1.0",
     ]
-    assert set(rows[0]) == {"name", "step", "tokens", "stage", "ingredient", "cached"}
+    assert set(rows[0]) == {"name", "step", "tokens", "stage", "ingredient", "ingredients", "variant", "cached"}
     assert rows[1] == {
         "name": "step1000-tokens4B",
         "step": 1000,
         "tokens": 4 * 10**9,
         "stage": None,
         "ingredient": None,
+        "ingredients": None,
+        "variant": None,
         "cached": True,
     }
     assert [row["cached"] for row in rows].count(True) == 1
@@ -190,15 +192,33 @@ def test_parse_revision_table_and_json():
     )
     assert result.exit_code == 0
     assert json.loads(result.stdout) == [
-        {"name": "step452000-tokens2000B", "step": 452000, "tokens": 2 * 10**12, "stage": None, "ingredient": None},
+        {
+            "name": "step452000-tokens2000B",
+            "step": 452000,
+            "tokens": 2 * 10**12,
+            "stage": None,
+            "ingredient": None,
+            "ingredients": None,
+            "variant": None,
+        },
         {
             "name": "stage2-ingredient3-step11931-tokens100B",
             "step": 11931,
             "tokens": 10**11,
             "stage": 2,
             "ingredient": 3,
+            "ingredients": None,
+            "variant": None,
         },
-        {"name": "main", "step": None, "tokens": None, "stage": None, "ingredient": None},
+        {
+            "name": "main",
+            "step": None,
+            "tokens": None,
+            "stage": None,
+            "ingredient": None,
+            "ingredients": None,
+            "variant": None,
+        },
     ]
     table = olmo("parse-revision", "step452000-tokens2000B", "step_5")
     assert table.stdout.splitlines()[1].split() == ["step452000-tokens2000B", "checkpoint", "452000", "2T"]
@@ -224,12 +244,13 @@ def test_resolve_outputs():
 def test_models_json_and_table():
     result = olmo("models", "--json")
     models = json.loads(result.stdout)
-    assert [(m["name"], m["layers"], m["d_model"], m["heads"], m["context"]) for m in models] == [
+    assert [(m["name"], m["layers"], m["d_model"], m["heads"], m["context"]) for m in models[:3]] == [
         ("OLMo 1B", 16, 2048, 16, 2048),
         ("OLMo 7B", 32, 4096, 32, 2048),
         ("OLMo 7B Twin 2T", 32, 4096, 32, 2048),
     ]
-    assert [m["tokens"] for m in models] == [3 * 10**12, 2_500_000_000_000, 2 * 10**12]
+    assert [m["tokens"] for m in models[:3]] == [3 * 10**12, 2_500_000_000_000, 2 * 10**12]
+    assert {m["family"] for m in models} == {"olmo1", "olmo2", "olmo3", "olmoe"}
     assert models[1]["repos"] == ["allenai/OLMo-7B", "allenai/OLMo-7B-hf"]
     assert [n["revision"] for n in models[1]["named_revisions"]] == [
         "main",
@@ -239,6 +260,52 @@ def test_models_json_and_table():
     assert models[2]["named_revisions"][0]["note"] == "twin run on different hardware"
     table = olmo("models")
     assert "OLMo 7B Twin 2T" in table.stdout and "2.5T" in table.stdout
+
+
+def test_models_cover_olmo2_olmo3_olmoe_and_cite():
+    models = {m["repos"][0]: m for m in json.loads(olmo("models", "--json").stdout)}
+    for repo in (
+        "allenai/OLMo-2-0425-1B",
+        "allenai/OLMo-2-1124-7B",
+        "allenai/OLMo-2-1124-13B",
+        "allenai/OLMo-2-0325-32B",
+        "allenai/Olmo-3-1025-7B",
+        "allenai/Olmo-3-1125-32B",
+        "allenai/OLMoE-1B-7B-0924",
+    ):
+        assert models[repo]["checkpoints"].startswith("Hub branches"), repo
+    assert models["allenai/OLMo-2-0325-32B"]["kv_heads"] == 8 and models["allenai/Olmo-3-1025-7B"]["context"] == 65536
+    bibtex = olmo("models", "--cite")
+    assert bibtex.exit_code == 0 and bibtex.stdout.startswith("@article{Groeneveld2023OLMo,")
+    assert "title={OLMo: Accelerating the Science of Language Models}" in bibtex.stdout
+    apa = olmo("models", "--cite", "--format", "apa")
+    assert apa.stdout.startswith("Groeneveld, D., Beltagy, I.,") and "(2024). OLMo: Accelerating" in apa.stdout
+
+
+def test_catalog_shapes_match_olmo_core_presets():
+    """The OLMo 2 / 3 shapes are OLMo-core's own presets."""
+    from olmo_core.nn.transformer import TransformerConfig
+
+    from olmo_cli.revisions.catalog import MODELS
+
+    presets = {
+        "allenai/OLMo-2-0425-1B": "olmo2_1B_v2",
+        "allenai/OLMo-2-1124-7B": "olmo2_7B",
+        "allenai/OLMo-2-1124-13B": "olmo2_13B",
+        "allenai/OLMo-2-0325-32B": "olmo2_32B",
+        "allenai/Olmo-3-1025-7B": "olmo3_7B",
+        "allenai/Olmo-3-1125-32B": "olmo3_32B",
+    }
+    for model in MODELS:
+        if model.repo in presets:
+            config = getattr(TransformerConfig, presets[model.repo])(vocab_size=100352)
+            mixer = config.block.sequence_mixer
+            assert (model.layers, model.d_model, model.heads, model.kv_heads) == (
+                config.n_layers,
+                config.d_model,
+                mixer.n_heads,
+                mixer.n_kv_heads,
+            ), model.name
 
 
 def test_named_revisions_exist_in_the_bundled_index():

@@ -15,15 +15,16 @@ from olmo_cli.checkpoints import layout
 from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, refuse_overlap
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
+from olmo_cli.checkpoints.kinds import DType, Target, choices
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
-from olmo_cli.errors import BadInputError, NotFoundError, UsageError
+from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
 from olmo_cli.jsonfiles import write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.names import parse_revision
 
-TARGETS = ("hf", "native")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+TARGETS = choices(Target)  # hf, native, olmo-core
+DTYPES = choices(DType)
 # transformers may keep these buffers in old checkpoints; they are recomputed, never converted.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
 # Tokenizer identifiers by eos id, for HF -> native when the source names none (docs/REFERENCE.md 3.1/3.3).
@@ -69,7 +70,7 @@ def convert(
     """
     src, dst = Path(src), Path(dst)
     if to not in TARGETS:
-        raise UsageError(f"unknown target format {to!r}", hint="use --to hf or --to native")
+        raise UsageError(f"unknown target format {to!r}", hint=f"use --to {', --to '.join(TARGETS)}")
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     shard_bytes = parse_size(shard_size)
@@ -82,6 +83,7 @@ def convert(
     spec = checkpoint.spec
     out_dtype = (spec.dtype or "float32") if dtype == "auto" else dtype
     if to == "native":
+        _refuse_for_native(spec)
         spec = _fit_tokenizer(
             spec.with_(tokenizer_identifier=_native_tokenizer(checkpoint, tokenizer, reporter)), reporter
         )
@@ -90,11 +92,27 @@ def convert(
                 f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "
                 f"(e.g. {dst.name}-unsharded)"
             )
+    elif to == "olmo-core":
+        from olmo_cli.checkpoints.formats import olmo_core
+
+        olmo_core_config = olmo_core.experiment_config(spec, out_dtype)  # refusals before any write
+        if source_format != "olmo-core":
+            olmo_core.check_yarn_translates(spec)
     else:
         from olmo_cli.checkpoints import tokenizers
         from olmo_cli.checkpoints.formats import hf
 
         hf_config = hf.config_for(spec, out_dtype)  # unsupported architectures fail before any write
+        if source_format == "olmo-core":
+            from olmo_cli.checkpoints.formats import olmo_core
+
+            olmo_core.check_yarn_translates(spec)
+        if source_format == "olmo-core" and not (tokenizer or spec.tokenizer_identifier):
+            raise NotFoundError(
+                "the OLMo-core config names no tokenizer (dataset.tokenizer.identifier)",
+                hint="pass --tokenizer with an OLMo tokenizer name, a tokenizer directory or a Hub repo, "
+                "e.g. --tokenizer allenai/dolma2-tokenizer",
+            )
         # So does a tokenizer that cannot be found or fetched (written after the weights).
         tokenizers.check_tokenizer(
             source_dir=checkpoint.path, identifier=spec.tokenizer_identifier, override=tokenizer, offline=offline
@@ -102,13 +120,17 @@ def convert(
 
     reporter.info(
         f"converting {source_format} ({checkpoint.architecture}) -> "
-        f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}"
+        f"{'transformers ' + spec.family if to == 'hf' else to}, {out_dtype}"
     )
     with atomic_output_dir(dst, force) as tmp:
         if to == "hf":
             files, written, n = _write_hf(
                 checkpoint, tmp, hf_config, out_dtype, shard_bytes, tokenizer, reporter, offline
             )
+        elif to == "olmo-core":
+            from olmo_cli.checkpoints.formats import olmo_core
+
+            files, written, n = olmo_core.write(checkpoint, tmp, olmo_core_config, out_dtype, _fetcher, reporter)
         else:
             files, written, n = _write_native(checkpoint, spec, tmp, out_dtype, revision or src.name, reporter)
         diff = None
@@ -116,9 +138,14 @@ def convert(
             reporter.info("verifying: comparing logits of source and output on a fixed prompt")
             from olmo_cli.checkpoints.verify import compare
 
-            output = open_checkpoint(tmp, "hf" if to == "hf" else "native")
+            output = open_checkpoint(tmp, to)
             diff = compare(checkpoint, output, out_dtype)
             reporter.info(f"verified: max logit difference {diff:.3g}")
+    if to == "olmo-core":
+        reporter.info(
+            "model weights only (no optimizer state): start OLMo-core from it with "
+            f"load_path={dst} and load_trainer_state=false, load_optim_state=false (a fresh optimizer)"
+        )
     if to == "native":
         reporter.info(
             f"start the OLMo trainer from it with --load_path={dst} --reset_optimizer_state=true (there is no optim.pt)"
@@ -130,10 +157,24 @@ def convert(
         n_tensors=n,
         bytes_written=written,
         max_logit_diff=diff,
-        architecture=spec.family if to == "hf" else "native",
+        architecture=spec.family if to != "native" else "native",
         dtype=out_dtype,
         files=files,
     )
+
+
+def _refuse_for_native(spec: ModelSpec) -> None:
+    """What the allenai/OLMo trainer cannot express (it has neither window nor RoPE scaling)."""
+    for feature, present in (
+        ("sliding-window attention layers (OLMo 3)", spec.slides),
+        (f"RoPE scaling ({(spec.rope_scaling or {}).get('rope_type')})", spec.rope_scaling),
+        ("QK-norm per head (use_head_qk_norm)", spec.qk_norm_per_head),
+    ):
+        if present:
+            raise UnsupportedError(
+                f"the native OLMo trainer cannot express {feature}",
+                hint="convert with --to hf or --to olmo-core instead",
+            )
 
 
 def check_tensors(checkpoint: Checkpoint) -> None:
@@ -176,11 +217,16 @@ def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
         pieces = table[key]
         if len(pieces) == 1 and reader.info(pieces[0].key).dtype == out_dtype:
             piece = pieces[0]
+            if piece.rows is None:
+                ranges = reader.file_ranges(piece.key)
+                if ranges is not None:
+                    return ranges[0] if len(ranges) == 1 else ranges
             where = reader.file_range(piece.key)
             if where is not None:
                 if piece.rows is None:
                     return where
-                return where.rows(*piece.rows, reader.info(piece.key).shape[0])
+                start, stop = piece.rows
+                return where.rows(start, stop, reader.info(piece.key).shape[0])
         # The writer casts while copying into the output file (no cast copy in RAM).
         return layout.materialize(pieces, reader.get)
 
@@ -248,7 +294,8 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
     tokenizer files, or the OLMo tokenizer its eos id implies."""
     from olmo_cli.checkpoints import tokenizers
 
-    guess = _TOKENIZER_BY_EOS.get(checkpoint.spec.eos_token_id)
+    eos = checkpoint.spec.eos_token_id
+    guess = _TOKENIZER_BY_EOS.get(eos) if eos is not None else None
     if override:
         known = tokenizers.resolve_identifier(override)
         if known is not None:
@@ -262,13 +309,13 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
     if checkpoint.spec.tokenizer_identifier:  # native -> native keeps its identifier
         return checkpoint.spec.tokenizer_identifier
     if (checkpoint.path / "tokenizer.json").is_file():
-        known = tokenizers.match_known(checkpoint.path / "tokenizer.json")
-        if known is None and guess:
+        matched = tokenizers.match_known(checkpoint.path / "tokenizer.json")
+        if matched is None and guess:
             reporter.warn(
                 f"the source's tokenizer.json is not one of the OLMo tokenizers (added tokens?); config.yaml "
                 f"names {guess}, the tokenizer of its eos id: pass --tokenizer REPO if that is wrong"
             )
-        return known or tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
+        return matched or tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
     if guess:
         return guess
     raise NotFoundError(
@@ -289,6 +336,8 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
 
     identifier = spec.tokenizer_identifier or ""
     resolved = tokenizers.resolve_identifier(identifier)
+    eos: int | None
+    pad: int | None
     if resolved is not None:
         known = resolved[0]
         name, size = known.name, known.vocab_size
@@ -302,7 +351,7 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
             spec.pad_token_id,
         )
     else:
-        name = None
+        name, size, eos, pad = None, 0, None, None
     if name is not None:
         if size > spec.embedding_size:
             reporter.warn(

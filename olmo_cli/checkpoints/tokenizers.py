@@ -174,7 +174,7 @@ def write_hf_tokenizer(
         vocab,
         eos_token_id,
         _config_token(found.config, "eos_token"),
-        found.known and found.known.eos_token,
+        found.known.eos_token if found.known else None,
         "eos",
         reporter,
     )
@@ -182,7 +182,7 @@ def write_hf_tokenizer(
         vocab,
         pad_token_id,
         _config_token(found.config, "pad_token"),
-        found.known and found.known.pad_token,
+        found.known.pad_token if found.known else None,
         "pad",
         reporter,
     )
@@ -372,11 +372,11 @@ def describe_tokenizer(*, source_dir: Path | None = None, identifier: str | None
         name = match_known(found.file) or name
     return TokenizerInfo(
         name=name,
-        eos_token_id=ids.get(eos),
-        pad_token_id=ids.get(pad),
+        eos_token_id=None if eos is None else ids.get(eos),
+        pad_token_id=None if pad is None else ids.get(pad),
         vocab_size=max(vocab) + 1 if vocab else 0,
         source=found.source,
-        bos_token_id=ids.get(bos),
+        bos_token_id=None if bos is None else ids.get(bos),
         eos_token=eos,
         pad_token=pad,
         bos_token=bos,
@@ -526,7 +526,11 @@ def _id_to_token(data: Any, file: Path) -> dict[int, str]:
 
 def _swap(vocab: dict[int, str], a: int, b: int) -> dict[int, str]:
     swapped = dict(vocab)
-    swapped[a], swapped[b] = vocab.get(b), vocab.get(a)
+    for i, j in ((a, b), (b, a)):
+        if j in vocab:
+            swapped[i] = vocab[j]
+        else:
+            swapped.pop(i, None)
     return swapped
 
 

@@ -1,4 +1,4 @@
-"""`olmo convert SRC DST`: native OLMo <-> transformers, legacy hf_olmo -> transformers."""
+"""`olmo convert SRC DST`: native OLMo, OLMo-core and transformers in any direction; legacy hf_olmo -> any."""
 
 from __future__ import annotations
 
@@ -25,7 +25,11 @@ app = command_app()
 
 ToOpt = Annotated[
     TargetFormat,
-    typer.Option("--to", help="Target format: hf (transformers olmo/olmo2) or native (OLMo trainer)."),
+    typer.Option(
+        "--to",
+        help="Target format: hf (transformers olmo/olmo2/olmo3), native (allenai/OLMo trainer) or "
+        "olmo-core (OLMo-core step directory, model weights only).",
+    ),
 ]
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Output dtype (auto: as the source).")]
 ShardSizeOpt = Annotated[
@@ -60,12 +64,14 @@ def convert(
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
-    """Convert between native OLMo, legacy hf_olmo and transformers checkpoints.
+    """Convert between native OLMo, OLMo-core, legacy hf_olmo and transformers checkpoints.
 
-    Pairs: native -> hf (transformers olmo, or olmo2 for OLMo-2-style models); hf_olmo (the
-    original allenai/OLMo-1B and OLMo-7B repos) -> hf, without remote code; hf or hf_olmo ->
-    native (config.yaml, model.pt, train.pt: a directory the OLMo trainer starts from with
-    --load_path; name it ...-unsharded). Same-format runs re-cast or re-shard. Tensors are
+    Pairs: native or OLMo-core -> hf (transformers olmo, olmo2, or olmo3 when a layer slides or
+    RoPE is scaled); hf_olmo (the original allenai/OLMo-1B and OLMo-7B repos) -> hf, without
+    remote code; any -> native (config.yaml, model.pt, train.pt: a directory the OLMo trainer
+    starts from with --load_path; name it ...-unsharded); OLMo 2/3 style -> olmo-core (config.json
+    + model_and_optim/, loaded by OLMo-core's load_model_and_optim_state; model weights only, start
+    with a fresh optimizer). Same-format runs re-cast or re-shard. Tensors are
     streamed one at a time; the output appears only when complete (an interrupted run leaves
     nothing at DST).
 
@@ -76,6 +82,8 @@ def convert(
       olmo convert allenai/OLMo-1B-hf -r step20000-tokens84B ./step20000-unsharded --to native
       olmo convert ./olmo-hf ./olmo-bf16 --to hf --dtype bfloat16 --verify
       olmo convert ./ckpt ./out --shard-size 2GB --force --json
+      olmo convert ./olmo-core-run/step1000 ./step1000-hf --tokenizer allenai/dolma2-tokenizer
+      olmo convert allenai/Olmo-3-1025-7B ./olmo3-step-dir --to olmo-core
     """
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)

@@ -73,6 +73,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("tied embeddings", _yes(arch["tied_embeddings"])),
         ("norm", _norm(arch)),
         ("rope_theta", arch["rope_theta"]),
+        ("rope scaling", _rope_scaling(arch.get("rope_scaling"))),
+        ("attention", _attention(arch)),
         ("clip_qkv", arch["clip_qkv"] if arch["clip_qkv"] is not None else "none"),
         ("tokenizer", _tokenizer(tokenizer)),
     ]
@@ -87,10 +89,26 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print_lines(lines)
 
 
+def _rope_scaling(scaling: dict[str, Any] | None) -> str:
+    if not scaling:
+        return "none"
+    details = ", ".join(f"{k} {v}" for k, v in scaling.items() if k != "rope_type")
+    return f"{scaling.get('rope_type')} ({details}; full-attention layers)"
+
+
+def _attention(arch: dict[str, Any]) -> str:
+    """'full' or the layer pattern, e.g. 'sliding window 4096: S S S F S S S F' (S sliding, F full)."""
+    types = arch.get("layer_types")
+    if not types or "sliding_attention" not in types:
+        return "full (every layer)"
+    pattern = " ".join("S" if t == "sliding_attention" else "F" for t in types)
+    return f"sliding window {arch['sliding_window']}: {pattern} (S sliding, F full)"
+
+
 def _norm(arch: dict[str, Any]) -> str:
     parts = [arch["norm"] + ("" if arch["norm_weights"] else " (no weights)")]
     if arch["qk_norm"]:
-        parts.append("qk-norm")
+        parts.append("qk-norm per head" if arch.get("qk_norm_per_head") else "qk-norm")
     parts.append("after" if arch["norm_after"] else "before")
     return ", ".join(parts)
 

@@ -17,6 +17,8 @@ from typing import Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
+from olmo_cli.checkpoints.kinds import DType as DType  # re-exported: the commands take it from here
+from olmo_cli.checkpoints.kinds import Target
 from olmo_cli.cli.completion import complete_device, complete_repo, complete_revision
 from olmo_cli.revisions.select import Selection
 
@@ -52,20 +54,8 @@ def command_app(**settings) -> typer.Typer:
 
 
 # ----- closed choices -----
-class TargetFormat(str, Enum):
-    """What `olmo convert --to` writes."""
-
-    hf = "hf"
-    native = "native"
-
-
-class DType(str, Enum):
-    """A floating dtype; auto lets the command choose (each says how)."""
-
-    auto = "auto"
-    float32 = "float32"
-    bfloat16 = "bfloat16"
-    float16 = "float16"
+# Formats and dtypes have one table each, in checkpoints.kinds (a light module: Enums only).
+TargetFormat = Target
 
 
 class QuantizeMethod(str, Enum):

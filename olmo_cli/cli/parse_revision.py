@@ -21,10 +21,11 @@ NamesArg = Annotated[
 
 @app.command()
 def parse_revision(names: NamesArg, as_json: JsonOpt = False):
-    """Parse revision names into step, tokens, stage, ingredient.
+    """Parse revision names into step, tokens, stage, ingredient, variant.
 
     Every naming family parses (step{N}-tokens{T}B, stage{S}-step{N}-tokens{T}B,
-    stage{S}-ingredient{K}-step{N}-tokens{T}B, step{N}, step_{N}); main, tags, commit shas
+    stage{S}-ingredient{K}-step{N}-tokens{T}B, OLMo 3's stage{S}-step{N}, souped
+    ingredient{J}+{K}, ablation suffixes, step{N}, step_{N}); main, tags, commit shas
     and other names are shown as they are, with no fields. Offline, no Hub request.
 
     \b
@@ -38,6 +39,17 @@ def parse_revision(names: NamesArg, as_json: JsonOpt = False):
         print_json([revision.as_dict() for revision in parsed])
         return
     print_table(
-        ("name", "kind", "step", "tokens", "stage", "ingredient"),
-        [(r.name, r.kind, r.step, format_tokens(r.tokens), r.stage, r.ingredient) for r in parsed],
+        ("name", "kind", "step", "tokens", "stage", "ingredient", "variant"),
+        [
+            (
+                r.name,
+                r.kind,
+                r.step,
+                format_tokens(r.tokens),
+                r.stage,
+                "+".join(map(str, r.ingredients)) if r.ingredients else r.ingredient,
+                r.variant,
+            )
+            for r in parsed
+        ],
     )

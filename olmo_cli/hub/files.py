@@ -79,10 +79,18 @@ _WEIGHT_FAMILIES = (  # in order of preference: the first family a revision has 
 )
 
 
+DCP_DIR = "model_and_optim/"  # an OLMo-core step directory's torch.distributed checkpoint
+
+
 def needed_files(paths: list[str]) -> list[str]:
-    """Config, tokenizer and one copy of the weights (safetensors over .bin over .pt), top level only."""
+    """Config, tokenizer and one copy of the weights (safetensors over .bin over .pt), top level only;
+    for an OLMo-core step directory, its model_and_optim/ (.metadata and the .distcp files)."""
     top = [p for p in paths if "/" not in p]
     chosen = [p for p in top if p in CONFIG_FILES or p in TOKENIZER_FILES]
+    if DCP_DIR + ".metadata" in paths:
+        # Which .distcp files hold only optimizer state is in .metadata (dcp.model_files), but
+        # FSDP writers mix model and optimizer items in every file, so all of them are fetched.
+        return sorted(set(chosen) | {p for p in paths if p.startswith(DCP_DIR) and p.count("/") == 1})
     for index, pattern in _WEIGHT_FAMILIES:
         weights = [p for p in top if fnmatch.fnmatch(p, pattern) and p != index]
         if weights:

@@ -255,3 +255,22 @@ def write_train_state(directory: Path, step: int = 0, tokens: int = 0) -> None:
         },
         directory / "train.pt",
     )
+
+
+def _register() -> None:
+    from olmo_cli.checkpoints.detect import native_claims
+    from olmo_cli.checkpoints.formats import FormatEntry, register
+    from olmo_cli.checkpoints.kinds import Format
+
+    register(
+        FormatEntry(
+            Format.native,
+            native_claims,
+            read_spec,
+            open_checkpoint,
+            "the OLMo trainer's unsharded checkpoint (config.yaml + model.pt | model.safetensors)",
+        )
+    )
+
+
+_register()
