@@ -20,7 +20,7 @@ TOKENIZER_DIRS = (
     ROOT / "tests" / "data" / "tokenizers" / "gpt-neox-olmo-dolma-v1_5",
 )
 
-# OLMo-1B as transformers describes it (REFERENCE.md section 1 and 3.3).
+# OLMo-1B as transformers describes it (docs/REFERENCE.md section 1 and 3.3).
 OLMO_1B = dict(
     vocab_size=50304,
     hidden_size=2048,
@@ -74,7 +74,7 @@ def synthetic_hf_1b(path: str | Path, dtype: str = "float32", *, shape: dict | N
         key = f"layer{int(parts[2]):03d}" if parts[:2] == ["model", "layers"] else "other"
         groups.setdefault(key, []).append(name)
     weight_map, total = {}, 0
-    for index, (key, names) in enumerate(sorted(groups.items()), start=1):
+    for index, (_key, names) in enumerate(sorted(groups.items()), start=1):
         filename = f"model-{index:05d}-of-{len(groups):05d}.safetensors"
         tensors = {}
         for name in names:

@@ -36,7 +36,7 @@ from common import PeakAnonMemory, env_for_benchmark
 GIB = 1024**3
 GOAL_ANON = 1 * GIB
 GOAL_CP_RATIO = 2.0
-# OLMo-1B (REFERENCE 1 and 3.1): d_model 2048, 16 layers, 16 heads, mlp_ratio 8, tied, 50304 rows.
+# OLMo-1B (docs/REFERENCE.md 1 and 3.1): d_model 2048, 16 layers, 16 heads, mlp_ratio 8, tied, 50304 rows.
 OLMO_1B = dict(d_model=2048, n_layers=16, n_heads=16, mlp_ratio=8, vocab_size=50280, embedding_size=50304)
 QUICK = dict(OLMO_1B, d_model=512, n_layers=4, n_heads=8)
 
@@ -111,7 +111,7 @@ def measure(label: str, argv: list[str], env: dict) -> dict:
     start = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     with PeakAnonMemory(child.pid, interval=0.02) as peak:
-        stdout, stderr = child.communicate()
+        _stdout, stderr = child.communicate()
     wall = time.perf_counter() - start
     if child.returncode != 0:
         raise SystemExit(f"{label} failed ({child.returncode}):\n{stderr[-2000:]}")
@@ -151,7 +151,7 @@ def main() -> None:
         to_hf = [sys.executable, "-m", "olmo_cli", "convert", str(src)]
         hf32, back = work / "hf-float32", work / "back-unsharded"
         cases += [
-            ("olmo convert --dtype float32", to_hf + [str(hf32), "--dtype", "float32"], None),
+            ("olmo convert --dtype float32", [*to_hf, str(hf32), "--dtype", "float32"], None),
             # The way back (not part of the goals), from the float32 output, removed right after.
             (
                 "HF -> native: convert --to native",
@@ -160,7 +160,7 @@ def main() -> None:
             ),
             (
                 "olmo convert --dtype bfloat16",
-                to_hf + [str(work / "hf-bfloat16"), "--dtype", "bfloat16"],
+                [*to_hf, str(work / "hf-bfloat16"), "--dtype", "bfloat16"],
                 work / "hf-bfloat16",
             ),
             (

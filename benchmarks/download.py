@@ -36,17 +36,14 @@ from fakehub import FakeHub, checkpoint_repo  # noqa: E402
 REPO = "allenai/OLMo-bench"
 FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors"]
 
-HF_SWEEP = (
-    """
+HF_SWEEP = f"""
 import sys
 from huggingface_hub import snapshot_download
 endpoint, cache, repo, *revisions = sys.argv[1:]
 for revision in revisions:
     snapshot_download(repo, revision=revision, cache_dir=cache, endpoint=endpoint,
-                      allow_patterns=%r)
+                      allow_patterns={FILES!r})
 """
-    % FILES
-)
 
 
 def run(hub: FakeHub, command: list[str], cache: Path) -> tuple[float, int, int]:
@@ -97,7 +94,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="olmo-bench-download-"))
     contenders = {
         "olmo download": [sys.executable, "-m", "olmo_cli", "download", REPO, "--from", "0"],
-        "snapshot_download x%d" % len(names): [
+        f"snapshot_download x{len(names)}": [
             sys.executable,
             "-c",
             HF_SWEEP,
@@ -155,7 +152,8 @@ def main() -> None:
     for entry in summary["runs"]:
         for label, row in entry["contenders"].items():
             print(
-                f"{entry['latency_ms']:>6.0f}ms  {label:<24}{row['wall_s_median']:>9.2f}{row['bytes_sent'] / 2**20:>11.2f}"
+                f"{entry['latency_ms']:>6.0f}ms  {label:<24}{row['wall_s_median']:>9.2f}"
+                f"{row['bytes_sent'] / 2**20:>11.2f}"
                 f"{row['bytes_sent'] / summary['unique_bytes']:>10.2f}{row['requests']:>10}"
             )
 

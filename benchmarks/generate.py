@@ -179,7 +179,8 @@ def main() -> None:
         print(json.dumps(summary, indent=2))
         return
     print(
-        f"{summary['model']}, CPU, {args.threads} threads, {args.new_tokens} new tokens greedy, median of {args.repeats}"
+        f"{summary['model']}, CPU, {args.threads} threads, {args.new_tokens} new tokens greedy, "
+        f"median of {args.repeats}"
     )
     print(f"{'':14}{'tokens/s':>10}{'first token s':>15}{'wall s':>9}{'peak anon MiB':>15}")
     for name, fig in figures.items():

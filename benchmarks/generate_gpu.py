@@ -103,7 +103,8 @@ def main() -> int:
             f"{run['first_token_seconds']:15.3f}{run['warmup_seconds']:11.1f}"
         )
     print(
-        f"compiled/eager decode: {figures['decode_speedup']:.2f}x (goal >= 3x); same greedy text: {figures['same_text']}; "
+        f"compiled/eager decode: {figures['decode_speedup']:.2f}x (goal >= 3x); "
+        f"same greedy text: {figures['same_text']}; "
         f"peak GPU memory {figures['peak_gpu_mib']:.0f} MiB"
     )
     return 0

@@ -153,17 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"{summary['model']}, {summary['threads']} threads, decode {tokens} tokens")
     print(
-        f"{'case':<12} {'dtype':<9} {'size':>9} {'of fp32':>8} {'time':>8} {'peak anon':>10} {'decode':>10} {'max diff':>9} {'top-1':>6}"
+        f"{'case':<12} {'dtype':<9} {'size':>9} {'of fp32':>8} {'time':>8} {'peak anon':>10} {'decode':>10} "
+        f"{'max diff':>9} {'top-1':>6}"
     )
     for label, r in results.items():
         print(
             f"{label:<12} {r['dtype']:<9} {r['size_after'] / 1e9:>7.3f}GB {r['ratio_vs_fp32']:>8.3f} "
             f"{r['quantize_s']:>7.1f}s {r['quantize_peak_anon_bytes'] / 2**30:>8.2f}GiB "
-            f"{r['decode_tokens_per_s']:>6.2f}t/s {_number(r['max_logit_diff'], '.3g', 9)} {_number(r['top1_agreement'], '.1%', 6)}"
+            f"{r['decode_tokens_per_s']:>6.2f}t/s {_number(r['max_logit_diff'], '.3g', 9)} "
+            f"{_number(r['top1_agreement'], '.1%', 6)}"
         )
     if int8:
         print(
-            f"\nGoal: int8 <= {GOAL_RATIO} of float32: {'met' if summary['met'] else 'NOT met'} ({int8['ratio_vs_fp32']:.3f})"
+            f"\nGoal: int8 <= {GOAL_RATIO} of float32: {'met' if summary['met'] else 'NOT met'} "
+            f"({int8['ratio_vs_fp32']:.3f})"
         )
     if "int8_vs_bf16_decode" in summary:
         print(f"CPU decode int8 / bf16: {summary['int8_vs_bf16_decode']:.2f}x")

@@ -75,7 +75,7 @@ def quantize_with_olmo(src: Path, dst: Path, method: str) -> dict | None:
     except Exception as error:  # a bare CUDA box may lack the CLI's own dependencies
         print(f"  (olmo_cli not importable here: {type(error).__name__}: {error}; using transformers directly)")
         return None
-    return quantize(str(src), dst, method=method, force=True).to_dict()
+    return quantize(str(src), dst, method=method, force=True).as_dict()
 
 
 def torchao_config(method: str):

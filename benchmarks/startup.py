@@ -66,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
 
     olmo, hf = program("olmo", "olmo_cli"), program("hf", None)
     cases = [
-        ("olmo --help", olmo + ["--help"]),
-        ("olmo parse-revision step452000-tokens2000B", olmo + ["parse-revision", "step452000-tokens2000B"]),
-        ("hf --help", hf + ["--help"]),
+        ("olmo --help", [*olmo, "--help"]),
+        ("olmo parse-revision step452000-tokens2000B", [*olmo, "parse-revision", "step452000-tokens2000B"]),
+        ("hf --help", [*hf, "--help"]),
     ]
     results = {}
     for label, command in cases:

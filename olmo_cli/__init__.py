@@ -14,8 +14,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "load_model": "olmo_cli.loading",
     "convert": "olmo_cli.checkpoints.convert",
-    "resolve": "olmo_cli.revisions.resolve",
+    "resolve": "olmo_cli.hub.resolve",
     "parse_revision": "olmo_cli.revisions.names",
+    "evaluate": "olmo_cli.evaluate",
 }
 
 __all__ = ["__version__", *_LAZY]

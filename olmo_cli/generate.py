@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TextIO
 
-from olmo_cli.errors import BadInputError, UnsupportedError, UsageError
+from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
 
 # The OLMo model card's inference defaults.
 DEFAULT_MAX_NEW_TOKENS = 100
@@ -111,7 +113,7 @@ class GenerationResult:
     timings: Timings
     extra: dict = field(default_factory=dict)
 
-    def to_json(self) -> dict:
+    def as_dict(self) -> dict:
         return {"completions": [asdict(c) for c in self.completions], "timings": asdict(self.timings), **self.extra}
 
 
@@ -122,6 +124,67 @@ def read_prompts(text: str, *, one_per_line: bool) -> list[str]:
     return [text[:-1] if text.endswith("\n") else text]
 
 
+def collect_prompts(texts: Sequence[str] | None, prompts_file: Path | None, stdin: TextIO | None) -> list[str]:
+    """The prompts of a run: the texts given, a file of one prompt per line ('-': stdin), or else
+    all of stdin as one prompt (unless stdin is a terminal). Checked as generate() checks them."""
+    if texts and prompts_file is not None:
+        raise UsageError("give prompts with --prompt or --prompts-file, not both")
+    if texts:
+        prompts = list(texts)
+    elif prompts_file is not None:
+        prompts = read_prompts(_read_prompts_file(prompts_file, stdin), one_per_line=True)
+        if not prompts:
+            raise BadInputError(f"no prompts in {prompts_file}", hint="write one prompt per line")
+    else:
+        if stdin is None or stdin.isatty():
+            raise UsageError("no prompt given", hint="use --prompt TEXT, --prompts-file FILE, or pipe text on stdin")
+        prompts = read_prompts(_read_stdin(stdin), one_per_line=False)
+    check_prompts(prompts)
+    return prompts
+
+
+def _read_prompts_file(path: Path, stdin: TextIO | None) -> str:
+    if str(path) == "-":
+        return _read_stdin(stdin) if stdin is not None else ""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NotFoundError(f"no such prompts file: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise BadInputError(f"cannot read {path}: {error}") from None
+
+
+def _read_stdin(stdin: TextIO) -> str:
+    """stdin as UTF-8 text; other bytes (a binary file piped in, another encoding) are bad input."""
+    buffer = getattr(stdin, "buffer", None)
+    data = buffer.read() if buffer is not None else stdin.read().encode()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise BadInputError(
+            f"stdin is not UTF-8 text (byte {error.start} is {data[error.start : error.start + 1]!r})",
+            hint="pipe in text, or pass --prompt",
+        ) from None
+
+
+def check_prompts(prompts: Sequence[str]) -> None:
+    """At least one prompt, and none blank: a model given nothing to continue only rambles."""
+    if not prompts:
+        raise BadInputError("no prompt given", hint="use --prompt TEXT, --prompts-file FILE, or pipe text on stdin")
+    for prompt in prompts:
+        if not prompt.strip():
+            raise BadInputError("empty prompt", hint="give some text for the model to continue")
+
+
+def check_compile(device) -> None:
+    """--compile (static KV cache + torch.compile) pays off on CUDA only; on a CPU it only adds compile time."""
+    if device.type != "cuda":
+        raise UnsupportedError(
+            "--compile needs a CUDA GPU (static KV cache + torch.compile)",
+            hint="drop --compile on the CPU; it speeds up decoding on CUDA only",
+        )
+
+
 def generate(
     loaded, prompts: list[str], params: SamplingParams, *, on_text: Callable[[str], None] | None = None
 ) -> GenerationResult:
@@ -129,16 +192,9 @@ def generate(
     import torch
 
     params.validate()
-    if not prompts:
-        raise BadInputError("no prompt given", hint="use --prompt TEXT, --prompts-file FILE, or pipe text on stdin")
-    for prompt in prompts:
-        if not prompt.strip():
-            raise BadInputError("empty prompt", hint="give some text to continue")
-    if params.compile and loaded.model.device.type != "cuda":
-        raise UnsupportedError(
-            "--compile needs a CUDA GPU (static KV cache + torch.compile)",
-            hint="drop --compile on the CPU; it speeds up decoding on CUDA only",
-        )
+    check_prompts(prompts)
+    if params.compile:
+        check_compile(loaded.model.device)
     tokenizer, model = loaded.tokenizer, loaded.model
     inputs = loaded.to_inputs(prompts)
     prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()

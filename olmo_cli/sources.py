@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from olmo_cli.errors import BadInputError, NotFoundError, UsageError
-from olmo_cli.hub.refs import is_repo_id
+from olmo_cli.hub.download import fetch_revision
+from olmo_cli.hub.repo_id import is_repo_id
+from olmo_cli.hub.resolve import resolve
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.names import is_commit_sha
 
@@ -65,14 +67,14 @@ def locate(
     if source is None and revision is None:
         raise UsageError(
             "no model given",
-            hint="name a Hub repo or a local directory, e.g. 'allenai/OLMo-1B-hf', or a revision such as --revision step20000-tokens84B",
+            hint="name a Hub repo or a local directory, e.g. 'allenai/OLMo-1B-hf', "
+            "or a revision such as --revision step20000-tokens84B",
         )
     if source is not None and not is_repo_id(source):
         raise NotFoundError(
             f"'{source}' is neither a local directory nor a Hub repo id", hint="a repo id looks like allenai/OLMo-7B"
         )
     repo, exact = _resolve(source, revision, offline=offline, reporter=reporter)
-    from olmo_cli.hub.download import fetch_revision
 
     path = Path(fetch_revision(repo, exact, include=include, exclude=exclude, offline=offline, reporter=reporter))
     commit = path.name if is_commit_sha(path.name) else None
@@ -105,7 +107,6 @@ def _resolve(source: str | None, revision: str | None, *, offline: bool, reporte
     if revision is None:
         assert source is not None
         return source, "main"
-    from olmo_cli.revisions.resolve import resolve
 
     resolved = resolve(revision, source, offline=offline, reporter=reporter)
     if resolved.note:  # "nearest to 2T tokens: ..., 36B tokens before": never silently

@@ -64,3 +64,21 @@ def fake_hub(monkeypatch):
         yield hub
     finally:
         hub.stop()
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """tiny_model(**shape): a tiny random transformers OLMo with the real OLMo-1 tokenizer files
+    (tests/tiny_models.make_hf_with_tokenizer), built once per shape for the whole session.
+    Tests must not change its directory: copy it first."""
+    from tiny_models import make_hf_with_tokenizer
+
+    built: dict[tuple, Path] = {}
+
+    def get(**shape) -> Path:
+        key = tuple(sorted(shape.items()))
+        if key not in built:
+            built[key] = make_hf_with_tokenizer(tmp_path_factory.mktemp("tiny") / "hf", **shape)
+        return built[key]
+
+    return get

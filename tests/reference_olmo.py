@@ -1,4 +1,4 @@
-"""An independent OLMo forward pass in plain torch, written from the OLMo definition (REFERENCE 3.1).
+"""An independent OLMo forward pass in plain torch, written from the OLMo definition (docs/REFERENCE.md 3.1).
 
 It takes the native state dict (keys `transformer.*`) and the native `model:` config fields, and
 shares no code with olmo_cli, so tests can check converted checkpoints against the definition

@@ -15,18 +15,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from badinput import assert_fails, assert_nothing_at
+from helpers import assert_nothing_at, assert_one_line_error, olmo
 from tiny_models import make_native, native_config, native_state_dict
-from typer.testing import CliRunner
 
 from olmo_cli import oserrors
 from olmo_cli.checkpoints import writer
 from olmo_cli.checkpoints.atomic import owner_stamp, partial_prefix
-from olmo_cli.cli.app import app
-
-
-def olmo(*argv):
-    return CliRunner().invoke(app, [str(a) for a in argv])
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +75,7 @@ def test_broken_or_hostile_model_pt(tmp_path, native, kind):
     src = _weights(tmp_path, native, write)
     for argv in (["convert", src, tmp_path / "out"], ["inspect", src]):
         result = olmo(*argv)
-        line = assert_fails(result, 5, "model.pt", fragment)
+        line = assert_one_line_error(result, 5, "model.pt", fragment)
         assert "weights_only" not in line and "Please file an issue" not in line  # torch's advice stays out
     assert_nothing_at(tmp_path / "out")
 
@@ -102,27 +96,27 @@ def test_broken_or_hostile_model_pt(tmp_path, native, kind):
 )
 def test_absurd_config_numbers_are_refused_before_any_work(tmp_path, native, fields, fragment):
     src = copy_with(native, tmp_path, **fields)
-    assert_fails(olmo("convert", src, tmp_path / "out"), 5, fragment)
+    assert_one_line_error(olmo("convert", src, tmp_path / "out"), 5, fragment)
     assert_nothing_at(tmp_path / "out")
 
 
 @pytest.mark.parametrize("size", ["nan", "inf", "-5GB", "0", "five"])
 def test_bad_shard_sizes(tmp_path, native, size):
-    assert_fails(olmo("convert", native, tmp_path / "out", "--shard-size", size), 2, "bad size")
+    assert_one_line_error(olmo("convert", native, tmp_path / "out", "--shard-size", size), 2, "bad size")
     assert_nothing_at(tmp_path / "out")
 
 
 def test_empty_paths_are_usage_errors(tmp_path, native):
     result = olmo("convert", native, "")
     assert result.exit_code == 2 and "the path is empty" in result.stderr
-    assert_fails(olmo("convert", "", tmp_path / "out"), 2, "the model is empty")
-    assert_fails(olmo("inspect", ""), 2, "the model is empty")
+    assert_one_line_error(olmo("convert", "", tmp_path / "out"), 2, "the model is empty")
+    assert_one_line_error(olmo("inspect", ""), 2, "the model is empty")
 
 
 def test_a_symlink_loop_as_source(tmp_path):
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
-    assert_fails(olmo("convert", tmp_path / "a", tmp_path / "out"), 5, "symlink loop")
+    assert_one_line_error(olmo("convert", tmp_path / "a", tmp_path / "out"), 5, "symlink loop")
     assert_nothing_at(tmp_path / "out")
 
 
@@ -131,7 +125,7 @@ def test_a_fifo_where_the_weights_belong_does_not_hang(tmp_path, native):
     src.mkdir()
     shutil.copy(native / "config.yaml", src)
     os.mkfifo(src / "model.pt")
-    assert_fails(olmo("convert", src, tmp_path / "out"), 5, "no model.pt")
+    assert_one_line_error(olmo("convert", src, tmp_path / "out"), 5, "no model.pt")
 
 
 Usage = namedtuple("Usage", "total used free")
@@ -139,7 +133,9 @@ Usage = namedtuple("Usage", "total used free")
 
 def test_too_little_free_space_is_refused_up_front(tmp_path, native, monkeypatch):
     monkeypatch.setattr(oserrors.shutil, "disk_usage", lambda path: Usage(10**9, 10**9 - 1000, 1000))
-    line = assert_fails(olmo("convert", native, tmp_path / "out"), 5, "no space left on /", "needed ~", "free 1000 B")
+    line = assert_one_line_error(
+        olmo("convert", native, tmp_path / "out"), 5, "no space left on /", "needed ~", "free 1000 B"
+    )
     assert "MiB" in line or "KiB" in line
     assert_nothing_at(tmp_path / "out")
 
@@ -149,7 +145,7 @@ def test_a_disk_that_fills_while_writing(tmp_path, native, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(writer.os, "posix_fallocate", full)
-    assert_fails(olmo("convert", native, tmp_path / "out"), 5, "no space left on /", "needed ~")
+    assert_one_line_error(olmo("convert", native, tmp_path / "out"), 5, "no space left on /", "needed ~")
     assert_nothing_at(tmp_path / "out")
 
 
@@ -166,7 +162,7 @@ def test_a_disk_that_fills_while_saving_model_pt(tmp_path, tmp_path_factory, mon
 
     monkeypatch.setattr(torch, "save", full)
     dst = tmp_path / "out-unsharded"
-    assert_fails(
+    assert_one_line_error(
         olmo("convert", src, dst, "--to", "native", "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5"), 5, "no space"
     )
     assert_nothing_at(dst)
@@ -174,13 +170,13 @@ def test_a_disk_that_fills_while_saving_model_pt(tmp_path, tmp_path_factory, mon
 
 def test_a_read_only_target_is_named_as_such(tmp_path, native, monkeypatch):
     monkeypatch.setattr(oserrors, "is_read_only", lambda path: True)
-    assert_fails(olmo("convert", native, tmp_path / "out"), 5, "read-only filesystem")
+    assert_one_line_error(olmo("convert", native, tmp_path / "out"), 5, "read-only filesystem")
     assert_nothing_at(tmp_path / "out")
 
 
 def test_an_output_under_a_file(tmp_path, native):
     (tmp_path / "file").write_text("x")
-    assert_fails(olmo("convert", native, tmp_path / "file" / "out"), 5, "is a file")
+    assert_one_line_error(olmo("convert", native, tmp_path / "file" / "out"), 5, "is a file")
 
 
 def test_a_dead_runs_partial_output_is_reclaimed_and_a_live_ones_kept(tmp_path, native):

@@ -11,11 +11,9 @@ import os
 from pathlib import Path
 
 import pytest
-from badinput import assert_fails
 from fakehub import FakeHub, checkpoint_repo
-from typer.testing import CliRunner
+from helpers import assert_one_line_error, olmo
 
-from olmo_cli.cli.app import app
 from olmo_cli.hub import transfer
 from olmo_cli.hub.env import hub_cache_dir
 
@@ -30,10 +28,6 @@ def hub(fake_hub: FakeHub, monkeypatch) -> FakeHub:
     fast = transfer.RetryPolicy(base_delay=0.001, max_delay=0.01, max_retry_after=0.05)
     monkeypatch.setattr(transfer, "DEFAULT_POLICY", fast)
     return fake_hub
-
-
-def olmo(*argv: str):
-    return CliRunner().invoke(app, list(argv))
 
 
 def files_outside(root: Path, *allowed: Path) -> list[Path]:
@@ -53,14 +47,14 @@ def test_a_listed_file_name_never_places_a_file_outside_the_cache(fake_hub, tmp_
     fake_hub.add_repo(REPO, branches={MAIN: {"config.json": b"{}", name: b"payload"}})
     out = tmp_path / "export"
     result = olmo("download", REPO, "--all-files", "--local-dir", str(out))
-    assert_fails(result, 4, "invalid file name")
+    assert_one_line_error(result, 4, "invalid file name")
     assert not list(tmp_path.rglob("escaped.txt")) and not Path("/etc/owned").exists()
     assert not out.exists()
 
 
 def test_a_listing_with_a_bad_commit_sha_is_refused(hub):
     hub.fail(f"/api/models/{REPO}/revision/", status=200, body={"id": REPO, "sha": "../../x", "siblings": []}, times=1)
-    assert_fails(olmo("download", REPO, "-r", MAIN), 4, "invalid commit sha")
+    assert_one_line_error(olmo("download", REPO, "-r", MAIN), 4, "invalid commit sha")
 
 
 @pytest.mark.parametrize(
@@ -68,12 +62,12 @@ def test_a_listing_with_a_bad_commit_sha_is_refused(hub):
 )
 def test_answers_that_are_not_the_api_s_shape_are_one_line_network_errors(hub, body):
     hub.fail(f"/api/models/{REPO}/revision/", status=200, body=body, times=10)
-    assert_fails(olmo("download", REPO, "-r", MAIN), 4, "Hub")
+    assert_one_line_error(olmo("download", REPO, "-r", MAIN), 4, "Hub")
 
 
 def test_refs_that_are_not_json_fall_back_or_fail_in_one_line(hub):
     hub.fail(f"/api/models/{REPO}/refs", status=200, body=b"{{{", times=10)
-    assert_fails(olmo("list-revisions", REPO), 4, "not what its API returns")
+    assert_one_line_error(olmo("list-revisions", REPO), 4, "not what its API returns")
 
 
 @pytest.mark.parametrize("after", ["nan", "-5", "1e999", "soon", "Wed, 21 Oct 2015 07:28:00 GMT", "0"])
@@ -87,13 +81,15 @@ def test_odd_retry_after_values_are_survived(hub, after):
 def test_a_persistent_429_says_when_to_try_again(hub, after):
     hub.fail(f"/api/models/{REPO}/refs", status=429, retry_after=after, times=100)
     wait = "7" if after else "1"  # without Retry-After: the policy's longest backoff, rounded up
-    assert_fails(olmo("list-revisions", REPO, "--refresh"), 4, f"rate limited by the Hub; try again in {wait} s")
+    assert_one_line_error(
+        olmo("list-revisions", REPO, "--refresh"), 4, f"rate limited by the Hub; try again in {wait} s"
+    )
 
 
 def test_a_429_asking_for_an_absurd_wait_fails_at_once(hub):
     hub.fail(f"/api/models/{REPO}/revision/", status=429, retry_after="86400000", times=100)
     result = olmo("download", REPO, "-r", MAIN)
-    assert_fails(result, 4, "rate limited by the Hub; try again in 86400 s")
+    assert_one_line_error(result, 4, "rate limited by the Hub; try again in 86400 s")
     assert len([r for r in hub.requests if "/revision/" in r.path]) == 1  # no hammering
 
 
@@ -110,8 +106,8 @@ def test_a_hub_cache_that_is_a_file(hub, tmp_path, monkeypatch):
     file = tmp_path / "cache-file"
     file.write_text("x")
     monkeypatch.setenv("HF_HUB_CACHE", str(file))
-    assert_fails(olmo("download", REPO, "-r", MAIN), 5, "is not a directory")
-    assert_fails(olmo("cache", "ls"), 5, "is not a directory")
+    assert_one_line_error(olmo("download", REPO, "-r", MAIN), 5, "is not a directory")
+    assert_one_line_error(olmo("cache", "ls"), 5, "is not a directory")
 
 
 def test_cache_ls_of_an_empty_cache_says_where_it_looked(isolated_caches):
@@ -125,13 +121,13 @@ def test_a_read_only_cache_for_one_revision_is_its_own_code_printed_once(hub, mo
         raise OSError(errno.EROFS, "Read-only file system", str(path))
 
     monkeypatch.setattr(transfer, "_open_append", read_only)
-    line = assert_fails(olmo("download", REPO, "-r", MAIN), 5, "Read-only file system")
+    line = assert_one_line_error(olmo("download", REPO, "-r", MAIN), 5, "Read-only file system")
     assert line.startswith("error: cannot write")
 
 
 def test_include_matching_nothing_is_said_once(hub):
     result = olmo("download", REPO, "-r", MAIN, "--include", "*.nothing")
-    assert_fails(result, 3, "no files of allenai/OLMo-fake@main match")
+    assert_one_line_error(result, 3, "no files of allenai/OLMo-fake@main match")
     assert "warning" not in result.stderr
 
 
@@ -141,7 +137,7 @@ def test_cache_rm_on_a_read_only_cache_removes_nothing(hub, monkeypatch):
     from olmo_cli import oserrors
 
     monkeypatch.setattr(oserrors, "is_read_only", lambda path: True)
-    assert_fails(olmo("cache", "rm", REPO, "-r", MAIN, "--yes"), 5, "read-only filesystem")
+    assert_one_line_error(olmo("cache", "rm", REPO, "-r", MAIN, "--yes"), 5, "read-only filesystem")
     assert sorted(p for p in hub_cache_dir().rglob("*")) == before
 
 
@@ -155,7 +151,7 @@ def test_cache_rm_when_a_removal_fails_midway(hub, monkeypatch):
         return real_unlink(self, missing_ok=missing_ok)
 
     monkeypatch.setattr(Path, "unlink", refuse)
-    assert_fails(olmo("cache", "rm", REPO, "-r", MAIN, "--yes"), 5, "read-only filesystem")
+    assert_one_line_error(olmo("cache", "rm", REPO, "-r", MAIN, "--yes"), 5, "read-only filesystem")
 
 
 # ----- tampered caches -----
@@ -168,7 +164,7 @@ def test_verify_catches_an_edited_file_where_the_blob_link_was(hub, offline):
     config.unlink()
     config.write_text('{"edited": true}')
     result = olmo("verify", REPO, "-r", MAIN, *(["--offline"] if offline else []))
-    assert_fails(result, 7, "do not match")
+    assert_one_line_error(result, 7, "do not match")
     assert "config.json" in result.stderr
 
 
@@ -178,7 +174,7 @@ def test_verify_catches_a_missing_blob(hub, offline):
     weights = snapshot_of() / "model.safetensors"
     Path(os.path.realpath(weights)).unlink()
     result = olmo("verify", REPO, "-r", MAIN, *(["--offline"] if offline else []))
-    assert_fails(result, 7, "do not match")
+    assert_one_line_error(result, 7, "do not match")
     assert "missing" in result.stderr and "model.safetensors" in result.stderr
 
 
@@ -204,7 +200,7 @@ def test_download_repair_fetches_exactly_the_files_that_fail(hub):
 def test_download_into_a_local_dir_that_is_a_file(hub, tmp_path):
     target = tmp_path / "f"
     target.write_text("x")
-    assert_fails(olmo("download", REPO, "-r", MAIN, "--local-dir", str(target)), 2, "is a file")
+    assert_one_line_error(olmo("download", REPO, "-r", MAIN, "--local-dir", str(target)), 2, "is a file")
 
 
 @pytest.mark.parametrize("endpoint", ["http://[::1", "http://127.0.0.1:99999", "not a url", "ftp://x"])
@@ -212,25 +208,25 @@ def test_hf_endpoint_may_hold_anything(monkeypatch, endpoint):
     monkeypatch.setenv("HF_ENDPOINT", endpoint)
     result = olmo("download", REPO, "-r", MAIN)
     assert result.exit_code in (4, 5), result.output
-    assert_fails(result, result.exit_code, "")
+    assert_one_line_error(result, result.exit_code, "")
 
 
 @pytest.mark.parametrize("token", ["abc\ndef", "tök", "hf x"])
 def test_hf_token_may_hold_anything(hub, monkeypatch, token):
     monkeypatch.setenv("HF_TOKEN", token)
-    assert_fails(olmo("download", REPO, "-r", MAIN, "--refresh"), 5, "HF_TOKEN holds characters")
+    assert_one_line_error(olmo("download", REPO, "-r", MAIN, "--refresh"), 5, "HF_TOKEN holds characters")
 
 
 def test_a_redirect_loop_in_the_api(hub):
     loop = {"Location": f"{hub.url}/api/models/{REPO}/revision/main"}
     hub.fail("/revision/", status=302, headers=loop, times=1000)
-    assert_fails(olmo("download", REPO, "-r", MAIN), 4, "redirects")
+    assert_one_line_error(olmo("download", REPO, "-r", MAIN), 4, "redirects")
 
 
 def test_a_redirect_loop_for_a_file(hub):
     loop = {"Location": f"{hub.url}/{REPO}/resolve/main/tokenizer.json"}
     hub.fail("tokenizer.json", status=302, headers=loop, times=1000, method="GET")
-    assert_fails(olmo("download", REPO, "-r", MAIN), 4, "redirected too many times")
+    assert_one_line_error(olmo("download", REPO, "-r", MAIN), 4, "redirected too many times")
 
 
 def test_a_body_that_claims_an_encoding_it_does_not_have(hub):

@@ -11,19 +11,12 @@ import subprocess
 import sys
 
 import pytest
-from badinput import assert_fails
+from helpers import assert_one_line_error, olmo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
-
-from olmo_cli.cli.app import app
 
 HUGE = "9" * 5000
 REPO = "allenai/OLMo-1B"
-
-
-def olmo(*argv: str, input: str | bytes | None = None):
-    return CliRunner().invoke(app, list(argv), input=input)
 
 
 @pytest.mark.parametrize(
@@ -50,7 +43,7 @@ def olmo(*argv: str, input: str | bytes | None = None):
     ],
 )
 def test_bad_revision_input(argv, code, fragment):
-    assert_fails(olmo(*argv), code, fragment)
+    assert_one_line_error(olmo(*argv), code, fragment)
 
 
 def test_parse_revision_of_a_huge_number_is_an_opaque_name():
@@ -82,7 +75,7 @@ def test_unknown_commit_sha_is_checked_against_the_hub(fake_hub):
     assert result.exit_code == 0, result.output
     assert real in result.stdout
     fake = "0123456789abcdef0123456789abcdef01234567"
-    assert_fails(olmo("resolve", fake, "--repo", "allenai/OLMo-fake"), 3, fake, "not found")
+    assert_one_line_error(olmo("resolve", fake, "--repo", "allenai/OLMo-fake"), 3, fake, "not found")
 
 
 def _stdout_closed(argv):

@@ -64,7 +64,7 @@ _TRAINER_INT_FIELDS = (
 
 
 def assert_trainer_would_start_from(dst, tokenizer_vocab: int | None = None):
-    """What the OLMo trainer (ai2-olmo 0.6) checks when started with --load_path=DST (REFERENCE 3.1)."""
+    """What the OLMo trainer (ai2-olmo 0.6) checks when started with --load_path=DST (docs/REFERENCE.md 3.1)."""
     from olmo_cli.checkpoints.formats.native import spec_from_model_fields
     from olmo_cli.checkpoints.layout import native_shapes
 
@@ -169,7 +169,7 @@ def test_hf_to_native_matches_transformers_and_round_trips(tmp_path, arch, shard
     state, config = native_files(dst)
     torch.testing.assert_close(olmo_logits(state, config, IDS), expected, **TIGHT)
 
-    # What the OLMo trainer needs (REFERENCE 3.1): integer rope_theta, explicit no-bias fields,
+    # What the OLMo trainer needs (docs/REFERENCE.md 3.1): integer rope_theta, explicit no-bias fields,
     # exactly the expected keys, a plain train.pt, a tokenizer identifier.
     assert isinstance(config["rope_theta"], int) and config["include_bias"] is False
     assert config["block_type"] == "sequential" and config["weight_tying"] is (arch == "olmo")
@@ -210,7 +210,7 @@ def test_cast_to_bfloat16_shards_and_plain_permissions(tmp_path):
 
 
 def test_swiglu_halves_go_up_then_gate(tmp_path):
-    """The first half of ff_proj is up_proj, the second gate_proj (REFERENCE 3.1)."""
+    """The first half of ff_proj is up_proj, the second gate_proj (docs/REFERENCE.md 3.1)."""
     src = make_native(tmp_path / "src", tokenizer=None)
     convert(src, tmp_path / "hf")
     ff = native_state_dict(native_config("olmo1"))["transformer.blocks.1.ff_proj.weight"]

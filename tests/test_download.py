@@ -15,9 +15,8 @@ from pathlib import Path
 
 import pytest
 from fakehub import FakeHub, checkpoint_repo, safetensors_bytes
-from typer.testing import CliRunner
+from helpers import Recorder, error_line, olmo
 
-from olmo_cli.cli.app import app
 from olmo_cli.hub.env import hub_cache_dir
 from olmo_cli.hub.files import needed_files
 
@@ -33,18 +32,6 @@ def rev(step: int) -> str:
 def hub(fake_hub: FakeHub) -> FakeHub:
     checkpoint_repo(fake_hub, REPO, STEPS)
     return fake_hub
-
-
-def olmo(*args: str):
-    result = CliRunner().invoke(app, list(args))
-    return result
-
-
-def error_line(result) -> str:
-    """The one `error:` line a failure prints (and no traceback)."""
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    return lines[0]
 
 
 def snapshot(hub: FakeHub, revision: str) -> Path:
@@ -149,17 +136,10 @@ def test_empty_files_and_nested_paths_are_fetched(fake_hub):
 def test_fetch_revision_falls_back_to_the_cache_when_the_hub_is_unreachable(hub, monkeypatch):
     from olmo_cli.errors import NetworkError
     from olmo_cli.hub.download import fetch_revision
-    from olmo_cli.reporting import Reporter
-
-    class Collect(Reporter):
-        warnings: list[str] = []
-
-        def warn(self, message):
-            self.warnings.append(message)
 
     path = fetch_revision(REPO, rev(1000))
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
-    reporter = Collect()
+    reporter = Recorder()
     assert fetch_revision(REPO, rev(1000), reporter=reporter) == path
     assert len(reporter.warnings) == 1 and "using the cached" in reporter.warnings[0]
     with pytest.raises(NetworkError, match="cannot reach"):

@@ -6,10 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error, olmo
 from tiny_models import make_hf_with_tokenizer
-from typer.testing import CliRunner
 
-from olmo_cli.cli.app import app
 from olmo_cli.errors import BadInputError, UsageError
 from olmo_cli.generate import SamplingParams, _Streamer, generate, read_prompts
 
@@ -22,12 +21,8 @@ def make_model(directory: Path, seed: int = 0) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_model(tmp_path_factory.mktemp("gen") / "tiny")
-
-
-def run(*args: str, input: str | None = None):
-    return CliRunner().invoke(app, ["generate", *args], input=input)
+def tiny(tiny_model) -> Path:
+    return tiny_model(**SHAPE)
 
 
 def completions(result) -> list[dict]:
@@ -36,9 +31,9 @@ def completions(result) -> list[dict]:
 
 
 def test_single_prompt_streams_the_same_text_json_reports(tiny):
-    streamed = run(str(tiny), "-p", "Language modeling is", "--greedy", "-n", "12")
+    streamed = olmo("generate", str(tiny), "-p", "Language modeling is", "--greedy", "-n", "12")
     assert streamed.exit_code == 0, streamed.output
-    as_json = completions(run(str(tiny), "-p", "Language modeling is", "--greedy", "-n", "12", "--json"))
+    as_json = completions(olmo("generate", str(tiny), "-p", "Language modeling is", "--greedy", "-n", "12", "--json"))
     assert len(as_json) == 1
     assert streamed.stdout == as_json[0]["completion"] + "\n"
     assert as_json[0]["completion_tokens"] == 12 and as_json[0]["prompt_tokens"] == 3
@@ -46,7 +41,7 @@ def test_single_prompt_streams_the_same_text_json_reports(tiny):
 
 
 def test_json_has_prompt_counts_and_timings(tiny):
-    result = run(str(tiny), "-p", "Hello", "-n", "5", "--seed", "1", "--json")
+    result = olmo("generate", str(tiny), "-p", "Hello", "-n", "5", "--seed", "1", "--json")
     payload = json.loads(result.stdout)
     assert payload["device"] == "cpu" and payload["dtype"] == "float32" and payload["repo"] is None
     assert payload["completions"][0]["prompt"] == "Hello"
@@ -57,7 +52,7 @@ def test_json_has_prompt_counts_and_timings(tiny):
 
 
 def test_stats_go_to_stderr(tiny):
-    result = run(str(tiny), "-p", "Hello", "-n", "4", "--greedy", "--stats")
+    result = olmo("generate", str(tiny), "-p", "Hello", "-n", "4", "--greedy", "--stats")
     assert result.exit_code == 0, result.output
     assert "first token" in result.stderr and "tokens/s" in result.stderr
     assert "tokens/s" not in result.stdout
@@ -78,15 +73,15 @@ def test_same_seed_same_text_other_seed_other_text(tiny):
         "--top-p",
         "1",
     )
-    one = completions(run(*args, "--seed", "7"))[0]["completion"]
-    again = completions(run(*args, "--seed", "7"))[0]["completion"]
-    other = completions(run(*args, "--seed", "8"))[0]["completion"]
+    one = completions(olmo("generate", *args, "--seed", "7"))[0]["completion"]
+    again = completions(olmo("generate", *args, "--seed", "7"))[0]["completion"]
+    other = completions(olmo("generate", *args, "--seed", "8"))[0]["completion"]
     assert one == again
     assert one != other
 
 
 def test_stdin_is_one_prompt(tiny):
-    piped = completions(run(str(tiny), "--greedy", "-n", "6", "--json", input="Once upon\na time\n"))
+    piped = completions(olmo("generate", str(tiny), "--greedy", "-n", "6", "--json", input="Once upon\na time\n"))
     assert [c["prompt"] for c in piped] == ["Once upon\na time"]
 
 
@@ -94,19 +89,25 @@ def test_prompts_file_runs_one_left_padded_batch_equal_to_single_runs(tiny, tmp_
     prompts = ["Hello", "The capital of France is", "1 2 3 4 5 6"]
     file = tmp_path / "prompts.txt"
     file.write_text("\n".join([prompts[0], "", *prompts[1:]]) + "\n")
-    batch = completions(run(str(tiny), "-f", str(file), "--greedy", "-n", "8", "--json"))
+    batch = completions(olmo("generate", str(tiny), "-f", str(file), "--greedy", "-n", "8", "--json"))
     assert [c["prompt"] for c in batch] == prompts
-    singles = [completions(run(str(tiny), "-p", p, "--greedy", "-n", "8", "--json"))[0]["completion"] for p in prompts]
+    singles = [
+        completions(olmo("generate", str(tiny), "-p", p, "--greedy", "-n", "8", "--json"))[0]["completion"]
+        for p in prompts
+    ]
     assert [c["completion"] for c in batch] == singles
-    text = run(str(tiny), "-f", str(file), "--greedy", "-n", "8")
+    text = olmo("generate", str(tiny), "-f", str(file), "--greedy", "-n", "8")
     assert text.stdout.count("==> ") == 3 and singles[1] in text.stdout
-    stdin_file = completions(run(str(tiny), "-f", "-", "--greedy", "-n", "8", "--json", input="\n".join(prompts)))
+    stdin_file = completions(
+        olmo("generate", str(tiny), "-f", "-", "--greedy", "-n", "8", "--json", input="\n".join(prompts))
+    )
     assert [c["completion"] for c in stdin_file] == singles
 
 
 def test_num_return_sequences(tiny):
     result = completions(
-        run(
+        olmo(
+            "generate",
             str(tiny),
             "-p",
             "Hi",
@@ -130,13 +131,15 @@ def test_num_return_sequences(tiny):
 
 
 def test_stop_string_ends_the_text_and_is_not_printed(tiny):
-    full = completions(run(str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--json"))[0]["completion"]
+    full = completions(olmo("generate", str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--json"))[0]["completion"]
     stop = full[len(full) // 2 : len(full) // 2 + 3]
     expected = full[: full.index(stop)]
-    stopped = completions(run(str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--json", "--stop", stop))[0]
+    stopped = completions(olmo("generate", str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--json", "--stop", stop))[
+        0
+    ]
     assert stopped["completion"] == expected and stopped["finish_reason"] == "stop"
     assert stopped["completion_tokens"] < 12
-    streamed = run(str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--stop", stop)
+    streamed = olmo("generate", str(tiny), "-p", "Hello", "--greedy", "-n", "12", "--stop", stop)
     assert streamed.stdout == expected + "\n"
 
 
@@ -191,7 +194,7 @@ def test_compile_on_cpu_is_unsupported_before_any_load(tiny, monkeypatch):
     monkeypatch.setattr(olmo_cli.loading, "load_model", lambda *a, **k: pytest.fail("loaded a model"))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for device in ("cpu", "auto"):
-        result = run(str(tiny), "-p", "Hi", "--compile", "--device", device)
+        result = olmo("generate", str(tiny), "-p", "Hi", "--compile", "--device", device)
         assert result.exit_code == 8 and "CUDA" in result.stderr
 
 
@@ -209,23 +212,31 @@ def hub_repo(fake_hub, tmp_path):
 
 
 def test_generation_from_the_hub_at_a_named_revision(hub_repo):
-    from_hub = json.loads(run(REPO, "--revision", "step2000", "-p", "Hello", "--greedy", "-n", "6", "--json").stdout)
+    from_hub = json.loads(
+        olmo("generate", REPO, "--revision", "step2000", "-p", "Hello", "--greedy", "-n", "6", "--json").stdout
+    )
     assert from_hub["revision"] == "step2000-tokens8B" and from_hub["repo"] == REPO
-    local = completions(run(str(hub_repo / "step2000-tokens8B"), "-p", "Hello", "--greedy", "-n", "6", "--json"))
+    local = completions(
+        olmo("generate", str(hub_repo / "step2000-tokens8B"), "-p", "Hello", "--greedy", "-n", "6", "--json")
+    )
     assert from_hub["completions"][0]["completion"] == local[0]["completion"]
 
 
 def test_sweep_across_revisions_in_training_order(hub_repo):
     args = (REPO, "-r", "step3000-tokens12B", "-r", "step1000-tokens4B", "-p", "Hello", "--greedy", "-n", "5")
-    runs = json.loads(run(*args, "--json").stdout)
+    runs = json.loads(olmo("generate", *args, "--json").stdout)
     assert [r["revision"] for r in runs] == ["step1000-tokens4B", "step3000-tokens12B"]
     for each in runs:
-        local = completions(run(str(hub_repo / each["revision"]), "-p", "Hello", "--greedy", "-n", "5", "--json"))
+        local = completions(
+            olmo("generate", str(hub_repo / each["revision"]), "-p", "Hello", "--greedy", "-n", "5", "--json")
+        )
         assert each["completions"][0]["completion"] == local[0]["completion"]
-    table = run(*args)
+    table = olmo("generate", *args)
     assert table.exit_code == 0, table.output
     assert table.stdout.index("step1000-tokens4B") < table.stdout.index("step3000-tokens12B")
-    selected = json.loads(run(REPO, "--from", "step2000", "-p", "Hello", "--greedy", "-n", "3", "--json").stdout)
+    selected = json.loads(
+        olmo("generate", REPO, "--from", "step2000", "-p", "Hello", "--greedy", "-n", "3", "--json").stdout
+    )
     assert [r["revision"] for r in selected] == ["step2000-tokens8B", "step3000-tokens12B"]
 
 
@@ -240,7 +251,7 @@ def test_sweep_table_prints_model_text_as_it_is(hub_repo, monkeypatch):
         return result
 
     monkeypatch.setattr(olmo_cli.generate, "generate", bracketed)
-    table = run(REPO, "-r", "step1000", "-r", "step2000", "-p", "Hello", "--greedy", "-n", "2")
+    table = olmo("generate", REPO, "-r", "step1000", "-r", "step2000", "-p", "Hello", "--greedy", "-n", "2")
     assert table.exit_code == 0, table.output
     assert table.stdout.count("closing [/INST] and [bold]") == 2
 
@@ -262,7 +273,9 @@ def test_sweep_holds_one_model_at_a_time(hub_repo, monkeypatch):
         return loaded
 
     monkeypatch.setattr(olmo_cli.loading, "load_model", load_and_watch)
-    result = run(REPO, "-r", "step1000", "-r", "step2000", "-r", "step3000", "-p", "Hello", "--greedy", "-n", "2")
+    result = olmo(
+        "generate", REPO, "-r", "step1000", "-r", "step2000", "-r", "step3000", "-p", "Hello", "--greedy", "-n", "2"
+    )
     assert result.exit_code == 0, result.output
     assert len(models) == 3
 
@@ -284,20 +297,19 @@ def test_sweep_holds_one_model_at_a_time(hub_repo, monkeypatch):
 )
 def test_bad_input_is_one_line_error(tiny, args, code, message):
     args = tuple(str(tiny) if a == "MODEL" else a for a in args)
-    result = run(*args, *(() if any(a.startswith("-p") for a in args) else ("-p", "Hi")), input="")
-    assert result.exit_code == code, result.output
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1 and message in errors[0]
-    assert "Traceback" not in result.stderr
+    result = olmo("generate", *args, *(() if any(a.startswith("-p") for a in args) else ("-p", "Hi")), input="")
+    assert_one_line_error(result, code, message)
 
 
 def test_no_model_no_prompt_needs_a_model_first():
-    result = run()
+    result = olmo(
+        "generate",
+    )
     assert result.exit_code == 2 and "no model given" in result.stderr
 
 
 def test_unknown_revision_on_the_hub(hub_repo):
-    result = run(REPO, "--revision", "step999999", "-p", "Hi")
+    result = olmo("generate", REPO, "--revision", "step999999", "-p", "Hi")
     assert result.exit_code == 3, result.output
     assert result.stderr.startswith("error: ") and "999999" in result.stderr
 
@@ -310,7 +322,7 @@ def test_bitsandbytes_missing_when_asked_for(tiny, monkeypatch):
         importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
     )
     for flag in ("--load-in-8bit", "--load-in-4bit"):
-        result = run(str(tiny), "-p", "Hi", flag)
+        result = olmo("generate", str(tiny), "-p", "Hi", flag)
         assert result.exit_code == 8, result.output
         assert "bitsandbytes" in result.stderr and "hint: pip install" in result.stderr
 
@@ -319,7 +331,7 @@ def test_bitsandbytes_missing_when_asked_for(tiny, monkeypatch):
 def test_bitsandbytes_quantizes_at_load_on_the_cpu(tmp_path, flag, method):
     # bitsandbytes' CPU 4-bit kernel needs widths that are multiples of its block size.
     model = make_hf_with_tokenizer(tmp_path / "wider", hidden_size=64, intermediate_size=256, **SHAPE)
-    result = run(str(model), "-p", "Hello there", flag, "--greedy", "-n", "4", "--json")
+    result = olmo("generate", str(model), "-p", "Hello there", flag, "--greedy", "-n", "4", "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["quantization"] == method

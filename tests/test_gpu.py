@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from tiny_models import make_hf_with_tokenizer
 
 from olmo_cli.generate import SamplingParams, generate
 from olmo_cli.loading import load_model
@@ -29,8 +28,8 @@ PROMPTS = ["Language modeling is", "The capital of France is"]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return make_hf_with_tokenizer(tmp_path_factory.mktemp("gpu") / "hf", **SHAPE)
+def tiny(tiny_model) -> Path:
+    return tiny_model(**SHAPE)
 
 
 def greedy_texts(loaded, n=12, compile_=False) -> list[str]:

@@ -17,15 +17,15 @@ from olmo_cli.loading import converted_cache_dir, hf_checkpoint_dir, load_model
 from olmo_cli.loading.devices import checkpoint_dtype, pick_device, pick_dtype
 from olmo_cli.sources import Located, locate
 
-# The real OLMo-1 tokenizer's ids need the padded vocabulary (REFERENCE 3.3).
+# The real OLMo-1 tokenizer's ids need the padded vocabulary (docs/REFERENCE.md 3.3).
 TOKENIZER_SHAPE = dict(vocab_size=50304, eos_token_id=50279, pad_token_id=1)
 NATIVE_TOKENIZER_SHAPE = dict(vocab_size=50280, embedding_size=50304, eos_token_id=50279, pad_token_id=1)
 PROMPTS = ["Language modeling is", "The capital of France"]
 
 
 @pytest.fixture(scope="module")
-def tiny_hf(tmp_path_factory) -> Path:
-    return make_hf_with_tokenizer(tmp_path_factory.mktemp("tiny") / "hf")
+def tiny_hf(tiny_model) -> Path:
+    return tiny_model()
 
 
 def greedy_texts(model, tokenizer, prompts, n=8) -> list[str]:

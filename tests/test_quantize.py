@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import olmo
 from tiny_models import make_hf, make_hf_with_tokenizer, make_native
 from typer.testing import CliRunner
 
 from olmo_cli.cli.app import app
+from olmo_cli.errors import UsageError
 from olmo_cli.quantize.methods import QUANTIZE_METHODS, get_method, quantization_config
 from olmo_cli.quantize.run import quantize
 
@@ -213,15 +215,17 @@ def test_cli_json_report_and_force(source, tmp_path):
 
 
 def test_unknown_method_is_a_usage_error(source, tmp_path):
-    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "int3"])
+    result = olmo("quantize", str(source), str(tmp_path / "out"), "--method", "int3")
     assert result.exit_code == 2
-    assert "unknown quantization method 'int3'" in result.output and "int8-dynamic" in result.output
+    assert "'int3' is not one of" in result.output and "int8-dynamic" in result.output  # the Enum's choices
+    with pytest.raises(UsageError, match="unknown quantization method 'int3'"):  # the core, for Python callers
+        get_method("int3")
     assert not (tmp_path / "out").exists()
 
 
 def test_int4_without_cuda_is_unsupported(source, tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "int4"])
+    result = olmo("quantize", str(source), str(tmp_path / "out"), "--method", "int4")
     assert result.exit_code == 8
     assert "needs a CUDA GPU" in result.output and "use int8" in result.output
     assert not (tmp_path / "out").exists()
@@ -234,7 +238,7 @@ def test_nf4_without_bitsandbytes_says_how_to_install(source, tmp_path, monkeypa
     monkeypatch.setattr(
         importlib.util, "find_spec", lambda name, *a: None if name == "bitsandbytes" else real(name, *a)
     )
-    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out"), "--method", "nf4"])
+    result = olmo("quantize", str(source), str(tmp_path / "out"), "--method", "nf4")
     assert result.exit_code == 8
     assert "'bitsandbytes' package" in result.output and "pip install" in result.output
 
@@ -244,33 +248,29 @@ def test_int8_without_torchao_says_how_to_install(source, tmp_path, monkeypatch)
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "torchao" else real(name, *a))
-    result = CliRunner().invoke(app, ["quantize", str(source), str(tmp_path / "out")])
+    result = olmo("quantize", str(source), str(tmp_path / "out"))
     assert result.exit_code == 8
     assert "'torchao' package" in result.output and "olmo-cli[quant]" in result.output
 
 
 def test_already_quantized_source_is_bad_input(outputs, tmp_path):
     path, _ = outputs["int8"]
-    result = CliRunner().invoke(app, ["quantize", str(path), str(tmp_path / "again"), "--method", "int8"])
+    result = olmo("quantize", str(path), str(tmp_path / "again"), "--method", "int8")
     assert result.exit_code == 5
     assert "already quantized (torchao)" in result.output
     assert not (tmp_path / "again").exists()
 
 
 def test_output_inside_the_source_is_refused(source):
-    result = CliRunner().invoke(app, ["quantize", str(source), str(source / "int8")])
+    result = olmo("quantize", str(source), str(source / "int8"))
     assert result.exit_code == 2 and "overlaps" in result.output
 
 
 def test_cast_contradicting_dtype_is_a_usage_error(source, tmp_path):
-    result = CliRunner().invoke(
-        app, ["quantize", str(source), str(tmp_path / "o"), "--method", "fp16", "--dtype", "bfloat16"]
-    )
+    result = olmo("quantize", str(source), str(tmp_path / "o"), "--method", "fp16", "--dtype", "bfloat16")
     assert result.exit_code == 2 and "computes in float16" in result.stderr
     # int4's kernels compute in bfloat16 only: the same rule, from the same method table.
-    result = CliRunner().invoke(
-        app, ["quantize", str(source), str(tmp_path / "o"), "--method", "int4", "--dtype", "float32"]
-    )
+    result = olmo("quantize", str(source), str(tmp_path / "o"), "--method", "int4", "--dtype", "float32")
     assert result.exit_code == 2 and "computes in bfloat16" in result.stderr
 
 
@@ -322,10 +322,13 @@ def test_streaming_cast_of_a_bin_checkpoint_matches_torch(tmp_path):
 def test_method_table_names_and_configs():
     from torchao.quantization import Int8DynamicActivationInt8WeightConfig, Int8WeightOnlyConfig
 
-    from olmo_cli.cli.quantize import METHOD_HELP
+    from olmo_cli.cli.options import LoadQuantization, QuantizeMethod
+    from olmo_cli.quantize.methods import METHODS
 
     assert QUANTIZE_METHODS == ("int8", "int8-dynamic", "int4", "nf4", "fp16", "bf16")
-    assert all(name in METHOD_HELP for name in QUANTIZE_METHODS)
+    assert tuple(choice.value for choice in QuantizeMethod) == QUANTIZE_METHODS  # what --help and TAB list
+    torchao = tuple(name for name, method in METHODS.items() if method.backend == "torchao")
+    assert tuple(choice.value for choice in LoadQuantization) == torchao  # generate --quantize
     assert isinstance(quantization_config("int8").quant_type, Int8WeightOnlyConfig)
     assert isinstance(quantization_config("INT8-dynamic").quant_type, Int8DynamicActivationInt8WeightConfig)
     assert quantization_config("bf16") is None and quantization_config(None) is None
@@ -362,7 +365,7 @@ def test_output_inside_a_native_source_is_refused_before_converting(tmp_path):
     src = make_native(
         tmp_path / "step1000-unsharded", vocab_size=50280, embedding_size=50304, eos_token_id=50279, pad_token_id=1
     )
-    result = CliRunner().invoke(app, ["quantize", str(src), str(src / "int8")])
+    result = olmo("quantize", str(src), str(src / "int8"))
     assert result.exit_code == 2 and "overlaps" in result.output
     assert not converted_cache_dir().exists()
 

@@ -186,3 +186,68 @@ def test_the_packaged_index_is_the_top_level_revisions_txt():
     assert {repo: names for repo, names in parse_index(packaged).items()} == {
         repo: bundled_revisions(repo) for repo in known_repos()
     }
+
+
+@pytest.mark.parametrize(
+    "name, stage, ingredient, ingredients, step, variant",
+    [
+        ("stage1-step1413814", 1, None, None, 1413814, None),  # OLMo 3: no token suffix
+        ("stage3-step11921", 3, None, None, 11921, None),
+        (
+            "stage2-step47684-mix-math-code-reasoning-web-from-2T-ckpt",
+            2,
+            None,
+            None,
+            47684,
+            "mix-math-code-reasoning-web-from-2T-ckpt",
+        ),
+        ("stage2-step47684-mix-gen-mc-only-from-2T-ckpt", 2, None, None, 47684, "mix-gen-mc-only-from-2T-ckpt"),
+        ("stage2-ingredient1+2-step23842", 2, None, (1, 2), 23842, None),
+        ("stage2-ingredient3-step11931-tokens50B", 2, 3, None, 11931, None),
+    ],
+)
+def test_olmo2_and_olmo3_names_with_variants_and_soups(name, stage, ingredient, ingredients, step, variant):
+    parsed = parse_revision(name)
+    assert parsed.kind == CHECKPOINT
+    assert (parsed.stage, parsed.ingredient, parsed.ingredients, parsed.step, parsed.variant) == (
+        stage,
+        ingredient,
+        ingredients,
+        step,
+        variant,
+    )
+    assert format_revision(parsed) == name
+
+
+def test_variants_and_soups_sort_with_their_stage_and_step():
+    names = [
+        "main",
+        "stage2-ingredient1+2-step23842",
+        "stage3-step11921",
+        "stage2-step47684-mix-math-code-reasoning-web-from-2T-ckpt",
+        "stage2-ingredient2-step23842",
+        "stage2-step47684",
+        "stage1-step1413814",
+        "stage2-ingredient1-step23842",
+        "step150-tokens1B",  # OLMo 2 7B's early stage-1 branches lack the prefix
+        "stage1-step1000-tokens5B",
+    ]
+    assert [r.name for r in training_order(map(parse_revision, names))] == [
+        "step150-tokens1B",
+        "stage1-step1000-tokens5B",
+        "stage1-step1413814",
+        "stage2-step47684",
+        "stage2-step47684-mix-math-code-reasoning-web-from-2T-ckpt",
+        "stage2-ingredient1-step23842",
+        "stage2-ingredient2-step23842",
+        "stage2-ingredient1+2-step23842",
+        "stage3-step11921",
+        "main",
+    ]
+
+
+@pytest.mark.parametrize(
+    "name", ["step5-tokens007B", "stage1-step_5", "step_5-x", "stage2-ingredient01+2-step5", "step5-"]
+)
+def test_malformed_variants_stay_opaque(name):
+    assert parse_revision(name).kind == OTHER

@@ -83,7 +83,7 @@ def test_log_spaced_picks_existing_revisions_evenly_in_log_step():
     targets = [low + (high - low) * i / 7 for i in range(8)]
     # Each pick is the existing step nearest its evenly spaced target (steps exist every 1000).
     all_steps = [r.step for r in revisions() if r.step > 0]
-    for step, target in zip(steps, targets):
+    for step, target in zip(steps, targets, strict=True):
         nearest = min(all_steps, key=lambda s: abs(math.log(s) - target))
         assert step == nearest
     assert set(names(kept)) <= set(bundled_revisions("allenai/OLMo-7B"))

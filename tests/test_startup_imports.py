@@ -1,29 +1,11 @@
 """Startup: the light commands and TAB completion never import torch, transformers or (offline)
-huggingface_hub. Each case runs in a fresh interpreter through a wrapper that calls the app's
-`main` with argv and then writes the sorted `sys.modules` to a file."""
+huggingface_hub. Each case runs in a fresh interpreter (tests/helpers.py's modules_after calls the
+app's `main` with argv and then writes the sorted `sys.modules` to a file)."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
-
-WRAPPER = """
-import json, sys
-out, argv = sys.argv[1], sys.argv[2:]
-sys.argv = ["olmo", *argv]
-from olmo_cli.cli.app import main
-try:
-    main()
-except SystemExit:
-    pass
-with open(out, "w") as handle:
-    json.dump(sorted(sys.modules), handle)
-"""
+from helpers import modules_after
 
 HEAVY = ("torch", "transformers", "huggingface_hub", "safetensors", "numpy", "tokenizers")
 
@@ -49,19 +31,6 @@ CASES = {
         {"_OLMO_COMPLETE": "complete_bash", "COMP_CWORD": "3", "COMP_WORDS": "olmo cache ls allenai/OLMo-7"},
     ),
 }
-
-
-def modules_after(tmp_path: Path, argv: list[str], env: dict) -> tuple[set[str], str]:
-    out = tmp_path / "modules.json"
-    done = subprocess.run(
-        [sys.executable, "-c", WRAPPER, str(out), *argv],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert out.exists(), done.stderr
-    return set(json.loads(out.read_text())), done.stdout
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

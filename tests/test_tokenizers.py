@@ -7,26 +7,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+from helpers import Recorder
 
 from olmo_cli.checkpoints import tokenizers as tk
 from olmo_cli.errors import BadInputError, NetworkError, NotFoundError, UnsupportedError
-from olmo_cli.reporting import Reporter
 
 DATA = Path(__file__).parent / "data" / "tokenizers"
 HF_OLMO_TOKENIZER = DATA / "gpt-neox-olmo-dolma-v1_5"  # as the hf_olmo repos ship it (OLMoTokenizer + auto_map)
 TEXT = "Language modeling is fun: OLMo 1B, 7B & Twin-2T!\n  Indented  text, émigré, 東京."
-
-
-class Recorder(Reporter):
-    def __init__(self):
-        self.infos: list[str] = []
-        self.warnings: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.infos.append(message)
-
-    def warn(self, message: str) -> None:
-        self.warnings.append(message)
 
 
 def _config(directory: Path) -> dict:
@@ -289,7 +277,7 @@ def test_model_eos_that_is_not_the_known_eos_warns(tmp_path):
 
 def test_generation_config_carries_token_ids_only():
     """As the original repos' generation configs: no lengths or sampling settings, which
-    transformers would let override a caller's max_length (REFERENCE section 8)."""
+    transformers would let override a caller's max_length (docs/REFERENCE.md 6)."""
     from transformers import GenerationConfig
 
     values = tk.generation_config(50279, 1)

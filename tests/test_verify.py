@@ -7,9 +7,8 @@ import os
 
 import pytest
 from fakehub import FakeHub, checkpoint_repo
-from typer.testing import CliRunner
+from helpers import olmo
 
-from olmo_cli.cli.app import app
 from olmo_cli.hub.env import hub_cache_dir
 
 REPO = "allenai/OLMo-fake"
@@ -19,13 +18,13 @@ A, B = "step1000-tokens4B", "step2000-tokens8B"
 @pytest.fixture
 def hub(fake_hub: FakeHub) -> FakeHub:
     checkpoint_repo(fake_hub, REPO, [1000, 2000], main=False)
-    result = CliRunner().invoke(app, ["download", REPO, "-r", A, "-r", B])
+    result = olmo("download", REPO, "-r", A, "-r", B)
     assert result.exit_code == 0, result.output
     return fake_hub
 
 
 def verify(*args):
-    return CliRunner().invoke(app, ["verify", REPO, *args])
+    return olmo("verify", REPO, *args)
 
 
 def snapshot(hub, revision):
@@ -83,7 +82,7 @@ def test_offline_checks_each_blob_against_its_name(hub):
 
 def test_a_revision_that_is_not_cached_fails(hub):
     checkpoint_repo(hub, "allenai/other", [5000], main=False)
-    result = CliRunner().invoke(app, ["verify", "allenai/other"])
+    result = olmo("verify", "allenai/other")
     assert result.exit_code == 3 and "nothing of allenai/other is in the local cache" in result.stderr
 
 

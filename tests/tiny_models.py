@@ -83,7 +83,7 @@ def native_config(arch: str = "olmo1", **overrides) -> dict:
 
 
 def native_state_dict(config: dict, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random weights with the native OLMo key names and shapes (REFERENCE 3.1)."""
+    """Random weights with the native OLMo key names and shapes (docs/REFERENCE.md 3.1)."""
     g = torch.Generator().manual_seed(seed)
 
     def rand(*shape, scale=0.2):
@@ -167,7 +167,7 @@ def make_hf_olmo(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     if tokenizer:
-        # The real tokenizer's ids need the real embedding size (REFERENCE 3.3).
+        # The real tokenizer's ids need the real embedding size (docs/REFERENCE.md 3.3).
         overrides = {
             "vocab_size": 50280,
             "embedding_size": 50304,

@@ -1,8 +1,9 @@
 """Checkpoint formats and conversion: every format reads and writes one `ModelSpec`.
 
-- `detect.detect_format(path)`: native | hf_olmo | hf
-- `formats/`: one module per format, config <-> ModelSpec
-- `layout.py`: the tensor maps between native and transformers key names, read both ways
-- `tensors.py`: lazy tensor readers and the streaming safetensors writer
+- `kinds.py`: the closed vocabularies (Format, Target, Family, DType), one table each
+- `detect.detect_format(path)`: asks the format registry; native | hf_olmo | hf | olmo-core
+- `formats/`: the registry, and one module per format (claims, config -> ModelSpec, reader)
+- `layout.py`: the naming tables (native, transformers, OLMo-core), read both ways
+- `tensors.py`, `torchzip.py`, `dcp.py`: lazy tensor readers (safetensors, torch zips, DCP)
 - `convert.convert(src, dst, to=...)`: the streaming engine
 """

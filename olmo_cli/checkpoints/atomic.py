@@ -158,6 +158,14 @@ def check_destination(dst: Path, force: bool) -> None:
     check_writable(dst.absolute().parent)
 
 
+def refuse_overlap(src: Path, dst: Path) -> None:
+    """UsageError when the output would be the source, or inside it, or hold it: replacing one
+    would destroy the other."""
+    s, d = Path(src).resolve(), Path(dst).resolve()
+    if s == d or s in d.parents or d in s.parents:
+        raise UsageError(f"the output {dst} overlaps the source {src}", hint="write the output somewhere else")
+
+
 def check_writable(parent: Path) -> None:
     """A clear error before any work, for an output under a file or in a read-only directory."""
     parent = Path(parent).absolute()

@@ -8,26 +8,27 @@ succeeded.
 
 from __future__ import annotations
 
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from olmo_cli.checkpoints import layout
-from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, output_path
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, output_path, refuse_overlap
 from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
+from olmo_cli.checkpoints.kinds import DType, Target, choices
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
-from olmo_cli.errors import BadInputError, NotFoundError, UsageError
+from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
 from olmo_cli.jsonfiles import write_json
 from olmo_cli.oserrors import disk_full_is_error, require_free
 from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.revisions.names import parse_revision
 
-TARGETS = ("hf", "native")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+TARGETS = choices(Target)  # hf, native, olmo-core
+DTYPES = choices(DType)
 # transformers may keep these buffers in old checkpoints; they are recomputed, never converted.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
-# Tokenizer identifiers by eos id, for HF -> native when the source names none (REFERENCE 3.1/3.3).
+# Tokenizer identifiers by eos id, for HF -> native when the source names none (docs/REFERENCE.md 3.1/3.3).
 _TOKENIZER_BY_EOS = {50279: "allenai/gpt-neox-olmo-dolma-v1_5", 100257: "allenai/dolma2-tokenizer"}
 
 
@@ -43,7 +44,7 @@ class ConvertResult:
     dtype: str = ""
     files: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
+    def as_dict(self) -> dict:
         data = asdict(self)
         data["dst"] = str(self.dst)
         return data
@@ -70,12 +71,12 @@ def convert(
     """
     src, dst = output_path(src, "source"), output_path(dst)
     if to not in TARGETS:
-        raise UsageError(f"unknown target format {to!r}", hint="use --to hf or --to native")
+        raise UsageError(f"unknown target format {to!r}", hint=f"use --to {', --to '.join(TARGETS)}")
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     shard_bytes = parse_size(shard_size)
     source_format = detect_format(src)
-    _refuse_overlap(src, dst)
+    refuse_overlap(src, dst)
     check_destination(dst, force)
 
     checkpoint = open_checkpoint(src, source_format)
@@ -85,6 +86,7 @@ def convert(
     if to == "native":
         from olmo_cli.checkpoints.tokenizers import trainer_identifier
 
+        _refuse_for_native(spec)
         identifier = trainer_identifier(_native_tokenizer(checkpoint, tokenizer, reporter))
         spec = _fit_tokenizer(spec.with_(tokenizer_identifier=identifier), reporter)
         if not dst.name.endswith("-unsharded"):
@@ -92,11 +94,27 @@ def convert(
                 f"the OLMo trainer treats --load_path as unsharded only if it ends in '-unsharded' "
                 f"(e.g. {dst.name}-unsharded)"
             )
+    elif to == "olmo-core":
+        from olmo_cli.checkpoints.formats import olmo_core
+
+        olmo_core_config = olmo_core.experiment_config(spec, out_dtype)  # refusals before any write
+        if source_format != "olmo-core":
+            olmo_core.check_yarn_translates(spec)
     else:
         from olmo_cli.checkpoints import tokenizers
         from olmo_cli.checkpoints.formats import hf
 
         hf_config = hf.config_for(spec, out_dtype)  # unsupported architectures fail before any write
+        if source_format == "olmo-core":
+            from olmo_cli.checkpoints.formats import olmo_core
+
+            olmo_core.check_yarn_translates(spec)
+        if source_format == "olmo-core" and not (tokenizer or spec.tokenizer_identifier):
+            raise NotFoundError(
+                "the OLMo-core config names no tokenizer (dataset.tokenizer.identifier)",
+                hint="pass --tokenizer with an OLMo tokenizer name, a tokenizer directory or a Hub repo, "
+                "e.g. --tokenizer allenai/dolma2-tokenizer",
+            )
         # So does a tokenizer that cannot be found or fetched (written after the weights).
         tokenizers.check_tokenizer(
             source_dir=checkpoint.path, identifier=spec.tokenizer_identifier, override=tokenizer, offline=offline
@@ -104,7 +122,7 @@ def convert(
 
     reporter.info(
         f"converting {source_format} ({checkpoint.architecture}) -> "
-        f"{'transformers ' + spec.family if to == 'hf' else 'native'}, {out_dtype}"
+        f"{'transformers ' + spec.family if to == 'hf' else to}, {out_dtype}"
     )
     needed = _output_bytes(spec, to, out_dtype)
     require_free(dst.absolute().parent, needed)
@@ -113,6 +131,10 @@ def convert(
             files, written, n = _write_hf(
                 checkpoint, tmp, hf_config, out_dtype, shard_bytes, tokenizer, reporter, offline
             )
+        elif to == "olmo-core":
+            from olmo_cli.checkpoints.formats import olmo_core
+
+            files, written, n = olmo_core.write(checkpoint, tmp, olmo_core_config, out_dtype, _fetcher, reporter)
         else:
             files, written, n = _write_native(checkpoint, spec, tmp, out_dtype, revision or src.name, reporter)
         diff = None
@@ -120,9 +142,14 @@ def convert(
             reporter.info("verifying: comparing logits of source and output on a fixed prompt")
             from olmo_cli.checkpoints.verify import compare
 
-            output = open_checkpoint(tmp, "hf" if to == "hf" else "native")
+            output = open_checkpoint(tmp, to)
             diff = compare(checkpoint, output, out_dtype)
             reporter.info(f"verified: max logit difference {diff:.3g}")
+    if to == "olmo-core":
+        reporter.info(
+            "model weights only (no optimizer state): start OLMo-core from it with "
+            f"load_path={dst} and load_trainer_state=false, load_optim_state=false (a fresh optimizer)"
+        )
     if to == "native":
         reporter.info(
             f"start the OLMo trainer from it with --load_path={dst} --reset_optimizer_state=true (there is no optim.pt)"
@@ -134,25 +161,34 @@ def convert(
         n_tensors=n,
         bytes_written=written,
         max_logit_diff=diff,
-        architecture=spec.family if to == "hf" else "native",
+        architecture=spec.family if to != "native" else "native",
         dtype=out_dtype,
         files=files,
     )
 
 
 def _output_bytes(spec: ModelSpec, to: str, out_dtype: str) -> int:
-    """The weights' bytes on disk; twice that for native outputs (the scratch file, then model.pt)."""
+    """The weights' bytes on disk; twice that for native outputs (the scratch file, then model.pt).
+    HF and OLMo-core outputs hold the same tensors once (HF shapes stand for both)."""
     from olmo_cli.checkpoints.tensors import nbytes
 
-    shapes = layout.hf_shapes(spec) if to == "hf" else layout.native_shapes(spec)
+    shapes = layout.native_shapes(spec) if to == "native" else layout.hf_shapes(spec)
     weights = sum(nbytes(tuple(shape), out_dtype) for shape in shapes.values())
-    return weights if to == "hf" else 2 * weights
+    return 2 * weights if to == "native" else weights
 
 
-def _refuse_overlap(src: Path, dst: Path) -> None:
-    s, d = src.resolve(), dst.resolve()
-    if s == d or s in d.parents or d in s.parents:
-        raise UsageError(f"output {dst} overlaps the source {src}", hint="write the output somewhere else")
+def _refuse_for_native(spec: ModelSpec) -> None:
+    """What the allenai/OLMo trainer cannot express (it has neither window nor RoPE scaling)."""
+    for feature, present in (
+        ("sliding-window attention layers (OLMo 3)", spec.slides),
+        (f"RoPE scaling ({(spec.rope_scaling or {}).get('rope_type')})", spec.rope_scaling),
+        ("QK-norm per head (use_head_qk_norm)", spec.qk_norm_per_head),
+    ):
+        if present:
+            raise UnsupportedError(
+                f"the native OLMo trainer cannot express {feature}",
+                hint="convert with --to hf or --to olmo-core instead",
+            )
 
 
 def check_tensors(checkpoint: Checkpoint) -> None:
@@ -195,11 +231,16 @@ def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
         pieces = table[key]
         if len(pieces) == 1 and reader.info(pieces[0].key).dtype == out_dtype:
             piece = pieces[0]
+            if piece.rows is None:
+                ranges = reader.file_ranges(piece.key)
+                if ranges is not None:
+                    return ranges[0] if len(ranges) == 1 else ranges
             where = reader.file_range(piece.key)
             if where is not None:
                 if piece.rows is None:
                     return where
-                return where.rows(*piece.rows, reader.info(piece.key).shape[0])
+                start, stop = piece.rows
+                return where.rows(start, stop, reader.info(piece.key).shape[0])
         # The writer casts while copying into the output file (no cast copy in RAM).
         return layout.materialize(pieces, reader.get)
 
@@ -259,7 +300,7 @@ def _write_hf_tokenizer(
         offline=offline,
         reporter=reporter,
     )
-    return ["generation_config.json"] + sorted(set(p.name for p in tmp.iterdir()) - before)
+    return ["generation_config.json", *sorted(set(p.name for p in tmp.iterdir()) - before)]
 
 
 def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Reporter) -> str:
@@ -267,7 +308,8 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
     tokenizer files, or the OLMo tokenizer its eos id implies."""
     from olmo_cli.checkpoints import tokenizers
 
-    guess = _TOKENIZER_BY_EOS.get(checkpoint.spec.eos_token_id)
+    eos = checkpoint.spec.eos_token_id
+    guess = _TOKENIZER_BY_EOS.get(eos) if eos is not None else None
     if override:
         known = tokenizers.resolve_identifier(override)
         if known is not None:
@@ -281,13 +323,13 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
     if checkpoint.spec.tokenizer_identifier:  # native -> native keeps its identifier
         return checkpoint.spec.tokenizer_identifier
     if (checkpoint.path / "tokenizer.json").is_file():
-        known = tokenizers.match_known(checkpoint.path / "tokenizer.json")
-        if known is None and guess:
+        matched = tokenizers.match_known(checkpoint.path / "tokenizer.json")
+        if matched is None and guess:
             reporter.warn(
                 f"the source's tokenizer.json is not one of the OLMo tokenizers (added tokens?); config.yaml "
                 f"names {guess}, the tokenizer of its eos id: pass --tokenizer REPO if that is wrong"
             )
-        return known or tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
+        return matched or tokenizers.hf_to_native_identifier(checkpoint.path, fallback=guess)
     if guess:
         return guess
     raise NotFoundError(
@@ -298,7 +340,7 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
 
 
 def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
-    """Token fields the OLMo trainer checks against `tokenizer.identifier` (REFERENCE 3.1).
+    """Token fields the OLMo trainer checks against `tokenizer.identifier` (docs/REFERENCE.md 3.1).
 
     It refuses a `vocab_size` other than its tokenizer's (transformers configs only record the
     embedding rows) and null eos/pad ids (they are plain int fields). A known OLMo tokenizer
@@ -308,6 +350,8 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
 
     identifier = spec.tokenizer_identifier or ""
     resolved = tokenizers.resolve_identifier(identifier)
+    eos: int | None
+    pad: int | None
     if resolved is not None:
         known = resolved[0]
         name, size = known.name, known.vocab_size
@@ -321,7 +365,7 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
             spec.pad_token_id,
         )
     else:
-        name = None
+        name, size, eos, pad = None, 0, None, None
     if name is not None:
         if size > spec.embedding_size:
             reporter.warn(
@@ -370,11 +414,7 @@ def _write_native(
 
 
 def _step_and_tokens(revision: str | None) -> tuple[int, int]:
-    """step452000-tokens2000B -> (452000, 2_000_000_000_000); unknown -> (0, 0)."""
-    if not revision:
-        return 0, 0
-    step = re.search(r"step(\d+)", revision)
-    tokens = re.search(r"tokens(\d+)([BMT]?)", revision)
-    scale = {"": 1, "M": 10**6, "B": 10**9, "T": 10**12}
-    n_tokens = int(tokens.group(1)) * scale[tokens.group(2)] if tokens else 0
-    return (int(step.group(1)) if step else 0), n_tokens
+    """step452000-tokens2000B -> (452000, 2_000_000_000_000); a trainer directory's name
+    (step1000-unsharded) -> (1000, 0); anything else -> (0, 0)."""
+    parsed = parse_revision((revision or "").removesuffix("-unsharded"))
+    return parsed.step or 0, parsed.tokens or 0

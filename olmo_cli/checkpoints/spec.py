@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
+
+from olmo_cli.checkpoints.kinds import FAMILY_OF_MODEL_TYPE, Family
+
+FULL_ATTENTION, SLIDING_ATTENTION = "full_attention", "sliding_attention"  # transformers' layer_types
 
 # Far beyond any OLMo (or other) decoder, and small enough that plans built from them stay small:
 # a config with 10**12 layers is refused here instead of filling the memory with shape tables.
@@ -48,6 +53,13 @@ class ModelSpec:
     bos_token_id: int | None = None
     tokenizer_identifier: str | None = None
     dtype: str | None = None  # the checkpoint's weight dtype, e.g. "float32"
+    # OLMo 3 (defaults: every layer full attention, plain RoPE, QK-norm over the whole projection).
+    layer_types: tuple[str, ...] | None = None  # per layer FULL_ATTENTION | SLIDING_ATTENTION
+    sliding_window: int | None = None  # keys a sliding layer sees, the current one included
+    # RoPE scaling of the full-attention layers, in transformers' rope_parameters terms
+    # ({"rope_type": "yarn", "factor": ...}); sliding layers always use plain RoPE.
+    rope_scaling: dict[str, Any] | None = None
+    qk_norm_per_head: bool = False  # q_norm/k_norm weights of one head's width, shared by all heads
 
     def __post_init__(self):
         # Readers turn a ValueError into a one-line "bad model field" error.
@@ -70,6 +82,11 @@ class ModelSpec:
             raise ValueError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.n_layers:
+                raise ValueError(f"{len(self.layer_types)} layer types for {self.n_layers} layers")
+            if SLIDING_ATTENTION in self.layer_types and not (self.sliding_window and self.sliding_window > 0):
+                raise ValueError("sliding-window layers need a positive sliding_window")
 
     @property
     def head_dim(self) -> int:
@@ -80,9 +97,23 @@ class ModelSpec:
         return self.n_kv_heads * self.head_dim
 
     @property
+    def slides(self) -> bool:
+        return self.layer_types is not None and SLIDING_ATTENTION in self.layer_types
+
+    @property
     def family(self) -> str:
-        """The transformers architecture that can hold this model: "olmo" or "olmo2"."""
+        """The transformers model_type that can hold this model: "olmo", "olmo2" or "olmo3" (OLMo 2
+        plus sliding-window layers or scaled RoPE)."""
+        if self.slides or self.rope_scaling:
+            return "olmo3"
         return "olmo2" if (self.norm_after or self.qk_norm or self.norm_type == "rms") else "olmo"
+
+    @property
+    def model_family(self) -> Family:
+        return FAMILY_OF_MODEL_TYPE[self.family]
+
+    def layer_type(self, layer: int) -> str:
+        return FULL_ATTENTION if self.layer_types is None else self.layer_types[layer]
 
     def with_(self, **changes) -> ModelSpec:
         return replace(self, **changes)
@@ -93,7 +124,7 @@ class ModelSpec:
         if self.norm_affine:
             per_layer += 2 * d
         if self.qk_norm:
-            per_layer += d + kv
+            per_layer += 2 * self.head_dim if self.qk_norm_per_head else d + kv
         total = self.n_layers * per_layer + self.embedding_size * d
         if not self.weight_tying:
             total += self.embedding_size * d

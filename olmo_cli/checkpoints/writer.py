@@ -53,7 +53,8 @@ def write_safetensors(
     """Write one safetensors file tensor by tensor. Returns bytes written.
 
     `fetch(key)` gives either a `FileRange` (bytes already in the planned dtype: copied
-    file-to-file by the kernel) or a tensor of the planned shape in any dtype, which is cast
+    file-to-file by the kernel), a list of them (a tensor stored in row chunks, in row order),
+    or a tensor of the planned shape in any dtype, which is cast
     straight into the output file's memory map: no output-sized buffer exists in RAM, and the
     output pages are file-backed. The header comes from the plan, so nothing waits for all
     tensors; the next tensor is fetched (read, sliced) in a worker thread meanwhile.
@@ -77,11 +78,15 @@ def write_safetensors(
         out = _Output(f, path)
         try:
             position = data_start
-            for t, item in zip(tensors, _one_ahead([t.key for t in tensors], fetch)):
-                if isinstance(item, FileRange):
-                    if item.nbytes != t.nbytes:
-                        raise AssertionError(f"{t.key}: planned {t.nbytes} bytes, the source range has {item.nbytes}")
-                    _copy_range(out.at(position), item)
+            for t, item in zip(tensors, _one_ahead([t.key for t in tensors], fetch), strict=True):
+                if isinstance(item, FileRange | list):
+                    ranges = item if isinstance(item, list) else [item]  # a list: row chunks, in order
+                    if sum(r.nbytes for r in ranges) != t.nbytes:
+                        raise AssertionError(f"{t.key}: planned {t.nbytes} bytes, the source ranges differ")
+                    at = position
+                    for source in ranges:
+                        _copy_range(out.at(at), source)
+                        at += source.nbytes
                 else:
                     if tuple(item.shape) != t.shape:
                         raise AssertionError(f"{t.key}: planned shape {t.shape}, got {tuple(item.shape)}")
@@ -112,7 +117,8 @@ class _Output:
     """The output file, as a descriptor for kernel copies and (lazily) a shared memory map for casts."""
 
     def __init__(self, f, path: Path):
-        self.f, self.path, self._map = f, path, None
+        self.f, self.path = f, path
+        self._map: mmap.mmap | None = None
 
     def at(self, offset: int, dtype: str | None = None) -> _Slot:
         return _Slot(self, offset, dtype)
@@ -145,6 +151,7 @@ def _write_tensor(slot: _Slot, tensor) -> None:
     count = tensor.numel()
     if count == 0:
         return
+    assert slot.dtype is not None, "a cast needs the output dtype"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         target = torch.frombuffer(
@@ -216,12 +223,12 @@ def write_sharded(
     else:
         names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     written = 0
-    for name, shard in zip(names, shards):
+    for name, shard in zip(names, shards, strict=True):
         written += write_safetensors(directory / name, shard, fetch, advance)
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(t.nbytes for t in tensors)},
-            "weight_map": {t.key: name for name, shard in zip(names, shards) for t in shard},
+            "weight_map": {t.key: name for name, shard in zip(names, shards, strict=True) for t in shard},
         }
         index_path = directory / "model.safetensors.index.json"
         index_path.write_text(json.dumps(index, indent=2) + "\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Annotated
 
 import typer
 from typer.core import TyperGroup
@@ -124,13 +125,14 @@ def _version(value: bool):
         raise typer.Exit()
 
 
+VersionOpt = Annotated[
+    bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks instead of one-line errors.")]
+
+
 @app.callback()
-def root(
-    version: bool = typer.Option(
-        False, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-line errors."),
-):
+def root(version: VersionOpt = False, debug: DebugOpt = False):
     """Find, fetch, convert, shrink and run OLMo checkpoints."""
     if debug:
         os.environ["OLMO_DEBUG"] = "1"

@@ -8,27 +8,38 @@ from typing import Annotated
 import typer
 
 from olmo_cli.cli.completion import complete_repo
-from olmo_cli.cli.options import (
-    EveryOpt,
-    FromOpt,
-    JsonOpt,
-    LimitOpt,
-    LogSpacedOpt,
-    RepoArg,
-    RevisionsOpt,
-    StageOpt,
-    ToOpt,
-    command_app,
-)
+from olmo_cli.cli.options import JsonOpt, RepoArg, RevisionsOpt, command_app, selection_options
+from olmo_cli.cli.output import format_size, print_json, print_table, say
+from olmo_cli.errors import UsageError
+from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo, usable_cache_root
+from olmo_cli.hub.cleanup import apply_removal, plan_removal, removal_targets
+from olmo_cli.hub.repo_id import check_repo_id
+from olmo_cli.revisions.names import format_tokens, parse_revision
+from olmo_cli.revisions.select import Selection
 
 app = command_app(no_args_is_help=True, help="List or remove cached revisions by name or range.")
+
+OnlyRepoArg = Annotated[
+    str | None,
+    typer.Argument(metavar="REPO", help="Only this repo.", autocompletion=complete_repo, show_default=False),
+]
+KeepEveryOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--keep-every",
+        metavar="N",
+        min=1,
+        help="Remove checkpoints whose step is not a multiple of N (within the selection, if any).",
+        show_default=False,
+    ),
+]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be removed and freed; remove nothing.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask before deleting.")]
 
 
 @app.command("ls")
 def ls(
-    repo: Annotated[
-        str | None, typer.Argument(help="Only this repo.", autocompletion=complete_repo, show_default=False)
-    ] = None,
+    repo: OnlyRepoArg = None,
     as_json: JsonOpt = False,
 ):
     """List cached repos and revisions with step, tokens and size, in training order.
@@ -36,13 +47,9 @@ def ls(
     \b
     Examples:
       olmo cache ls
+      olmo cache ls allenai/OLMo-1B-hf
       olmo cache ls allenai/OLMo-1B-hf --json
     """
-    from olmo_cli.cli.output import format_size, print_json, print_table, say
-    from olmo_cli.hub.cache import RepoCache, cached_repos, scan_repo, usable_cache_root
-    from olmo_cli.hub.refs import check_repo_id
-    from olmo_cli.revisions.names import format_tokens, parse_revision
-
     root = usable_cache_root()
     repos = [check_repo_id(repo)] if repo else cached_repos()
     if not repos:
@@ -80,24 +87,14 @@ def ls(
 
 
 @app.command("rm")
+@selection_options
 def rm(
     repo: RepoArg,
     revision: RevisionsOpt = None,
-    start: FromOpt = None,
-    end: ToOpt = None,
-    every: EveryOpt = None,
-    log_spaced: LogSpacedOpt = None,
-    stage: StageOpt = None,
-    limit: LimitOpt = None,
-    keep_every: int | None = typer.Option(
-        None,
-        "--keep-every",
-        min=1,
-        help="Remove checkpoints whose step is not a multiple of N (within the selection, if any).",
-        show_default=False,
-    ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be removed and freed; remove nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before deleting."),
+    selection: Selection = Selection(),
+    keep_every: KeepEveryOpt = None,
+    dry_run: DryRunOpt = False,
+    yes: YesOpt = False,
     as_json: JsonOpt = False,
 ):
     """Remove cached revisions by name or range; free blobs no other revision uses.
@@ -108,23 +105,16 @@ def rm(
     \b
     Examples:
       olmo cache rm allenai/OLMo-1B-hf --revision step20000-tokens84B
-      olmo cache rm allenai/OLMo-1B-hf --to 100B --dry-run
-      olmo cache rm allenai/OLMo-1B-hf --keep-every 100000 --yes
+      olmo cache rm allenai/OLMo-1B-hf --keep-every 100000 --dry-run
+      olmo cache rm allenai/OLMo-1B-hf --to 100B --yes
     """
-    from olmo_cli.cli.output import format_size, print_json, print_table, say
-    from olmo_cli.errors import UsageError
-    from olmo_cli.hub.cleanup import apply_removal, plan_removal
-    from olmo_cli.hub.refs import check_repo_id
-    from olmo_cli.revisions.select import Selection
-
     check_repo_id(repo)
-    selection = Selection(start, end, every, log_spaced, stage, limit)
     if not revision and not selection.active and keep_every is None:
         raise UsageError(
             "say which revisions to remove",
             hint="use --revision NAME, a range (--from/--to, --every...) or --keep-every N",
         )
-    names = _targets(repo, list(revision or []), selection, keep_every)
+    names = removal_targets(repo, list(revision or []), selection, keep_every)
     plan = plan_removal(repo, names)
     if as_json:
         print_json({**plan.as_dict(), "dry_run": dry_run})
@@ -146,50 +136,3 @@ def rm(
             raise typer.Exit(1)
     apply_removal(plan)
     say(f"removed {len(plan.revisions)} revision(s), freed {format_size(plan.bytes_freed)}")
-
-
-def _targets(repo: str, queries: list[str], selection, keep_every: int | None) -> list[str]:
-    """Cached revision names: the named ones, plus the selection, filtered by --keep-every."""
-    from olmo_cli.errors import NotFoundError
-    from olmo_cli.hub.cache import scan_repo
-    from olmo_cli.revisions.names import parse_revision
-
-    cached = {r.name: r for r in scan_repo(repo)}
-    if not cached:
-        raise NotFoundError(f"nothing of {repo} is in the local cache")
-    commits = {r.commit: r.name for r in cached.values()}
-    chosen: list[str] = []
-    for query in queries:
-        chosen.append(_cached_name(repo, query, cached, commits))
-    parsed = [parse_revision(name) for name in cached]
-    pool = selection.apply(parsed) if selection.active else ([] if queries else parsed)
-    if keep_every is not None:
-        pool = [r for r in pool if r.step is not None and r.step % keep_every != 0]
-    chosen += [r.name for r in pool if r.name not in chosen]
-    if not chosen:
-        raise NotFoundError(
-            f"no cached revision of {repo} matches {selection.describe() if selection.active else ''}".rstrip(),
-            hint=f"run 'olmo cache ls {repo}' to see what is cached",
-        )
-    return chosen
-
-
-def _cached_name(repo: str, query: str, cached: dict, commits: dict) -> str:
-    from olmo_cli.errors import NotFoundError, OlmoError
-
-    if query in cached:
-        return query
-    if query in commits:
-        return commits[query]
-    try:  # step452000, 2T, latest...: resolved offline against the bundled index and the cache
-        from olmo_cli.revisions.resolve import resolve
-
-        name = resolve(query, repo, offline=True).revision
-    except OlmoError:
-        name = None
-    if name in cached:
-        return name
-    raise NotFoundError(
-        f"revision '{query}' of {repo} is not in the local cache",
-        hint=f"run 'olmo cache ls {repo}' to see what is cached",
-    )

@@ -1,6 +1,14 @@
-"""Value completion for TAB: from the bundled index and the local cache, never the network."""
+"""Value completion for TAB: from the bundled index and the local cache, never the network.
+
+Called on every TAB press, so it stays light: no huggingface_hub, no Hub request. Every command
+module imports this one (through cli.options) just to declare its options, so what the callbacks
+read (the cache scanners, the bundled index) is imported when TAB asks, not at startup.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 def complete_repo(incomplete: str) -> list[str]:
@@ -17,8 +25,6 @@ def complete_repo(incomplete: str) -> list[str]:
 
 
 def complete_revision(ctx, incomplete: str) -> list[str]:
-    from olmo_cli.revisions.complete import revision_candidates
-
     return revision_candidates(_params_before_option(ctx), incomplete)
 
 
@@ -49,3 +55,30 @@ def _params_before_option(ctx) -> dict:
         return params
     params.update({k: v for k, v in reparsed.params.items() if v is not None and params.get(k) is None})
     return params
+
+
+# Parameter names under which commands take the repo a revision belongs to.
+_REPO_PARAMS = ("repo", "model", "source", "src")
+
+
+def revision_candidates(params: Mapping[str, Any], incomplete: str) -> list[str]:
+    """Revisions of the repo named so far on the command line (else of every known repo) that
+    start with `incomplete`, in training order: the bundled index, the local cache, main, latest."""
+    from olmo_cli.hub.local import cached_revisions
+    from olmo_cli.revisions.index import bundled_revisions, known_repos
+    from olmo_cli.revisions.names import parse_revision, training_order
+
+    repo = next((params[key] for key in _REPO_PARAMS if isinstance(params.get(key), str) and params.get(key)), None)
+    repos = [repo] if repo else known_repos()
+    names: dict[str, None] = {}
+    for each in repos:
+        names.update(dict.fromkeys(bundled_revisions(each) or []))
+        names.update(dict.fromkeys(cached_revisions(each)))  # a local path as `repo`: nothing cached
+    names.update(dict.fromkeys(["main", "latest"]))
+    matching = [name for name in names if name.startswith(incomplete)]
+    return [r.name for r in training_order(parse_revision(name) for name in matching)]
+
+
+def complete_device(incomplete: str) -> list[str]:
+    """The device kinds `--device` takes (cuda:N too, which no fixed list can hold)."""
+    return [device for device in ("auto", "cpu", "cuda", "mps") if device.startswith(incomplete)]

@@ -1,63 +1,77 @@
-"""`olmo convert SRC DST`: native OLMo <-> transformers, legacy hf_olmo -> transformers."""
+"""`olmo convert SRC DST`: native OLMo, OLMo-core and transformers in any direction; legacy hf_olmo -> any."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt, command_app
+from olmo_cli.checkpoints.convert import convert as run_convert
+from olmo_cli.cli.options import (
+    DType,
+    ForceOpt,
+    JsonOpt,
+    OfflineOpt,
+    OutputArg,
+    RevisionOpt,
+    SourceArg,
+    TargetFormat,
+    command_app,
+)
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
+from olmo_cli.sources import locate
 
 app = command_app()
+
+ToOpt = Annotated[
+    TargetFormat,
+    typer.Option(
+        "--to",
+        help="Target format: hf (transformers olmo/olmo2/olmo3), native (allenai/OLMo trainer) or "
+        "olmo-core (OLMo-core step directory, model weights only).",
+    ),
+]
+DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Output dtype (auto: as the source).")]
+ShardSizeOpt = Annotated[
+    str,
+    typer.Option("--shard-size", metavar="SIZE", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB)."),
+]
+VerifyOpt = Annotated[
+    bool, typer.Option("--verify", help="Compare source and output logits on a fixed prompt; exit 7 if they differ.")
+]
+TokenizerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tokenizer",
+        metavar="PATH|REPO|NAME",
+        help="Tokenizer to use instead of the source's: a path, a Hub repo or an OLMo tokenizer name.",
+        show_default=False,
+    ),
+]
 
 
 @app.command()
 def convert(
-    src: Annotated[
-        str,
-        typer.Argument(
-            metavar="SRC",
-            help="Checkpoint directory (native, hf_olmo or transformers) or Hub repo id.",
-            show_default=False,
-        ),
-    ],
-    dst: Annotated[
-        Path,
-        typer.Argument(metavar="DST", help="Output directory (must not exist unless --force).", show_default=False),
-    ],
+    src: SourceArg,
+    dst: OutputArg,
     revision: RevisionOpt = None,
-    to: Annotated[
-        str, typer.Option("--to", help="Target format: hf (transformers olmo/olmo2) or native (OLMo trainer).")
-    ] = "hf",
-    dtype: Annotated[
-        str, typer.Option("--dtype", help="Output dtype: auto (as the source), float32, bfloat16, float16.")
-    ] = "auto",
-    shard_size: Annotated[
-        str, typer.Option("--shard-size", help="Largest safetensors shard for HF outputs (5GB, 500MB, 2GiB).")
-    ] = "5GB",
+    to: ToOpt = TargetFormat.hf,
+    dtype: DTypeOpt = DType.auto,
+    shard_size: ShardSizeOpt = "5GB",
     force: ForceOpt = False,
-    verify: Annotated[
-        bool,
-        typer.Option("--verify", help="Compare source and output logits on a fixed prompt; exit 7 if they differ."),
-    ] = False,
-    tokenizer: Annotated[
-        str | None,
-        typer.Option(
-            "--tokenizer",
-            help="Tokenizer to use instead of the source's: a path, a Hub repo or an OLMo tokenizer name.",
-            show_default=False,
-        ),
-    ] = None,
+    verify: VerifyOpt = False,
+    tokenizer: TokenizerOpt = None,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
-    """Convert between native OLMo, legacy hf_olmo and transformers checkpoints.
+    """Convert between native OLMo, OLMo-core, legacy hf_olmo and transformers checkpoints.
 
-    Pairs: native -> hf (transformers olmo, or olmo2 for OLMo-2-style models); hf_olmo (the
-    original allenai/OLMo-1B and OLMo-7B repos) -> hf, without remote code; hf or hf_olmo ->
-    native (config.yaml, model.pt, train.pt: a directory the OLMo trainer starts from with
-    --load_path; name it ...-unsharded). Same-format runs re-cast or re-shard. Tensors are
+    Pairs: native or OLMo-core -> hf (transformers olmo, olmo2, or olmo3 when a layer slides or
+    RoPE is scaled); hf_olmo (the original allenai/OLMo-1B and OLMo-7B repos) -> hf, without
+    remote code; any -> native (config.yaml, model.pt, train.pt: a directory the OLMo trainer
+    starts from with --load_path; name it ...-unsharded); OLMo 2/3 style -> olmo-core (config.json
+    + model_and_optim/, loaded by OLMo-core's load_model_and_optim_state; model weights only, start
+    with a fresh optimizer). Same-format runs re-cast or re-shard. Tensors are
     streamed one at a time; the output appears only when complete (an interrupted run leaves
     nothing at DST).
 
@@ -68,18 +82,16 @@ def convert(
       olmo convert allenai/OLMo-1B-hf -r step20000-tokens84B ./step20000-unsharded --to native
       olmo convert ./olmo-hf ./olmo-bf16 --to hf --dtype bfloat16 --verify
       olmo convert ./ckpt ./out --shard-size 2GB --force --json
+      olmo convert ./olmo-core-run/step1000 ./step1000-hf --tokenizer allenai/dolma2-tokenizer
+      olmo convert allenai/Olmo-3-1025-7B ./olmo3-step-dir --to olmo-core
     """
-    from olmo_cli.checkpoints.convert import convert as run_convert
-    from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
-    from olmo_cli.sources import locate
-
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)
     result = run_convert(
         located.path,
         dst,
-        to=to,
-        dtype=dtype,
+        to=to.value,
+        dtype=dtype.value,
         shard_size=shard_size,
         force=force,
         tokenizer=tokenizer,
@@ -89,7 +101,7 @@ def convert(
         offline=offline,
     )
     if as_json:
-        data = result.to_dict()
+        data = result.as_dict()
         data["source"] = located.describe()
         print_json(data)
         return

@@ -8,61 +8,70 @@ from typing import Annotated
 import typer
 
 from olmo_cli.cli.options import (
-    EveryOpt,
-    FromOpt,
+    AllFilesOpt,
     JsonOpt,
-    LimitOpt,
-    LogSpacedOpt,
     OfflineOpt,
+    RefreshOpt,
     RepoArg,
     RevisionsOpt,
-    StageOpt,
-    ToOpt,
     command_app,
+    selection_options,
 )
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_table, say
+from olmo_cli.errors import OlmoError
+from olmo_cli.hub import download as core
+from olmo_cli.hub import env
+from olmo_cli.hub.resolve import select_revisions
+from olmo_cli.revisions.select import Selection
 
 app = command_app()
 
-GlobOpt = Annotated[list[str] | None, typer.Option(show_default=False)]
-
-
-@app.command()
-def download(
-    repo: RepoArg,
-    revision: RevisionsOpt = None,
-    start: FromOpt = None,
-    end: ToOpt = None,
-    every: EveryOpt = None,
-    log_spaced: LogSpacedOpt = None,
-    stage: StageOpt = None,
-    limit: LimitOpt = None,
-    include: Annotated[
-        list[str] | None,
-        typer.Option("--include", help="Fetch only files matching this glob (repeatable).", show_default=False),
-    ] = None,
-    exclude: Annotated[
-        list[str] | None,
-        typer.Option("--exclude", help="Skip files matching this glob (repeatable).", show_default=False),
-    ] = None,
-    all_files: bool = typer.Option(
-        False, "--all-files", help="Fetch every file of the revision, not only what a model needs."
+IncludeOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--include", metavar="GLOB", help="Fetch only files matching this glob (repeatable).", show_default=False
     ),
-    local_dir: Path | None = typer.Option(
-        None,
+]
+ExcludeOpt = Annotated[
+    list[str] | None,
+    typer.Option("--exclude", metavar="GLOB", help="Skip files matching this glob (repeatable).", show_default=False),
+]
+LocalDirOpt = Annotated[
+    Path | None,
+    typer.Option(
         "--local-dir",
+        metavar="DIR",
         help="Also export plain files to DIR (DIR/<revision>/ for several revisions).",
         show_default=False,
     ),
-    dry_run: bool = typer.Option(
-        False, "--dry-run", help="Show the files, sizes, what is cached and the total to download; fetch nothing."
+]
+DryRunOpt = Annotated[
+    bool,
+    typer.Option("--dry-run", help="Show the files, sizes, what is cached and the total to download; fetch nothing."),
+]
+MaxWorkersOpt = Annotated[int, typer.Option("--max-workers", metavar="N", min=1, help="Files downloaded in parallel.")]
+RepairOpt = Annotated[
+    bool,
+    typer.Option(
+        "--repair", help="Verify cached files first and fetch again exactly those that fail (edited, corrupt)."
     ),
-    max_workers: int = typer.Option(8, "--max-workers", min=1, help="Files downloaded in parallel."),
-    refresh: bool = typer.Option(
-        False, "--refresh", help="Ask the Hub for the revision list even if a recent answer is cached."
-    ),
-    repair: bool = typer.Option(
-        False, "--repair", help="Verify cached files first and fetch again exactly those that fail (edited, corrupt)."
-    ),
+]
+
+
+@app.command()
+@selection_options
+def download(
+    repo: RepoArg,
+    revision: RevisionsOpt = None,
+    selection: Selection = Selection(),
+    include: IncludeOpt = None,
+    exclude: ExcludeOpt = None,
+    all_files: AllFilesOpt = False,
+    local_dir: LocalDirOpt = None,
+    dry_run: DryRunOpt = False,
+    max_workers: MaxWorkersOpt = 8,
+    refresh: RefreshOpt = False,
+    repair: RepairOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -87,14 +96,6 @@ def download(
       olmo download allenai/OLMo-1B-hf -r main --local-dir ./olmo-1b
       olmo download allenai/OLMo-1B-hf -r main --include '*.json' --json
     """
-    from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_table, say
-    from olmo_cli.errors import OlmoError
-    from olmo_cli.hub import download as core
-    from olmo_cli.hub import env
-    from olmo_cli.revisions.resolve import select_revisions
-    from olmo_cli.revisions.select import Selection
-
-    selection = Selection(start, end, every, log_spaced, stage, limit)  # checks the flags before any I/O
     offline = env.offline(offline)
     if local_dir is not None:
         core.check_local_dir(local_dir)
@@ -147,7 +148,7 @@ def download(
     if as_json:
         print_json(summary)
     else:
-        rows = [
+        outcomes = [
             (
                 o.revision,
                 (o.commit or "")[:10],
@@ -158,7 +159,7 @@ def download(
             )
             for o in result.outcomes
         ]
-        print_table(("revision", "commit", "files", "size", "status", "path"), rows)
+        print_table(("revision", "commit", "files", "size", "status", "path"), outcomes)
     say(
         f"downloaded {summary['downloaded']}, already present {summary['already_present']}, "
         f"failed {summary['failed']}; {format_size(result.transferred)} transferred"

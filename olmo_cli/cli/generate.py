@@ -8,25 +8,33 @@ from typing import Annotated
 
 import typer
 
+from olmo_cli import generate as generation  # called through the module, so tests can stand in for it
+from olmo_cli import loading
 from olmo_cli.cli.options import (
-    EveryOpt,
-    FromOpt,
+    DeviceOpt,
+    DType,
     JsonOpt,
-    LimitOpt,
-    LogSpacedOpt,
+    LoadQuantization,
     OfflineOpt,
     RevisionsOpt,
-    StageOpt,
-    ToOpt,
     command_app,
+    complete_load_quantization,
+    selection_options,
 )
-from olmo_cli.errors import BadInputError, UsageError
+from olmo_cli.cli.output import ConsoleReporter, one_line, print_json, print_table, say
+from olmo_cli.errors import UsageError
+from olmo_cli.hub.resolve import select_revisions
+from olmo_cli.loading.devices import pick_device
+from olmo_cli.quantize.methods import require_backend
+from olmo_cli.revisions.select import Selection
+from olmo_cli.sources import is_local_path
 
 app = command_app()
 
 ModelArg = Annotated[
     str | None,
     typer.Argument(
+        metavar="MODEL",
         show_default=False,
         help="Hub repo (allenai/OLMo-1B-hf, allenai/OLMo-7B ...) or local checkpoint directory in any format. "
         "May be left out when --revision names a revision of one known repo.",
@@ -34,53 +42,67 @@ ModelArg = Annotated[
 ]
 
 
-@app.command()
-def generate(
+@app.command("generate")
+@selection_options
+def generate_command(
     model: ModelArg = None,
     revision: RevisionsOpt = None,
     prompt: Annotated[
         list[str] | None,
-        typer.Option("--prompt", "-p", help="Prompt text (repeatable; several run as one batch).", show_default=False),
+        typer.Option(
+            "--prompt",
+            "-p",
+            metavar="TEXT",
+            help="Prompt text (repeatable; several run as one batch).",
+            show_default=False,
+        ),
     ] = None,
     prompts_file: Annotated[
         Path | None,
         typer.Option(
             "--prompts-file",
             "-f",
+            metavar="FILE",
             help="File with one prompt per line ('-' for stdin), run as one batch.",
             show_default=False,
         ),
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option("--max-new-tokens", "-n", help="Tokens to generate per answer.")] = 100,
+    max_new_tokens: Annotated[
+        int, typer.Option("--max-new-tokens", "-n", metavar="N", help="Tokens to generate per answer.")
+    ] = 100,
     greedy: Annotated[bool, typer.Option("--greedy", help="Greedy decoding instead of sampling.")] = False,
     temperature: Annotated[
-        float, typer.Option("--temperature", "-t", help="Sampling temperature (0 means greedy).")
+        float, typer.Option("--temperature", "-t", metavar="T", help="Sampling temperature (0 means greedy).")
     ] = 1.0,
-    top_k: Annotated[int, typer.Option("--top-k", help="Sample from the K most likely tokens (0: off).")] = 50,
+    top_k: Annotated[
+        int, typer.Option("--top-k", metavar="K", help="Sample from the K most likely tokens (0: off).")
+    ] = 50,
     top_p: Annotated[
-        float, typer.Option("--top-p", help="Nucleus sampling: smallest set of tokens with this total probability.")
+        float,
+        typer.Option(
+            "--top-p", metavar="P", help="Nucleus sampling: smallest set of tokens with this total probability."
+        ),
     ] = 0.95,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Random seed: the same seed gives the same text.", show_default=False)
+        int | None,
+        typer.Option("--seed", metavar="N", help="Random seed: the same seed gives the same text.", show_default=False),
     ] = None,
     num_return_sequences: Annotated[
-        int, typer.Option("--num-return-sequences", help="Answers per prompt (sampling).")
+        int, typer.Option("--num-return-sequences", metavar="N", help="Answers per prompt (sampling).")
     ] = 1,
     stop: Annotated[
         list[str] | None,
         typer.Option(
-            "--stop", help="Stop when this string appears (repeatable); it is not printed.", show_default=False
+            "--stop",
+            metavar="STRING",
+            help="Stop when this string appears (repeatable); it is not printed.",
+            show_default=False,
         ),
     ] = None,
     dtype: Annotated[
-        str,
-        typer.Option(
-            "--dtype", help="auto (bf16 on GPUs that support it, else the checkpoint's), float32, bfloat16, float16."
-        ),
-    ] = "auto",
-    device: Annotated[
-        str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
-    ] = "auto",
+        DType, typer.Option("--dtype", help="auto: bfloat16 on GPUs that support it, else the checkpoint's.")
+    ] = DType.auto,
+    device: DeviceOpt = "auto",
     load_in_8bit: Annotated[
         bool, typer.Option("--load-in-8bit", help="Quantize to 8 bits at load with bitsandbytes.")
     ] = False,
@@ -91,7 +113,9 @@ def generate(
         str | None,
         typer.Option(
             "--quantize",
-            help="Quantize at load with torchao: int8, int8-dynamic, int4 (CUDA). Writes nothing.",
+            metavar="int8|int8-dynamic|int4",
+            help="Quantize at load with torchao (int4: CUDA only). Writes nothing.",
+            autocompletion=complete_load_quantization,
             show_default=False,
         ),
     ] = None,
@@ -101,12 +125,7 @@ def generate(
             "--compile", help="CUDA only: static KV cache + torch.compile (faster decoding after a slow first call)."
         ),
     ] = False,
-    start: FromOpt = None,
-    end: ToOpt = None,
-    every: EveryOpt = None,
-    log_spaced: LogSpacedOpt = None,
-    stage: StageOpt = None,
-    limit: LimitOpt = None,
+    selection: Selection = Selection(),
     stats: Annotated[
         bool, typer.Option("--stats", help="Print load time, time to first token and tokens/s on stderr.")
     ] = False,
@@ -133,11 +152,7 @@ def generate(
       olmo generate allenai/OLMo-1B --log-spaced 5 --greedy -p "The sky is"
       olmo generate allenai/OLMo-7B --quantize int8 -p "Hi"          (torchao, CPU or GPU)
     """
-    from olmo_cli.cli.output import ConsoleReporter
-    from olmo_cli.generate import SamplingParams
-    from olmo_cli.revisions.select import Selection
-
-    params = SamplingParams(
+    params = generation.SamplingParams(
         max_new_tokens=max_new_tokens,
         greedy=greedy,
         temperature=temperature,
@@ -149,7 +164,6 @@ def generate(
         compile=compile_,
     ).validate()
     quantization = _quantization(load_in_8bit, load_in_4bit, quantize)
-    selection = Selection(start, end, every, log_spaced, stage, limit)
     revisions = list(revision or [])
     if model is None and not revisions:
         raise UsageError(
@@ -158,18 +172,10 @@ def generate(
             "or a revision such as --revision step20000-tokens84B",
         )
     if compile_:
-        from olmo_cli.loading.devices import pick_device
-
-        if pick_device(device).type != "cuda":  # before any download or load
-            from olmo_cli.errors import UnsupportedError
-
-            raise UnsupportedError(
-                "--compile needs a CUDA GPU (static KV cache + torch.compile)",
-                hint="drop --compile; on the CPU it would only add compilation time",
-            )
-    prompts = _read_prompts(prompt, prompts_file)
+        generation.check_compile(pick_device(device))  # before any download or load
+    prompts = generation.collect_prompts(prompt, prompts_file, sys.stdin)
     reporter = ConsoleReporter()
-    options = dict(dtype=dtype, device=device, quantization=quantization, offline=offline, reporter=reporter)
+    options = dict(dtype=dtype.value, device=device, quantization=quantization, offline=offline, reporter=reporter)
     if len(revisions) > 1 or selection.active:
         _sweep(model, revisions, selection, prompts, params, options, as_json, stats)
     else:
@@ -177,13 +183,9 @@ def generate(
 
 
 def _single(model, revision, prompts, params, options, as_json, stats) -> None:
-    from olmo_cli.cli.output import print_json
-    from olmo_cli.generate import generate
-    from olmo_cli.loading import load_model
-
-    loaded = load_model(model, revision, **options)
+    loaded = loading.load_model(model, revision, **options)
     streaming = not as_json and len(prompts) == 1 and params.num_return_sequences == 1
-    result = generate(loaded, prompts, params, on_text=_write_now if streaming else None)
+    result = generation.generate(loaded, prompts, params, on_text=_write_now if streaming else None)
     if as_json:
         print_json(_as_json(loaded, result))
     elif streaming:
@@ -196,18 +198,11 @@ def _single(model, revision, prompts, params, options, as_json, stats) -> None:
 
 def _sweep(model, revisions, selection, prompts, params, options, as_json, stats) -> None:
     """The same prompts on each revision, in training order; one model in memory at a time."""
-    from olmo_cli.cli.output import one_line, print_json, print_table, say
-    from olmo_cli.generate import generate
-    from olmo_cli.loading import load_model
-    from olmo_cli.sources import is_local_path
-
     if model is not None and is_local_path(model):
         raise UsageError(
             "several revisions need a Hub repo, not a local directory",
             hint="drop the extra --revision / selection flags, or name a Hub repo",
         )
-    from olmo_cli.revisions.resolve import select_revisions
-
     chosen = select_revisions(
         model,
         revisions,
@@ -220,9 +215,9 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
     runs = []
     for index, resolved in enumerate(chosen, start=1):
         say(f"[{index}/{len(chosen)}] {resolved.revision}")
-        loaded = load_model(resolved.repo, resolved.revision, **options)
+        loaded = loading.load_model(resolved.repo, resolved.revision, **options)
         try:
-            result = generate(loaded, prompts, params)
+            result = generation.generate(loaded, prompts, params)
         finally:
             loaded.release()
         runs.append((resolved, loaded, result))
@@ -243,58 +238,12 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
     print_table(columns, rows)
 
 
-def _read_prompts(prompt: list[str] | None, prompts_file: Path | None) -> list[str]:
-    from olmo_cli.generate import read_prompts
-
-    if prompt and prompts_file is not None:
-        raise UsageError("give prompts with --prompt or --prompts-file, not both")
-    if prompt:
-        prompts = list(prompt)
-    elif prompts_file is not None:
-        if str(prompts_file) == "-":
-            text = _read_stdin()
-        else:
-            try:
-                text = prompts_file.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                from olmo_cli.errors import NotFoundError
-
-                raise NotFoundError(f"no such prompts file: {prompts_file}") from None
-            except (OSError, UnicodeDecodeError) as error:
-                raise BadInputError(f"cannot read {prompts_file}: {error}") from None
-        prompts = read_prompts(text, one_per_line=True)
-        if not prompts:
-            raise BadInputError(f"no prompts in {prompts_file}", hint="write one prompt per line")
-    else:
-        if sys.stdin is None or sys.stdin.isatty():
-            raise UsageError("no prompt given", hint="use --prompt TEXT, --prompts-file FILE, or pipe text on stdin")
-        prompts = read_prompts(_read_stdin(), one_per_line=False)
-    for text in prompts:
-        if not text.strip():
-            raise BadInputError("empty prompt", hint="give some text for the model to continue")
-    return prompts
-
-
-def _read_stdin() -> str:
-    """stdin as UTF-8 text; other bytes (a binary file piped in, another encoding) are bad input."""
-    data = sys.stdin.buffer.read() if hasattr(sys.stdin, "buffer") else sys.stdin.read().encode()
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise BadInputError(
-            f"stdin is not UTF-8 text (byte {error.start} is {data[error.start : error.start + 1]!r})",
-            hint="pipe in text, or pass --prompt",
-        ) from None
-
-
 def _quantization(load_in_8bit: bool, load_in_4bit: bool, quantize: str | None) -> str | None:
     """The method name for load_model; `--quantize` takes the torchao methods, bitsandbytes has its own flags."""
-    from olmo_cli.quantize.methods import METHODS, require_backend
-
     chosen = [name for name, on in (("8bit", load_in_8bit), ("nf4", load_in_4bit), (quantize, quantize)) if on]
     if len(chosen) > 1:
         raise UsageError("choose one of --load-in-8bit, --load-in-4bit and --quantize")
-    torchao = tuple(name for name, method in METHODS.items() if method.backend == "torchao")
+    torchao = tuple(choice.value for choice in LoadQuantization)
     if quantize is not None and quantize.lower() not in torchao:
         raise UsageError(
             f"--quantize {quantize} is not available at load time",
@@ -302,7 +251,8 @@ def _quantization(load_in_8bit: bool, load_in_4bit: bool, quantize: str | None) 
         )
     if not chosen:
         return None
-    return require_backend(chosen[0]).name  # before anything is downloaded
+    method = require_backend(chosen[0])  # before anything is downloaded
+    return method.name if method is not None else None
 
 
 def _as_json(loaded, result) -> dict:
@@ -316,13 +266,11 @@ def _as_json(loaded, result) -> dict:
         "device": str(loaded.device),
         "dtype": str(loaded.dtype).replace("torch.", ""),
         "quantization": loaded.quantization,
-        **result.to_json(),
+        **result.as_dict(),
     }
 
 
 def _print_completions(completions, n_prompts: int, per_prompt: int) -> None:
-    from olmo_cli.cli.output import one_line
-
     out = []
     for completion in completions:
         if n_prompts > 1 and completion.sequence == 0:
@@ -336,8 +284,6 @@ def _print_completions(completions, n_prompts: int, per_prompt: int) -> None:
 
 
 def _print_stats(timings, prefix: str = "") -> None:
-    from olmo_cli.cli.output import say
-
     parts = []
     if timings.load_seconds is not None:
         parts.append(f"load {timings.load_seconds:.2f} s")

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-
-from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt, command_app
+from olmo_cli.checkpoints.inspect import inspect_source
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, RevisionOpt, SourceArg, command_app
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_lines
+from olmo_cli.hub.env import offline as offline_mode
 
 app = command_app()
 
 
 @app.command()
 def inspect(
-    source: Annotated[
-        str, typer.Argument(metavar="SOURCE", help="A local checkpoint directory or a Hub repo id.", show_default=False)
-    ],
+    source: SourceArg,
     revision: RevisionOpt = None,
     offline: OfflineOpt = False,
-    json_: JsonOpt = False,
+    as_json: JsonOpt = False,
 ):
     """Describe a checkpoint: format, family, architecture, parameters, dtypes, size, tokenizer, files.
 
@@ -31,20 +30,14 @@ def inspect(
       olmo inspect allenai/OLMo-1B --revision step20000-tokens84B
       olmo inspect allenai/OLMo-2-1124-7B --json
     """
-    from olmo_cli.checkpoints.inspect import inspect_source
-    from olmo_cli.cli.output import ConsoleReporter, print_json
-    from olmo_cli.hub.env import offline as offline_mode
-
-    summary = inspect_source(source, revision, offline=offline_mode(offline), reporter=ConsoleReporter(quiet=json_))
-    if json_:
+    summary = inspect_source(source, revision, offline=offline_mode(offline), reporter=ConsoleReporter(quiet=as_json))
+    if as_json:
         print_json(summary)
     else:
         _print_summary(summary)
 
 
 def _print_summary(summary: dict[str, Any]) -> None:
-    from olmo_cli.cli.output import format_size, print_lines
-
     arch = summary["architecture"]
     where = summary["path"]
     if summary.get("repo"):
@@ -80,6 +73,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         ("tied embeddings", _yes(arch["tied_embeddings"])),
         ("norm", _norm(arch)),
         ("rope_theta", arch["rope_theta"]),
+        ("rope scaling", _rope_scaling(arch.get("rope_scaling"))),
+        ("attention", _attention(arch)),
         ("clip_qkv", arch["clip_qkv"] if arch["clip_qkv"] is not None else "none"),
         ("tokenizer", _tokenizer(tokenizer)),
     ]
@@ -94,10 +89,26 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print_lines(lines)
 
 
+def _rope_scaling(scaling: dict[str, Any] | None) -> str:
+    if not scaling:
+        return "none"
+    details = ", ".join(f"{k} {v}" for k, v in scaling.items() if k != "rope_type")
+    return f"{scaling.get('rope_type')} ({details}; full-attention layers)"
+
+
+def _attention(arch: dict[str, Any]) -> str:
+    """'full' or the layer pattern, e.g. 'sliding window 4096: S S S F S S S F' (S sliding, F full)."""
+    types = arch.get("layer_types")
+    if not types or "sliding_attention" not in types:
+        return "full (every layer)"
+    pattern = " ".join("S" if t == "sliding_attention" else "F" for t in types)
+    return f"sliding window {arch['sliding_window']}: {pattern} (S sliding, F full)"
+
+
 def _norm(arch: dict[str, Any]) -> str:
     parts = [arch["norm"] + ("" if arch["norm_weights"] else " (no weights)")]
     if arch["qk_norm"]:
-        parts.append("qk-norm")
+        parts.append("qk-norm per head" if arch.get("qk_norm_per_head") else "qk-norm")
     parts.append("after" if arch["norm_after"] else "before")
     return ", ".join(parts)
 

@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from olmo_cli.cli.options import (
-    EveryOpt,
-    FromOpt,
-    JsonOpt,
-    LimitOpt,
-    LogSpacedOpt,
-    OfflineOpt,
-    QuietOpt,
-    RepoArg,
-    StageOpt,
-    ToOpt,
-    command_app,
-)
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, QuietOpt, RefreshOpt, RepoArg, command_app, selection_options
+from olmo_cli.cli.output import ConsoleReporter, print_json, print_lines, print_table, say
+from olmo_cli.hub.local import cached_snapshots
+from olmo_cli.hub.refs import list_revisions as fetch_listing
+from olmo_cli.revisions.gaps import find_gaps, usual_interval
+from olmo_cli.revisions.names import format_tokens, parse_revision
+from olmo_cli.revisions.select import Selection
 
 app = command_app()
 
+GapsOpt = Annotated[
+    bool, typer.Option("--gaps", help="Show where checkpoints are missing (much further apart than usual).")
+]
+
 
 @app.command()
+@selection_options
 def list_revisions(
     repo: RepoArg,
-    start: FromOpt = None,
-    end: ToOpt = None,
-    every: EveryOpt = None,
-    log_spaced: LogSpacedOpt = None,
-    stage: StageOpt = None,
-    limit: LimitOpt = None,
-    gaps: bool = typer.Option(
-        False, "--gaps", help="Show where checkpoints are missing (much further apart than usual)."
-    ),
+    selection: Selection,
+    gaps: GapsOpt = False,
     offline: OfflineOpt = False,
-    refresh: bool = typer.Option(
-        False, "--refresh", help="Ask the Hub even if its answer from the last 5 minutes is cached."
-    ),
+    refresh: RefreshOpt = False,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ):
@@ -54,13 +46,6 @@ def list_revisions(
       olmo list-revisions allenai/OLMo-1B --gaps --offline
       olmo list-revisions allenai/OLMo-7B-Twin-2T --json --limit 3
     """
-    from olmo_cli.cli.output import ConsoleReporter, print_json, print_lines, print_table, say
-    from olmo_cli.hub.local import cached_snapshots
-    from olmo_cli.hub.refs import list_revisions as fetch_listing
-    from olmo_cli.revisions.names import format_tokens, parse_revision
-    from olmo_cli.revisions.select import Selection
-
-    selection = Selection(start, end, every, log_spaced, stage, limit)  # checks the flags before any I/O
     listing = fetch_listing(repo, offline=offline, refresh=refresh, reporter=ConsoleReporter())
     say(f"source: {listing.source}")
     revisions = [parse_revision(name) for name in listing.names]
@@ -92,9 +77,6 @@ def _stage(revision) -> str:
 
 
 def _show_gaps(repo, revisions, selection, as_json: bool, quiet: bool) -> None:
-    from olmo_cli.cli.output import print_json, print_lines, print_table, say
-    from olmo_cli.revisions.gaps import find_gaps, usual_interval
-
     # Gaps are measured over the selected range, but a lone --limit would cut the list short.
     scope = (
         selection.apply(revisions) if (selection.start or selection.end or selection.stage is not None) else revisions

@@ -1,26 +1,114 @@
-"""Shared option and argument declarations, so every command spells them the same way."""
+"""Shared option and argument declarations, so every command spells them the same way.
+
+One style throughout: `name: SomeOpt = default`, where SomeOpt is an `Annotated` alias (here, or
+next to the command when only it has the option). Closed choices are Enums, so that `--help` and
+TAB completion list them. Every option names its value (REPO, REV, N ...) in the usage lines.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
-from olmo_cli.cli.completion import complete_repo, complete_revision
+from olmo_cli.checkpoints.kinds import DType as DType  # re-exported: the commands take it from here
+from olmo_cli.checkpoints.kinds import Target
+from olmo_cli.cli.completion import complete_device, complete_repo, complete_revision
+from olmo_cli.revisions.select import Selection
+
+
+class PlainUsageCommand(TyperCommand):
+    """Usage lines as the README writes them: `olmo convert [OPTIONS] SRC DST`, `[REPO]`, `NAME...`
+    (Typer's own are `{SRC} {DST}`)."""
+
+    def collect_usage_pieces(self, ctx) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name != "argument":
+                pieces += param.get_usage_pieces(ctx)
+                continue
+            name = param.metavar or (param.name or "").upper()
+            if param.nargs != 1 and not name.endswith("..."):
+                name += "..."
+            pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class CommandApp(typer.Typer):
+    """A command module's app: plain help, plain usage lines, and no completion options of its own
+    (the root app owns them)."""
+
+    def command(self, *args, **kwargs):
+        kwargs.setdefault("cls", PlainUsageCommand)
+        return super().command(*args, **kwargs)
 
 
 def command_app(**settings) -> typer.Typer:
-    """A command module's app: plain help, and no completion options of its own (the root app owns them)."""
-    return typer.Typer(rich_markup_mode=None, add_completion=False, **settings)
+    return CommandApp(rich_markup_mode=None, add_completion=False, **settings)
 
 
+# ----- closed choices -----
+# Formats and dtypes have one table each, in checkpoints.kinds (a light module: Enums only).
+TargetFormat = Target
+
+
+class QuantizeMethod(str, Enum):
+    """What `olmo quantize --method` writes: olmo_cli.quantize.methods.QUANTIZE_METHODS (a test checks)."""
+
+    int8 = "int8"
+    int8_dynamic = "int8-dynamic"
+    int4 = "int4"
+    nf4 = "nf4"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+class LoadQuantization(str, Enum):
+    """What `olmo generate --quantize` applies at load time: the torchao methods of the table."""
+
+    int8 = "int8"
+    int8_dynamic = "int8-dynamic"
+    int4 = "int4"
+
+
+def complete_load_quantization(incomplete: str) -> list[str]:
+    """`generate --quantize` stays a plain option (a wrong name is olmo's one-line error), so TAB lists these."""
+    return [choice.value for choice in LoadQuantization if choice.value.startswith(incomplete)]
+
+
+# ----- arguments -----
 RepoArg = Annotated[
-    str, typer.Argument(help="Hub repo id, e.g. allenai/OLMo-7B.", autocompletion=complete_repo, show_default=False)
+    str,
+    typer.Argument(
+        metavar="REPO", help="Hub repo id, e.g. allenai/OLMo-7B.", autocompletion=complete_repo, show_default=False
+    ),
 ]
+SourceArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="SRC",
+        help="A local checkpoint directory (native, hf_olmo or transformers) or a Hub repo id.",
+        autocompletion=complete_repo,
+        show_default=False,
+    ),
+]
+OutputArg = Annotated[
+    Path,
+    typer.Argument(metavar="DST", help="Output directory (must not exist unless --force).", show_default=False),
+]
+
+# ----- options -----
 RepoOpt = Annotated[
     str | None,
     typer.Option(
         "--repo",
+        metavar="REPO",
         help="Hub repo id (inferred from the revision when it belongs to one known repo).",
         autocompletion=complete_repo,
         show_default=False,
@@ -31,6 +119,7 @@ RevisionOpt = Annotated[
     typer.Option(
         "--revision",
         "-r",
+        metavar="REV",
         help="Revision: an exact name, step452000, 2T, 2000B, main, latest.",
         autocompletion=complete_revision,
         show_default=False,
@@ -41,21 +130,39 @@ RevisionsOpt = Annotated[
     typer.Option(
         "--revision",
         "-r",
+        metavar="REV",
         help="Revision (repeatable): an exact name, step452000, 2T, 2000B, main, latest.",
         autocompletion=complete_revision,
         show_default=False,
     ),
 ]
 OfflineOpt = Annotated[bool, typer.Option("--offline", help="Do not contact the Hub (also HF_HUB_OFFLINE=1).")]
+RefreshOpt = Annotated[
+    bool, typer.Option("--refresh", help="Ask the Hub even if its answer from the last 5 minutes is cached.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print names only, one a line.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be done; change nothing.")]
+AllFilesOpt = Annotated[
+    bool, typer.Option("--all-files", help="Every file of the revision, not only what a model needs.")
+]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        metavar="auto|cpu|cuda[:N]|mps",
+        help="auto: cuda, then mps, then cpu.",
+        autocompletion=complete_device,
+    ),
+]
 
-# Selection of many revisions (olmo_cli.revisions.select.Selection takes these fields).
+# ----- revision selection: six options, one Selection -----
 FromOpt = Annotated[
     str | None,
     typer.Option(
         "--from",
+        metavar="REV",
         help="First revision to include: step100000, 100000, 1.5T, 800B.",
         autocompletion=complete_revision,
         show_default=False,
@@ -65,18 +172,63 @@ ToOpt = Annotated[
     str | None,
     typer.Option(
         "--to",
+        metavar="REV",
         help="Last revision to include: step200000, 200000, 2T, 2000B.",
         autocompletion=complete_revision,
         show_default=False,
     ),
 ]
 EveryOpt = Annotated[
-    int | None, typer.Option("--every", help="Keep revisions whose step is a multiple of N.", show_default=False)
+    int | None,
+    typer.Option("--every", metavar="N", help="Keep revisions whose step is a multiple of N.", show_default=False),
 ]
 LogSpacedOpt = Annotated[
-    int | None, typer.Option("--log-spaced", help="Keep N revisions spread evenly in log(step).", show_default=False)
+    int | None,
+    typer.Option("--log-spaced", metavar="N", help="Keep N revisions spread evenly in log(step).", show_default=False),
 ]
 StageOpt = Annotated[
-    int | None, typer.Option("--stage", help="Keep revisions of this training stage only.", show_default=False)
+    int | None,
+    typer.Option("--stage", metavar="N", help="Keep revisions of this training stage only.", show_default=False),
 ]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="Keep at most N revisions.", show_default=False)]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", metavar="N", help="Keep at most N revisions.", show_default=False)
+]
+
+# Selection's fields, in the order the options are shown.
+_SELECTION_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("start", FromOpt),
+    ("end", ToOpt),
+    ("every", EveryOpt),
+    ("log_spaced", LogSpacedOpt),
+    ("stage", StageOpt),
+    ("limit", LimitOpt),
+)
+
+Command = TypeVar("Command", bound=Callable[..., Any])
+
+
+def selection_options(command: Command) -> Command:
+    """Give a command --from/--to/--every/--log-spaced/--stage/--limit in place of its `selection`
+    parameter, which receives them as one checked Selection (a UsageError before any I/O)."""
+    signature = inspect.signature(command, eval_str=True)
+    if "selection" not in signature.parameters:
+        raise TypeError(f"{command.__name__} has no 'selection' parameter to fill")
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "selection":
+            parameters.append(parameter)
+            continue
+        parameters += [
+            inspect.Parameter(name, parameter.kind, default=None, annotation=annotation)
+            for name, annotation in _SELECTION_OPTIONS
+        ]
+
+    @functools.wraps(command)
+    def with_selection(*args, **kwargs):
+        fields = {name: kwargs.pop(name) for name, _ in _SELECTION_OPTIONS}
+        return command(*args, selection=Selection(**fields), **kwargs)
+
+    new_signature = signature.replace(parameters=parameters)
+    with_selection.__signature__ = new_signature  # type: ignore[attr-defined]
+    with_selection.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_selection  # type: ignore[return-value]

@@ -2,36 +2,51 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Annotated
 
 import typer
 
-from olmo_cli.cli.options import ForceOpt, JsonOpt, OfflineOpt, RevisionOpt, command_app
+from olmo_cli.cli.options import (
+    DType,
+    ForceOpt,
+    JsonOpt,
+    OfflineOpt,
+    OutputArg,
+    QuantizeMethod,
+    RevisionOpt,
+    SourceArg,
+    command_app,
+)
+from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_lines
+from olmo_cli.quantize.run import quantize as run_quantize
 
 app = command_app()
 
-# Kept literal (not imported from olmo_cli.quantize.methods) so --help stays cheap; a test checks they agree.
-METHOD_HELP = "int8 (default) | int8-dynamic | int4 (CUDA) | nf4 (bitsandbytes) | fp16 | bf16."
+MethodOpt = Annotated[
+    QuantizeMethod,
+    typer.Option("--method", "-m", help="int4 needs CUDA, nf4 bitsandbytes; fp16 and bf16 are plain casts."),
+]
+DTypeOpt = Annotated[
+    DType,
+    typer.Option("--dtype", help="What the output computes in and keeps unquantized tensors in (auto: bfloat16)."),
+]
+CheckOpt = Annotated[
+    bool,
+    typer.Option(
+        "--check/--no-check",
+        help="Compare against the float32 model (max logit difference, top-1 agreement, perplexity).",
+    ),
+]
 
 
 @app.command()
 def quantize(
-    src: str = typer.Argument(
-        ..., help="Hub repo id, or a local checkpoint directory (native, hf_olmo or transformers).", show_default=False
-    ),
-    dst: Path = typer.Argument(..., help="New directory for the quantized checkpoint.", show_default=False),
+    src: SourceArg,
+    dst: OutputArg,
     revision: RevisionOpt = None,
-    method: str = typer.Option("int8", "--method", "-m", help=METHOD_HELP),
-    dtype: str = typer.Option(
-        "auto",
-        "--dtype",
-        help="What the output computes in and keeps unquantized tensors in: auto (bfloat16), float32, bfloat16, float16.",
-    ),
-    check: bool = typer.Option(
-        True,
-        "--check/--no-check",
-        help="Compare against the float32 model (max logit difference, top-1 agreement, perplexity).",
-    ),
+    method: MethodOpt = QuantizeMethod.int8,
+    dtype: DTypeOpt = DType.auto,
+    check: CheckOpt = True,
     force: ForceOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
@@ -53,29 +68,24 @@ def quantize(
       olmo quantize allenai/OLMo-7B-0724-hf olmo-7b-int4 --method int4     # CUDA only
       olmo quantize olmo-1b-hf olmo-1b-int8 --force --json
     """
-    from olmo_cli.cli.output import ConsoleReporter, print_json
-    from olmo_cli.quantize.run import quantize as run_quantize
-
     report = run_quantize(
         src,
         dst,
-        method=method,
+        method=method.value,
         revision=revision,
-        dtype=dtype,
+        dtype=dtype.value,
         force=force,
         offline=offline,
         check=check,
         reporter=ConsoleReporter(quiet=as_json),
     )
     if as_json:
-        print_json(report.to_dict())
+        print_json(report.as_dict())
         return
     _print_report(report)
 
 
 def _print_report(report) -> None:
-    from olmo_cli.cli.output import format_size, print_lines
-
     def number(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 

@@ -20,4 +20,5 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("olmo_cli.cli.convert", "Convert between native OLMo, legacy hf_olmo and transformers."),
     "generate": ("olmo_cli.cli.generate", "Generate text from any revision or local checkpoint."),
     "quantize": ("olmo_cli.cli.quantize", "Write a smaller checkpoint (int8, int4, nf4, fp16, bf16)."),
+    "eval": ("olmo_cli.cli.eval", "Measure loss, perplexity and task scores across revisions."),
 }

@@ -2,29 +2,37 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from olmo_cli.cli.completion import complete_revision
-from olmo_cli.cli.options import JsonOpt, OfflineOpt, RepoOpt, command_app
+from olmo_cli.cli.options import JsonOpt, OfflineOpt, RefreshOpt, RepoOpt, command_app
+from olmo_cli.cli.output import ConsoleReporter, print_json, print_lines, say
+from olmo_cli.hub.resolve import resolve as resolve_query
 
 app = command_app()
 
-
-@app.command()
-def resolve(
-    query: str = typer.Argument(
-        ...,
+QueryArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="QUERY",
         help="An exact name, step452000, 452000, 2T, 2000B, tokens=2000B, main, latest or a commit sha.",
         autocompletion=complete_revision,
         show_default=False,
     ),
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print the revision name only.")]
+
+
+@app.command()
+def resolve(
+    query: QueryArg,
     repo: RepoOpt = None,
     offline: OfflineOpt = False,
-    refresh: bool = typer.Option(
-        False, "--refresh", help="Ask the Hub even if its answer from the last 5 minutes is cached."
-    ),
+    refresh: RefreshOpt = False,
     as_json: JsonOpt = False,
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print the revision name only."),
+    quiet: QuietOpt = False,
 ):
     """Turn a query (step452000, 2T, latest...) into the exact revision.
 
@@ -38,9 +46,6 @@ def resolve(
       olmo resolve tokens=1.5T --repo allenai/OLMo-1B --json
       olmo resolve latest --repo allenai/OLMo-7B-Twin-2T -q
     """
-    from olmo_cli.cli.output import ConsoleReporter, print_json, print_lines, say
-    from olmo_cli.revisions.resolve import resolve as resolve_query
-
     resolved = resolve_query(query, repo, offline=offline, refresh=refresh, reporter=ConsoleReporter())
     if as_json:
         print_json(resolved.as_dict())

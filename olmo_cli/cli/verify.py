@@ -2,38 +2,27 @@
 
 from __future__ import annotations
 
-import typer
-
-from olmo_cli.cli.options import (
-    EveryOpt,
-    FromOpt,
-    JsonOpt,
-    LimitOpt,
-    LogSpacedOpt,
-    OfflineOpt,
-    RepoArg,
-    RevisionsOpt,
-    StageOpt,
-    ToOpt,
-    command_app,
-)
+from olmo_cli.cli.options import AllFilesOpt, JsonOpt, OfflineOpt, RepoArg, RevisionsOpt, command_app, selection_options
+from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
+from olmo_cli.errors import MismatchError, NotFoundError
+from olmo_cli.hub import env
+from olmo_cli.hub.cache import scan_repo
+from olmo_cli.hub.repo_id import check_repo_id
+from olmo_cli.hub.resolve import select_revisions
+from olmo_cli.hub.verify import verify_revisions
+from olmo_cli.revisions.names import parse_revision, training_order
+from olmo_cli.revisions.select import Selection
 
 app = command_app()
 
 
 @app.command()
+@selection_options
 def verify(
     repo: RepoArg,
     revision: RevisionsOpt = None,
-    start: FromOpt = None,
-    end: ToOpt = None,
-    every: EveryOpt = None,
-    log_spaced: LogSpacedOpt = None,
-    stage: StageOpt = None,
-    limit: LimitOpt = None,
-    all_files: bool = typer.Option(
-        False, "--all-files", help="Count every file of the revision as needed, not only what a model needs."
-    ),
+    selection: Selection = Selection(),
+    all_files: AllFilesOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
@@ -50,24 +39,13 @@ def verify(
     Examples:
       olmo verify allenai/OLMo-1B-hf
       olmo verify allenai/OLMo-1B-hf --revision step20000-tokens84B
+      olmo verify allenai/OLMo-1B-hf --from 100B --to 1T
       olmo verify allenai/OLMo-7B --from 1T --to 2T --json
       olmo verify allenai/OLMo-1B-hf --offline
     """
-    from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
-    from olmo_cli.errors import MismatchError, NetworkError, NotFoundError
-    from olmo_cli.hub import env
-    from olmo_cli.hub.cache import scan_repo
-    from olmo_cli.hub.refs import check_repo_id
-    from olmo_cli.hub.verify import new_digests, verify_revision
-    from olmo_cli.revisions.names import parse_revision, training_order
-    from olmo_cli.revisions.select import Selection
-
     check_repo_id(repo)
-    selection = Selection(start, end, every, log_spaced, stage, limit)
     offline = env.offline(offline)
     if revision or selection.active:
-        from olmo_cli.revisions.resolve import select_revisions
-
         names = [
             r.revision
             for r in select_revisions(
@@ -80,22 +58,7 @@ def verify(
             raise NotFoundError(f"nothing of {repo} is in the local cache", hint=f"run 'olmo download {repo}' first")
         names = [r.name for r in training_order(parse_revision(n) for n in cached)]
 
-    digests = new_digests()
-    reporter = ConsoleReporter()
-    reports = []
-    with reporter.progress("verifying", total=len(names)) as bar:
-        for name in names:
-            bar.describe(f"verifying {repo}@{name}")
-            try:
-                report = verify_revision(repo, name, offline=offline, all_files=all_files, digests=digests)
-            except NetworkError as error:  # the Hub cannot answer: the blob names still can
-                if offline:
-                    raise
-                offline = True
-                reporter.warn(f"{error.message}; checking cached files against their blob names instead")
-                report = verify_revision(repo, name, offline=True, all_files=all_files, digests=digests)
-            reports.append(report)
-            bar.advance(1)
+    reports = verify_revisions(repo, names, offline=offline, all_files=all_files, reporter=ConsoleReporter())
 
     if as_json:
         print_json({"repo": repo, "ok": all(r.ok for r in reports), "revisions": [r.as_dict() for r in reports]})

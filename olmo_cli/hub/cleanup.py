@@ -8,8 +8,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from olmo_cli.errors import BadInputError
+from olmo_cli.errors import BadInputError, NotFoundError, OlmoError
 from olmo_cli.hub.cache import CachedRevision, RepoCache, scan_repo
+from olmo_cli.hub.resolve import resolve
+from olmo_cli.revisions.names import parse_revision
+from olmo_cli.revisions.select import Selection
 
 
 @dataclass
@@ -37,7 +40,6 @@ class RemovalPlan:
 def plan_removal(repo: str, names: list[str]) -> RemovalPlan:
     cache = RepoCache.of(repo)
     everything = scan_repo(repo)
-    from olmo_cli.revisions.names import parse_revision
 
     targets = sorted((r for r in everything if r.name in set(names)), key=lambda r: parse_revision(r.name).sort_key)
     plan = RemovalPlan(repo, targets)
@@ -94,3 +96,43 @@ def _prune_empty(root: Path) -> None:
             os.rmdir(dirpath)  # only succeeds when empty
         except OSError:
             pass
+
+
+def removal_targets(repo: str, queries: list[str], selection: Selection, keep_every: int | None) -> list[str]:
+    """The cached revisions `olmo cache rm` takes: those named, plus those the selection keeps
+    (all of them when neither names nor a selection is given), less every Nth step with keep_every."""
+    cached = {r.name: r for r in scan_repo(repo)}
+    if not cached:
+        raise NotFoundError(f"nothing of {repo} is in the local cache")
+    commits = {r.commit: r.name for r in cached.values()}
+    chosen: list[str] = []
+    for query in queries:
+        chosen.append(_cached_name(repo, query, cached, commits))
+    parsed = [parse_revision(name) for name in cached]
+    pool = selection.apply(parsed) if selection.active else ([] if queries else parsed)
+    if keep_every is not None:
+        pool = [r for r in pool if r.step is not None and r.step % keep_every != 0]
+    chosen += [r.name for r in pool if r.name not in chosen]
+    if not chosen:
+        raise NotFoundError(
+            f"no cached revision of {repo} matches {selection.describe() if selection.active else ''}".rstrip(),
+            hint=f"run 'olmo cache ls {repo}' to see what is cached",
+        )
+    return chosen
+
+
+def _cached_name(repo: str, query: str, cached: dict, commits: dict) -> str:
+    if query in cached:
+        return query
+    if query in commits:
+        return commits[query]
+    try:  # step452000, 2T, latest...: resolved offline against the bundled index and the cache
+        name = resolve(query, repo, offline=True).revision
+    except OlmoError:
+        name = None
+    if name is not None and name in cached:
+        return name
+    raise NotFoundError(
+        f"revision '{query}' of {repo} is not in the local cache",
+        hint=f"run 'olmo cache ls {repo}' to see what is cached",
+    )

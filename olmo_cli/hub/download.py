@@ -16,10 +16,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from olmo_cli.errors import NetworkError, NotFoundError, OlmoError, UsageError
+from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError, UsageError
 from olmo_cli.hub import env
-from olmo_cli.hub.cache import RepoCache
+from olmo_cli.hub.cache import RepoCache, usable_cache_root
+from olmo_cli.hub.errors import RepoNotFoundError
 from olmo_cli.hub.files import RemoteFile, RevisionFiles, choose_files, list_files
+from olmo_cli.hub.repo_id import check_repo_id
+from olmo_cli.hub.transfer import CacheWriteError, fetch_blob, new_client
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 
@@ -147,7 +150,7 @@ def dry_run(
     listed = _plans(
         repo, revisions, 8, offline=offline, reporter=reporter, include=include, exclude=exclude, all_files=all_files
     )
-    for revision, plan in zip(revisions, listed):
+    for revision, plan in zip(revisions, listed, strict=True):
         if isinstance(plan, OlmoError):
             if _stops_sweep(plan):
                 raise plan
@@ -175,9 +178,6 @@ def download_revisions(
     Offline (`offline` or HF_HUB_OFFLINE), nothing is fetched: cached revisions count as already
     present (and are exported with `local_dir`), the others fail.
     """
-    from olmo_cli.hub.cache import usable_cache_root
-    from olmo_cli.hub.refs import check_repo_id
-
     check_repo_id(repo)
     usable_cache_root()
     if local_dir is not None:
@@ -194,7 +194,7 @@ def download_revisions(
         exclude=exclude,
         all_files=all_files,
     )
-    for revision, plan in zip(revisions, listed):
+    for revision, plan in zip(revisions, listed, strict=True):
         outcome = RevisionOutcome(revision)
         result.outcomes.append(outcome)
         if isinstance(plan, OlmoError):
@@ -231,8 +231,6 @@ def download_revisions(
         try:
             outcome.snapshot = _write_snapshot(plan)
         except OSError as error:
-            from olmo_cli.hub.transfer import CacheWriteError
-
             raise CacheWriteError(
                 f"cannot write the snapshot of {repo}@{plan.revision}: {error}",
                 hint="check HF_HUB_CACHE and its permissions",
@@ -255,7 +253,7 @@ def _plans(
     if env.offline(offline):
         return [_cached_plan(repo, revision, **choice) for revision in revisions]
     listed = _plan_all(repo, revisions, max_workers, **choice)
-    for i, (revision, plan) in enumerate(zip(revisions, listed)):
+    for i, (revision, plan) in enumerate(zip(revisions, listed, strict=True)):
         if isinstance(plan, NetworkError):
             cached = _cached_plan(repo, revision, **choice)
             if isinstance(cached, RevisionPlan):
@@ -297,18 +295,12 @@ def _plan_all(repo: str, revisions: list[str], max_workers: int, **choice) -> li
 
 def _stops_sweep(error: OlmoError) -> bool:
     """Failures that every other revision would hit too: stop instead of failing them one by one."""
-    from olmo_cli.errors import AuthError
-    from olmo_cli.hub.errors import RepoNotFoundError
-    from olmo_cli.hub.transfer import CacheWriteError
-
     return isinstance(error, (AuthError, CacheWriteError, RepoNotFoundError))
 
 
 def _transfer_all(
     repo: str, plans: list[RevisionPlan], result: SweepResult, max_workers: int, reporter: Reporter
 ) -> None:
-    from olmo_cli.hub.transfer import fetch_blob, new_client
-
     cache = RepoCache.of(repo)
     first_user: dict[str, RevisionPlan] = {}  # etag -> the first revision (in order) that needs it
     users: dict[str, list[RevisionPlan]] = {}  # etag -> every revision that needs it

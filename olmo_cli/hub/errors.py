@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from olmo_cli.errors import AuthError, NetworkError, NotFoundError, OlmoError, UsageError, first_line
+from olmo_cli.hub.env import endpoint
 
 
 class RepoNotFoundError(NotFoundError):
@@ -33,7 +34,8 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
     except hf.RepositoryNotFoundError as error:
         if _status(error) in (401, 403):
             raise AuthError(
-                f"{what}: not authorized ({_status(error)}); the repo is private or gated, or the token is missing or expired",
+                f"{what}: not authorized ({_status(error)}); "
+                "the repo is private or gated, or the token is missing or expired",
                 hint="set HF_TOKEN to a valid token",
             ) from None
         raise RepoNotFoundError(
@@ -81,7 +83,7 @@ def hub_errors(repo: str | None = None, revision: str | None = None) -> Iterator
         raise
 
 
-def is_transport_error(error: Exception) -> bool:
+def is_transport_error(error: BaseException) -> bool:
     kinds: tuple[type, ...] = (ConnectionError, TimeoutError)
     for client in ("httpx2", "httpx"):  # huggingface_hub 2.x uses httpx2, 1.x httpx
         try:
@@ -98,6 +100,4 @@ def _status(error: Exception) -> int | None:
 
 
 def _host() -> str:
-    from olmo_cli.hub.env import endpoint
-
     return endpoint()

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from olmo_cli.errors import NetworkError
+from olmo_cli.hub.env import endpoint, token
 from olmo_cli.hub.errors import hub_errors
 from olmo_cli.revisions.names import is_commit_sha
 
@@ -54,8 +55,6 @@ class RevisionFiles:
 
 def list_files(repo: str, revision: str) -> RevisionFiles:
     """Every file of `repo` at `revision`, with size and hashes: one model_info call."""
-    from olmo_cli.hub.env import endpoint, token
-
     endpoint()  # checked before huggingface_hub, which reads HF_ENDPOINT when imported
     from huggingface_hub import HfApi
 
@@ -65,6 +64,8 @@ def list_files(repo: str, revision: str) -> RevisionFiles:
         api = HfApi(endpoint=endpoint(), token=token())
         info = call_hub(lambda: api.model_info(repo, revision=revision, files_metadata=True))
     where = f"{repo}@{revision}"
+    if not info.sha:
+        raise NetworkError(f"the Hub's answer about {where} carries no commit sha")
     if not is_commit_sha(str(info.sha)):
         raise _unusable(where, f"commit sha {str(info.sha)[:60]!r}")
     files = []
@@ -111,10 +112,18 @@ _WEIGHT_FAMILIES = (  # in order of preference: the first family a revision has 
 )
 
 
+DCP_DIR = "model_and_optim/"  # an OLMo-core step directory's torch.distributed checkpoint
+
+
 def needed_files(paths: list[str]) -> list[str]:
-    """Config, tokenizer and one copy of the weights (safetensors over .bin over .pt), top level only."""
+    """Config, tokenizer and one copy of the weights (safetensors over .bin over .pt), top level only;
+    for an OLMo-core step directory, its model_and_optim/ (.metadata and the .distcp files)."""
     top = [p for p in paths if "/" not in p]
     chosen = [p for p in top if p in CONFIG_FILES or p in TOKENIZER_FILES]
+    if DCP_DIR + ".metadata" in paths:
+        # Which .distcp files hold only optimizer state is in .metadata (dcp.model_files), but
+        # FSDP writers mix model and optimizer items in every file, so all of them are fetched.
+        return sorted(set(chosen) | {p for p in paths if p.startswith(DCP_DIR) and p.count("/") == 1})
     for index, pattern in _WEIGHT_FAMILIES:
         weights = [p for p in top if fnmatch.fnmatch(p, pattern) and p != index]
         if weights:

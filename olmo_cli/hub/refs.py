@@ -11,55 +11,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
-from olmo_cli.errors import NetworkError, NotFoundError, UsageError
+from olmo_cli.errors import NetworkError, NotFoundError
 from olmo_cli.hub import env
+from olmo_cli.hub.errors import hub_errors, is_transport_error
 from olmo_cli.hub.local import cached_revisions
+from olmo_cli.hub.repo_id import check_repo_id
 from olmo_cli.paths import olmo_cache_dir
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.index import bundled_revisions
+from olmo_cli.revisions.listing import SOURCE_HUB, SOURCE_LOCAL, SOURCE_OFFLINE, Listing
 from olmo_cli.revisions.names import parse_revision, training_order
 
 CACHE_SECONDS = 300
-SOURCE_HUB = "hub"
-SOURCE_OFFLINE = "bundled index + local cache"
-SOURCE_LOCAL = "local cache"
-
-_PART = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?"
-_REPO_ID_RE = re.compile(rf"(?:{_PART}/)?{_PART}")
-
-
-def is_repo_id(text: str) -> bool:
-    """True when `text` is a valid Hub repo id (`owner/name` or `name`), as the Hub spells them."""
-    return (
-        bool(_REPO_ID_RE.fullmatch(text or ""))
-        and "--" not in text
-        and ".." not in text
-        and len(text.rsplit("/", 1)[-1]) <= 96
-    )
-
-
-def check_repo_id(repo: str) -> str:
-    """`repo` itself when it is a valid Hub repo id, else UsageError (one line, before any I/O)."""
-    if not is_repo_id(repo):
-        raise UsageError(f"'{repo}' is not a valid Hub repo id", hint="use owner/name, e.g. allenai/OLMo-7B")
-    return repo
-
-
-@dataclass
-class Listing:
-    """A repo's revision names in training order (checkpoints, then main, tags and the rest)."""
-
-    names: list[str]
-    commits: dict[str, str] = field(default_factory=dict)  # name -> sha, where known
-    source: str = SOURCE_HUB
-    warning: str | None = None  # set when the Hub was unreachable and the fallback answered
-    from_cache: bool = False  # the Hub's answer of the last few minutes, reused: a newer branch may be missing
 
 
 def list_revisions(
@@ -102,9 +70,9 @@ def offline_listing(repo: str, *, reason: str = "offline") -> Listing:
     return listing
 
 
-def _listing(commits: dict[str, str | None], source: str) -> Listing:
+def _listing(commits: Mapping[str, str | None], source: str) -> Listing:
     ordered = [r.name for r in training_order(parse_revision(name) for name in commits)]
-    return Listing(names=ordered, commits={n: commits[n] for n in ordered if commits[n]}, source=source)
+    return Listing(names=ordered, commits={n: sha for n in ordered if (sha := commits[n])}, source=source)
 
 
 class _Unreachable(Exception):
@@ -116,7 +84,6 @@ def _ask_hub(repo: str) -> dict[str, str]:
     env.endpoint()  # checked before huggingface_hub, which reads HF_ENDPOINT when imported
     from huggingface_hub import HfApi  # here, not at the top: only online paths pay for it
 
-    from olmo_cli.hub.errors import hub_errors, is_transport_error
     from olmo_cli.hub.retry import call_hub
 
     api = HfApi(endpoint=env.endpoint(), token=env.token())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import importlib
 import math
 import os
 import random
@@ -76,10 +77,9 @@ DEFAULT_POLICY = RetryPolicy()
 
 def _http():
     try:
-        import httpx2 as http  # what huggingface_hub 2.x uses
+        return importlib.import_module("httpx2")  # what huggingface_hub 2.x uses
     except ImportError:  # pragma: no cover - huggingface_hub 1.x environments
-        import httpx as http
-    return http
+        return importlib.import_module("httpx")
 
 
 def new_client():
@@ -292,10 +292,8 @@ def _matches(path: Path, remote: RemoteFile) -> bool:
 
 def file_digest(path: Path, remote: RemoteFile) -> str:
     """sha256 for LFS files; the git blob sha1 for small ones (what the Hub reports for each)."""
-    if remote.is_lfs:
-        digest = hashlib.sha256()
-    else:
-        digest = hashlib.sha1(b"blob %d\0" % path.stat().st_size)
+    size = path.stat().st_size
+    digest = hashlib.sha256() if remote.is_lfs else hashlib.sha1(b"blob %d\0" % size)
     with open(path, "rb") as handle:
         while block := handle.read(CHUNK):
             digest.update(block)

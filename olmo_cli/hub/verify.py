@@ -11,12 +11,14 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from olmo_cli.errors import NetworkError
 from olmo_cli.hub.cache import RepoCache
 from olmo_cli.hub.files import RemoteFile, choose_files, list_files
 from olmo_cli.hub.transfer import file_digest
+from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.revisions.names import is_commit_sha
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SHA1 = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass
@@ -118,7 +120,7 @@ def _check_by_name(report: VerifyReport, path: str, blob: Path, digests: _Digest
     name = blob.name
     if _SHA256.match(name):
         ok = digests.of(blob, True) == name
-    elif _SHA1.match(name):
+    elif is_commit_sha(name):  # a git object id: 40 hex digits, whether of a commit or a blob
         ok = digests.of(blob, False) == name
     else:
         return  # not a name we can check
@@ -128,3 +130,31 @@ def _check_by_name(report: VerifyReport, path: str, blob: Path, digests: _Digest
 
 def new_digests() -> _Digests:
     return _Digests()
+
+
+def verify_revisions(
+    repo: str,
+    names: list[str],
+    *,
+    offline: bool = False,
+    all_files: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> list[VerifyReport]:
+    """verify_revision for each name, in order. When the Hub cannot answer, the rest (that one
+    included) are checked against their blob names, which are their hashes, with a warning."""
+    digests = new_digests()
+    reports = []
+    with reporter.progress("verifying", total=len(names)) as bar:
+        for name in names:
+            bar.describe(f"verifying {repo}@{name}")
+            try:
+                report = verify_revision(repo, name, offline=offline, all_files=all_files, digests=digests)
+            except NetworkError as error:
+                if offline:
+                    raise
+                offline = True
+                reporter.warn(f"{error.message}; checking cached files against their blob names instead")
+                report = verify_revision(repo, name, offline=True, all_files=all_files, digests=digests)
+            reports.append(report)
+            bar.advance(1)
+    return reports

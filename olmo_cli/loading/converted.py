@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from olmo_cli.checkpoints.atomic import PARTIAL_MARK
+from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.errors import ExistsError
 from olmo_cli.jsonfiles import write_json
 from olmo_cli.paths import make_cache_subdir, olmo_cache_dir
@@ -58,8 +60,6 @@ def locate_hf_checkpoint(
 
 def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Reporter = NULL_REPORTER) -> Path:
     """A transformers-format directory with the weights of `located` (converting at most once)."""
-    from olmo_cli.checkpoints.detect import detect_format
-
     fmt = detect_format(located.path)  # "hf" is loaded where it is; hf_olmo and native are converted once
     if fmt == "hf":
         return located.path
@@ -90,8 +90,6 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
 def remove_abandoned_partials(cache: Path, older_than_s: float = ABANDONED_AFTER_S) -> list[Path]:
     """Delete the temporary siblings of conversions that were killed (SIGKILL, a power cut): a
     living conversion touches its directory far more often than this, so an old one is abandoned."""
-    from olmo_cli.checkpoints.atomic import PARTIAL_MARK
-
     removed = []
     now = time.time()
     for path in cache.glob(f".*{PARTIAL_MARK}*"):

@@ -49,7 +49,7 @@ def pick_device(device: str = "auto"):
     return chosen
 
 
-def pick_dtype(dtype: str, device, checkpoint: Path):
+def pick_dtype(dtype: str, device, checkpoint: Path | None = None):
     """`auto`: bf16 on a GPU that supports it, else the dtype the checkpoint was saved in."""
     import torch
 
@@ -60,6 +60,8 @@ def pick_dtype(dtype: str, device, checkpoint: Path):
         return getattr(torch, name)
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
         return torch.bfloat16
+    if checkpoint is None:
+        raise ValueError("dtype auto on this device needs the checkpoint, whose dtype it keeps")
     return getattr(torch, checkpoint_dtype(checkpoint))
 
 

@@ -7,11 +7,25 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from olmo_cli.errors import BadInputError, UnsupportedError, first_line
+from olmo_cli.loading.converted import locate_hf_checkpoint
+from olmo_cli.loading.devices import pick_device, pick_dtype
+from olmo_cli.quantize.memory import release_free_memory
+from olmo_cli.quantize.methods import (
+    INSTALL_HINTS,
+    quantization_config,
+    refuse_quantized,
+    require_backend,
+    saved_quantization,
+)
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located
+
+if TYPE_CHECKING:  # types only: importing torch or transformers here would slow every command
+    import torch
+    from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 
 def check_ids_fit(ids, model) -> None:
@@ -30,10 +44,10 @@ def check_ids_fit(ids, model) -> None:
 class LoadedModel:
     """A model in eval mode on `device`, its tokenizer (left padding), and where it came from."""
 
-    model: Any
-    tokenizer: Any
-    device: Any
-    dtype: Any
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    device: torch.device
+    dtype: torch.dtype
     path: Path
     load_seconds: float
     located: Located | None = None
@@ -43,7 +57,7 @@ class LoadedModel:
     def context_length(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
 
-    def to_inputs(self, prompts: list[str]):
+    def to_inputs(self, prompts: list[str]) -> BatchEncoding:
         """Tokenized, left-padded prompts on the model's device (quantized models need that)."""
         # No token_type_ids: some tokenizers return them and OLMo's generate() rejects unused inputs.
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, return_token_type_ids=False)
@@ -52,16 +66,15 @@ class LoadedModel:
 
     def release(self) -> None:
         """Drop the model and give its memory back (before loading the next one)."""
-        self.model = None
-        self.tokenizer = None
+        # Unusable from here on; None rather than a stand-in so that a late use fails loudly.
+        self.model = None  # type: ignore[assignment]
+        self.tokenizer = None  # type: ignore[assignment]
         free_memory()
 
 
 def free_memory() -> None:
     """Collect dropped models and hand their memory back: the C heap (glibc) and CUDA's cache."""
     import gc
-
-    from olmo_cli.quantize.memory import release_free_memory
 
     gc.collect()
     release_free_memory()
@@ -90,10 +103,6 @@ def load_model(
     cuda, then mps, then cpu. quantization: None, "int8", "int8-dynamic", "int4" (torchao; int4 on CUDA),
     "8bit", "nf4" or "fp4" (bitsandbytes).
     """
-    from olmo_cli.loading.converted import locate_hf_checkpoint
-    from olmo_cli.loading.devices import pick_device, pick_dtype
-    from olmo_cli.quantize.methods import quantization_config, require_backend
-
     start = time.perf_counter()
     torch_device = pick_device(device)
     # Before any download: a missing quantization package should fail at once.
@@ -101,7 +110,7 @@ def load_model(
     quantization = method.name if method else None  # "INT8", "4bit" -> the table's own names
     if dtype == "auto" and method is not None and method.dtype:
         dtype = method.dtype  # int4: torchao's kernels compute in bfloat16 only
-    explicit_dtype = None if dtype == "auto" else pick_dtype(dtype, torch_device, None)  # a bad name fails here
+    explicit_dtype = None if dtype == "auto" else pick_dtype(dtype, torch_device)  # a bad name fails here
     located, path = locate_hf_checkpoint(source, revision, offline=offline, reporter=reporter)
     _check_saved_quantization(path, quantization)
     torch_dtype = explicit_dtype or pick_dtype("auto", torch_device, path)
@@ -130,9 +139,6 @@ def _check_saved_quantization(path: Path, quantization: str | None) -> None:
     """A checkpoint saved quantized (olmo quantize) needs its package, and cannot be quantized again."""
     import importlib.util
 
-    from olmo_cli.quantize.methods import INSTALL_HINTS, saved_quantization
-    from olmo_cli.quantize.run import refuse_quantized
-
     if quantization is not None:
         refuse_quantized(path)
     kind = saved_quantization(path)
@@ -142,11 +148,11 @@ def _check_saved_quantization(path: Path, quantization: str | None) -> None:
         )
 
 
-def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
+def load_weights(path: Path, torch_dtype, torch_device, qconfig=None) -> PreTrainedModel:
     """The transformers model in `path`, in eval mode, never running checkpoint code.
 
     Weights the model needs but the files lack are an error: transformers would initialise them
-    at random and generate noise without a word (REFERENCE 3.2).
+    at random and generate noise without a word (docs/REFERENCE.md 3.2).
     """
     import pickle
 
@@ -165,7 +171,9 @@ def load_weights(path: Path, torch_dtype, torch_device, qconfig=None):
     kwargs["device_map"] = str(torch_device)
     try:
         with transformers_progress_on_terminal_only():
-            model, info = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            # output_loading_info=True makes it (model, info), which its annotation does not say.
+            loaded: Any = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            model, info = loaded
     except ValueError as error:
         if "model type" in str(error) or "trust_remote_code" in str(error) or "Unrecognized" in str(error):
             raise UnsupportedError(
@@ -221,7 +229,7 @@ def transformers_progress_on_terminal_only():
             hf_logging.enable_progress_bar()
 
 
-def load_tokenizer(path: Path):
+def load_tokenizer(path: Path) -> PreTrainedTokenizerBase:
     """The checkpoint's tokenizer, without remote code, padding on the left (batched generation)."""
     from transformers import AutoTokenizer
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
-from olmo_cli.errors import UnsupportedError, UsageError
+from olmo_cli.errors import BadInputError, UnsupportedError, UsageError
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def quantization_config(name: str | None, compute_dtype=None):
     if name is None:
         return None
     method = require_backend(name, allowed=tuple(METHODS), cuda=True)  # CUDA is checked by the caller
-    if method.backend == "cast":
+    if method is None or method.backend == "cast":
         return None
     if method.backend == "torchao":
         from transformers import TorchAoConfig
@@ -141,3 +142,12 @@ def saved_quantization(checkpoint) -> str | None:
     if not saved:
         return None
     return str(saved.get("quant_method", "unknown")) if isinstance(saved, dict) else "unknown"
+
+
+def refuse_quantized(hf_dir: Path) -> None:
+    """BadInputError when `hf_dir` holds an already-quantized checkpoint (quantizing twice only loses)."""
+    kind = saved_quantization(hf_dir)
+    if kind is not None:
+        raise BadInputError(
+            f"{hf_dir} is already quantized ({kind})", hint="quantize the full-precision checkpoint it was made from"
+        )

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, output_path
+from olmo_cli.checkpoints.atomic import atomic_output_dir, check_destination, output_path, refuse_overlap
 from olmo_cli.errors import BadInputError, UsageError
 from olmo_cli.jsonfiles import read_json_object
 from olmo_cli.oserrors import disk_full_is_error, require_free
@@ -25,8 +25,8 @@ from olmo_cli.quantize.methods import (
     Method,
     get_method,
     quantization_config,
+    refuse_quantized,
     require_backend,
-    saved_quantization,
 )
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
@@ -51,7 +51,7 @@ class QuantizeReport:
     eval_tokens: int | None
     seconds: float
 
-    def to_dict(self) -> dict:
+    def as_dict(self) -> dict:
         return asdict(self)
 
 
@@ -83,10 +83,10 @@ def quantize(
     from olmo_cli.sources import locate
 
     located = locate(src, revision, offline=offline, reporter=reporter)
-    _refuse_overlap(located.path, dst)  # before a native or hf_olmo source is converted
+    refuse_overlap(located.path, dst)  # before a native or hf_olmo source is converted
     hf_dir = hf_checkpoint_dir(located, offline=offline, reporter=reporter)
     refuse_quantized(hf_dir)
-    _refuse_overlap(hf_dir, dst)
+    refuse_overlap(hf_dir, dst)
     size_before = weights_bytes(hf_dir)
 
     tokenizer = _tokenizer_or_none(hf_dir, reporter) if check else None
@@ -159,15 +159,6 @@ def quantize(
     )
 
 
-def refuse_quantized(hf_dir: Path) -> None:
-    """BadInputError when `hf_dir` holds an already-quantized checkpoint (quantizing twice only loses)."""
-    kind = saved_quantization(hf_dir)
-    if kind is not None:
-        raise BadInputError(
-            f"{hf_dir} is already quantized ({kind})", hint="quantize the full-precision checkpoint it was made from"
-        )
-
-
 def _output_bytes(hf_dir: Path, size_before: int, method: Method) -> int:
     """About what the output's weights take: the source's bytes scaled by the method's bits per
     weight (a lower bound for int8/4, whose embeddings and norms keep more)."""
@@ -208,12 +199,6 @@ def _compute_dtype(method: Method, dtype: str) -> str:
     # bf16 by default: the unquantized tensors (embeddings, norms, scales) at half the bytes of
     # float32; this is what brings an int8 OLMo-1B under 0.30 of its float32 size.
     return "bfloat16" if dtype == "auto" else dtype
-
-
-def _refuse_overlap(src: Path, dst: Path) -> None:
-    src = src.resolve()
-    if dst == src or src in dst.parents or dst in src.parents:
-        raise UsageError(f"the output {dst} overlaps the source {src}", hint="write to a directory outside the source")
 
 
 def _tokenizer_or_none(hf_dir: Path, reporter: Reporter):

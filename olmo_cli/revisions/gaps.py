@@ -7,6 +7,7 @@ them: OLMo-1B step117850 -> step330000, OLMo-7B-Twin-2T step89500 -> step237000.
 
 from __future__ import annotations
 
+import itertools
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ class Gap:
 
     @property
     def steps(self) -> int:
-        return self.after.step - self.before.step
+        return self.after.checkpoint_step - self.before.checkpoint_step
 
     def as_dict(self) -> dict:
         return {
@@ -40,7 +41,7 @@ class Gap:
 
 def usual_interval(revisions: Sequence[Revision]) -> int | None:
     """The median step difference between consecutive checkpoints, or None with fewer than two."""
-    differences = [b.step - a.step for a, b in _consecutive(revisions)]
+    differences = [b.checkpoint_step - a.checkpoint_step for a, b in _consecutive(revisions)]
     return int(statistics.median(differences)) if differences else None
 
 
@@ -48,12 +49,14 @@ def find_gaps(revisions: Sequence[Revision], factor: float = DEFAULT_FACTOR) -> 
     usual = usual_interval(revisions)
     if not usual:
         return []
-    return [Gap(a, b, usual) for a, b in _consecutive(revisions) if b.step - a.step > factor * usual]
+    return [
+        Gap(a, b, usual) for a, b in _consecutive(revisions) if b.checkpoint_step - a.checkpoint_step > factor * usual
+    ]
 
 
 def _consecutive(revisions: Sequence[Revision]):
     """Neighbouring checkpoints of the same (stage, ingredient) run, in training order."""
     checkpoints = training_order(r for r in revisions if r.is_checkpoint)
-    for a, b in zip(checkpoints, checkpoints[1:]):
-        if (a.stage, a.ingredient) == (b.stage, b.ingredient) and b.step > a.step:
+    for a, b in itertools.pairwise(checkpoints):
+        if (a.stage, a.ingredient) == (b.stage, b.ingredient) and b.checkpoint_step > a.checkpoint_step:
             yield a, b

@@ -1,8 +1,11 @@
 """Revision names as values: `step452000-tokens2000B` -> step 452000, 2_000_000_000_000 tokens.
 
-Families (REFERENCE section 2): `step{N}-tokens{T}B`, `stage{S}-step{N}-tokens{T}B`,
-`stage{S}-ingredient{K}-step{N}-tokens{T}B`, `step{N}`, `step_{N}`. `main`, tags, commit shas
-and anything else are kept as opaque names: parsing never fails.
+Families (docs/REFERENCE.md section 2): `step{N}-tokens{T}B`, `stage{S}-step{N}-tokens{T}B`,
+`stage{S}-ingredient{K}-step{N}-tokens{T}B`, `step{N}`, `step_{N}`, OLMo 3's token-less
+`stage{S}-step{N}`; souped ingredients `stage2-ingredient1+2-step23842` (`ingredients` (1, 2));
+ablation branches with a trailing `variant`
+(`stage2-step47684-mix-math-code-reasoning-web-from-2T-ckpt`). `main`, tags, commit shas and
+anything else are kept as opaque names: parsing never fails.
 
 Numbers are read only in canonical decimal (no leading zeros), so that for every checkpoint name
 `format_checkpoint_name(**fields) == name`; `step007` is an opaque name, not step 7.
@@ -26,7 +29,13 @@ OTHER = "other"
 # name, never a 5,000-digit int() that Python refuses.
 MAX_DIGITS = 18
 _NUM = rf"(0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}})"
-_CHECKPOINT_RE = re.compile(rf"(?:stage{_NUM}-)?(?:ingredient{_NUM}-)?step(_)?{_NUM}(?:-tokens{_NUM}B)?")
+# A variant is a dash-separated suffix of words; its first word starts with a letter and is not
+# a (malformed) token count, so `step5-tokens007B` stays opaque.
+_VARIANT = r"(?!tokens[0-9])[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*"
+_INT = rf"(?:0|[1-9][0-9]{{0,{MAX_DIGITS - 1}}})"
+_CHECKPOINT_RE = re.compile(
+    rf"(?:stage{_NUM}-)?(?:ingredient({_INT}(?:\+{_INT})*)-)?step(_)?{_NUM}(?:-tokens{_NUM}B)?(?:-({_VARIANT}))?"
+)
 _SHA_RE = re.compile(r"[0-9a-f]{40}")
 
 # Training order groups: checkpoints first, then the final model, then everything else.
@@ -44,6 +53,8 @@ class Revision:
     ingredient: int | None = None
     kind: str = OTHER
     underscore: bool = False  # `step_{N}` (instruct checkpoints) rather than `step{N}`
+    ingredients: tuple[int, ...] | None = None  # a soup of several ingredients: ingredient1+2 -> (1, 2)
+    variant: str | None = None  # an ablation branch's suffix, e.g. "mix-math-code-reasoning-web-from-2T-ckpt"
 
     def __str__(self) -> str:
         return self.name
@@ -53,13 +64,28 @@ class Revision:
         return self.kind == CHECKPOINT
 
     @property
+    def checkpoint_step(self) -> int:
+        """The step of a checkpoint, which every checkpoint has; ValueError for other names."""
+        if self.step is None:
+            raise ValueError(f"'{self.name}' is not a step checkpoint")
+        return self.step
+
+    @property
     def sort_key(self) -> tuple:
-        """Training order: (stage, ingredient, step), numerically; names only break ties."""
+        """Training order: (stage, ingredient, step), numerically; names only break ties.
+
+        A name without a stage is stage 1 (some OLMo 2 repos name early stage-1 steps both ways);
+        a soup sorts after the ingredients it mixes; a variant right after its plain step.
+        """
+        ingredient = float(self.ingredient) if self.ingredient is not None else 0.0
+        if self.ingredients:
+            ingredient = max(self.ingredients) + 0.5
         return (
             _GROUP[self.kind],
-            self.stage if self.stage is not None else 0,
-            self.ingredient if self.ingredient is not None else 0,
+            self.stage if self.stage is not None else 1,
+            ingredient,
             self.step if self.step is not None else 0,
+            self.variant is not None,
             self.name,
         )
 
@@ -70,6 +96,8 @@ class Revision:
             "tokens": self.tokens,
             "stage": self.stage,
             "ingredient": self.ingredient,
+            "ingredients": list(self.ingredients) if self.ingredients else None,
+            "variant": self.variant,
         }
 
 
@@ -77,17 +105,20 @@ def parse_revision(name: str) -> Revision:
     """Parse any revision name; unknown shapes come back as opaque (kind 'other')."""
     match = _CHECKPOINT_RE.fullmatch(name)
     if match:
-        stage, ingredient, underscore, step, tokens = match.groups()
+        stage, ingredient, underscore, step, tokens, variant = match.groups()
         # step_{N} (instruct checkpoints) never carries stage or tokens in the wild; keep it strict.
-        if not underscore or (stage is None and ingredient is None and tokens is None):
+        if not underscore or (stage is None and ingredient is None and tokens is None and variant is None):
+            soup = tuple(int(k) for k in ingredient.split("+")) if ingredient and "+" in ingredient else None
             return Revision(
                 name=name,
                 step=int(step),
                 tokens=int(tokens) * BILLION if tokens is not None else None,
                 stage=int(stage) if stage is not None else None,
-                ingredient=int(ingredient) if ingredient is not None else None,
+                ingredient=int(ingredient) if ingredient is not None and soup is None else None,
                 kind=CHECKPOINT,
                 underscore=bool(underscore),
+                ingredients=soup,
+                variant=variant,
             )
     if name == "main":
         return Revision(name=name, kind=MAIN)
@@ -102,6 +133,8 @@ def format_checkpoint_name(
     stage: int | None = None,
     ingredient: int | None = None,
     underscore: bool = False,
+    ingredients: tuple[int, ...] | None = None,
+    variant: str | None = None,
 ) -> str:
     """The name for these fields; the inverse of `parse_revision` on checkpoint names."""
     if tokens is not None and tokens % BILLION:
@@ -109,11 +142,15 @@ def format_checkpoint_name(
     parts = []
     if stage is not None:
         parts.append(f"stage{stage}")
-    if ingredient is not None:
+    if ingredients:
+        parts.append("ingredient" + "+".join(str(k) for k in ingredients))
+    elif ingredient is not None:
         parts.append(f"ingredient{ingredient}")
     parts.append(f"step_{step}" if underscore else f"step{step}")
     if tokens is not None:
         parts.append(f"tokens{tokens // BILLION}B")
+    if variant:
+        parts.append(variant)
     return "-".join(parts)
 
 
@@ -122,7 +159,13 @@ def format_revision(revision: Revision) -> str:
     if revision.kind != CHECKPOINT:
         return revision.name
     return format_checkpoint_name(
-        revision.step, revision.tokens, revision.stage, revision.ingredient, revision.underscore
+        revision.checkpoint_step,
+        revision.tokens,
+        revision.stage,
+        revision.ingredient,
+        revision.underscore,
+        revision.ingredients,
+        revision.variant,
     )
 
 

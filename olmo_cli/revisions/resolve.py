@@ -1,5 +1,6 @@
-"""Resolution: the one function every `--revision` goes through.
+"""Resolution against a listing: what a query means among a repo's revisions. Pure: no I/O.
 
+Every `--revision` goes through here, by way of olmo_cli.hub.resolve, which fetches the listing.
 A query is an exact revision name, `step452000` (or `452000`), a token count (`2T`, `2000B`,
 `tokens=2000B`: the nearest existing checkpoint, with a note saying how far), `main`, `latest`
 (the last checkpoint) or a commit sha. Without a repo, the repo is inferred from the bundled
@@ -13,11 +14,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from olmo_cli.errors import NotFoundError, UsageError
-from olmo_cli.hub.refs import SOURCE_LOCAL, SOURCE_OFFLINE, Listing, check_repo_id, list_revisions
-from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.index import bundled_revisions, known_repos, repos_with_revision
+from olmo_cli.revisions.listing import Listing
 from olmo_cli.revisions.names import (
-    COMMIT,
+    MAIN,
     Revision,
     format_tokens,
     is_commit_sha,
@@ -26,10 +26,8 @@ from olmo_cli.revisions.names import (
     parse_token_count,
     training_order,
 )
-from olmo_cli.revisions.select import Selection
 
 LATEST = "latest"
-MAIN = "main"
 
 
 @dataclass(frozen=True)
@@ -51,101 +49,6 @@ class Resolved:
         }
 
 
-def resolve(
-    query: str,
-    repo: str | None = None,
-    *,
-    offline: bool = False,
-    refresh: bool = False,
-    reporter: Reporter = NULL_REPORTER,
-) -> Resolved:
-    query = _clean(query)
-    repo = check_repo_id(repo) if repo else infer_repo(query)
-    listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
-    try:
-        resolved = resolve_in(query, repo, listing)
-    except NotFoundError:
-        if not listing.from_cache:
-            raise
-        # The reused answer may predate a branch pushed since: ask the Hub once before failing.
-        listing = list_revisions(repo, offline=offline, refresh=True, reporter=reporter)
-        resolved = resolve_in(query, repo, listing)
-    check_commit(resolved, listing, reporter)
-    return resolved
-
-
-def check_commit(resolved: Resolved, listing: Listing, reporter: Reporter = NULL_REPORTER) -> None:
-    """A commit sha that no branch points to and the cache does not hold is asked of the Hub
-    (NotFoundError when it has no such commit); offline, a warning says it could not be checked."""
-    if resolved.parsed.kind != COMMIT or resolved.revision in listing.commits.values():
-        return
-    from olmo_cli.hub.cache import RepoCache
-
-    if RepoCache.of(resolved.repo).snapshot(resolved.revision).is_dir():
-        return
-    if listing.source in (SOURCE_OFFLINE, SOURCE_LOCAL) or listing.warning:
-        reporter.warn(
-            f"commit {resolved.revision} cannot be checked offline: no branch of {resolved.repo} "
-            f"known here points to it and it is not cached"
-        )
-        return
-    from olmo_cli.hub.files import list_files
-
-    list_files(resolved.repo, resolved.revision)  # NotFoundError from the Hub when there is no such commit
-
-
-def select_revisions(
-    repo: str | None,
-    queries: Sequence[str],
-    selection: Selection | None = None,
-    *,
-    offline: bool = False,
-    refresh: bool = False,
-    reporter: Reporter = NULL_REPORTER,
-) -> list[Resolved]:
-    """The named revisions plus those the selection keeps, in training order, without duplicates."""
-    queries = [_clean(query) for query in queries]
-    selecting = selection is not None and selection.active
-    if not queries and not selecting:
-        raise UsageError(
-            "no revisions given",
-            hint="name revisions with --revision, or select some with --from/--to/--every/--log-spaced/--stage/--limit",
-        )
-    if repo:
-        check_repo_id(repo)
-    elif queries:
-        repo = infer_repo(queries[0])
-    else:
-        raise UsageError("a selection needs a repo", hint="pass the repo, e.g. allenai/OLMo-7B")
-    listing = list_revisions(repo, offline=offline, refresh=refresh, reporter=reporter)
-    try:
-        named = [resolve_in(query, repo, listing) for query in queries]
-    except NotFoundError:
-        if not listing.from_cache:
-            raise
-        # The reused answer may predate a branch pushed since: ask the Hub once before failing.
-        listing = list_revisions(repo, offline=offline, refresh=True, reporter=reporter)
-        named = [resolve_in(query, repo, listing) for query in queries]
-    for resolved in named:
-        check_commit(resolved, listing, reporter)
-    chosen: dict[str, Resolved] = {}
-    for resolved in named:
-        if resolved.note:  # "nearest to 2T tokens: ..., 36B tokens before": never silently
-            reporter.info(f"note: {resolved.note}")
-        chosen.setdefault(resolved.revision, resolved)
-    if selecting:
-        kept = selection.apply([parse_revision(name) for name in listing.names])
-        if not kept and not queries:
-            raise NotFoundError(
-                f"no revision of {repo} matches {selection.describe()}",
-                hint=f"run 'olmo list-revisions {repo}' to see what exists",
-            )
-        for revision in kept:
-            chosen.setdefault(revision.name, Resolved(repo, revision.name, revision, exact=True))
-    order = {r.name: i for i, r in enumerate(training_order(parse_revision(name) for name in chosen))}
-    return sorted(chosen.values(), key=lambda resolved: order[resolved.revision])
-
-
 def infer_repo(query: str) -> str:
     """The one known repo whose bundled index has this revision; UsageError when none or several."""
     repos = repos_with_revision(query)
@@ -155,13 +58,13 @@ def infer_repo(query: str) -> str:
             repos = [
                 repo
                 for repo in known_repos()
-                if any(parse_revision(name).step == step for name in bundled_revisions(repo))
+                if any(parse_revision(name).step == step for name in bundled_revisions(repo) or ())
             ]
     if len(repos) == 1:
         return repos[0]
     if len(repos) > 1:
         raise UsageError(f"'{query}' exists in several repos: {', '.join(repos)}", hint="pick one with --repo")
-    known = [name for repo in known_repos() for name in bundled_revisions(repo)]
+    known = [name for repo in known_repos() for name in bundled_revisions(repo) or ()]
     close = _suggest(query, known)
     if close and (parse_revision(query).is_checkpoint or parse_token_count(query) is None):
         raise NotFoundError(
@@ -202,20 +105,20 @@ def _by_step(query: str, step: int, repo: str, checkpoints: list[Revision], list
             f"step {step} names several revisions of {repo}: {', '.join(r.name for r in matches)}",
             hint="give the full name",
         )
-    nearest = sorted(checkpoints, key=lambda r: (abs(r.step - step), r.step))[:3]
+    nearest = sorted(checkpoints, key=lambda r: (abs(r.checkpoint_step - step), r.checkpoint_step))[:3]
     hint = f"the nearest: {', '.join(r.name for r in training_order(nearest))}" if nearest else None
     raise NotFoundError(f"{repo} has no checkpoint at step {step} ({listing.source})", hint=hint)
 
 
 def _by_tokens(query: str, tokens: int, repo: str, checkpoints: list[Revision], listing: Listing) -> Resolved:
-    counted = [r for r in checkpoints if r.tokens is not None]
+    counted = [(r, r.tokens) for r in checkpoints if r.tokens is not None]
     if not counted:
         raise NotFoundError(
             f"the revisions of {repo} carry no token counts, so '{query}' cannot be placed",
             hint="ask for a step instead, e.g. step1000",
         )
-    best = min(counted, key=lambda r: (abs(r.tokens - tokens), r.sort_key))
-    distance = best.tokens - tokens
+    best, best_tokens = min(counted, key=lambda pair: (abs(pair[1] - tokens), pair[0].sort_key))
+    distance = best_tokens - tokens
     if distance == 0:
         return Resolved(repo, best.name, best, exact=True, note=f"{format_tokens(tokens)} tokens = {best.name}")
     direction = "after" if distance > 0 else "before"
@@ -252,7 +155,12 @@ def _suggest(query: str, names: Sequence[str]) -> list[str]:
         for r in map(parse_revision, unique)
         if r.is_checkpoint and (r.stage, r.ingredient) == (wanted.stage, wanted.ingredient)
     ]
-    nearest = [r.name for r in sorted(same_run, key=lambda r: (abs(r.step - wanted.step), r.step))[:3]]
+    nearest = [
+        r.name
+        for r in sorted(same_run, key=lambda r: (abs(r.checkpoint_step - wanted.checkpoint_step), r.checkpoint_step))[
+            :3
+        ]
+    ]
     spelled = difflib.get_close_matches(query, unique, n=1, cutoff=0.85)
     return list(dict.fromkeys(spelled + nearest))[:3]
 
@@ -261,7 +169,7 @@ def _or(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
-def _clean(query: str) -> str:
+def clean_query(query: str) -> str:
     cleaned = (query or "").strip()
     if not cleaned:
         raise UsageError("an empty revision was given")

@@ -27,7 +27,10 @@ class Bound:
 
     @property
     def value(self) -> int:
-        return self.step if self.step is not None else self.tokens
+        value = self.step if self.step is not None else self.tokens
+        if value is None:  # parse_bound always sets one of the two
+            raise ValueError("a bound with neither a step nor a token count")
+        return value
 
 
 def parse_bound(text: str, option: str = "--from") -> Bound:
@@ -143,7 +146,7 @@ def log_spaced(revisions: Sequence[Revision], count: int) -> list[Revision]:
     pool = [r for r in revisions if r.step is not None and r.step > 0]
     if count >= len(pool):
         return training_order(pool)
-    positions = [math.log(r.step) for r in pool]
+    positions = [math.log(r.checkpoint_step) for r in pool]
     low, high = min(positions), max(positions)
     targets = [low] if count == 1 else [low + (high - low) * i / (count - 1) for i in range(count)]
     taken: set[int] = set()

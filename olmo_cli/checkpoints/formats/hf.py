@@ -6,38 +6,57 @@ top-level `rope_theta` (4.57), `dtype` and `torch_dtype`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from olmo_cli.checkpoints.spec import ModelSpec, finite, whole
+from olmo_cli.checkpoints.spec import FULL_ATTENTION, SLIDING_ATTENTION, ModelSpec, finite, whole
 from olmo_cli.errors import BadInputError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
 
 MODEL_TYPES = ("olmo", "olmo2", "olmo3")
-ARCHITECTURES = {"olmo": "OlmoForCausalLM", "olmo2": "Olmo2ForCausalLM"}
+ARCHITECTURES = {"olmo": "OlmoForCausalLM", "olmo2": "Olmo2ForCausalLM", "olmo3": "Olmo3ForCausalLM"}
 
 
 def read_config(directory: Path) -> dict[str, Any]:
     return read_json_object(directory / "config.json")
 
 
-def rope_theta(config: dict[str, Any], where: str) -> float:
+def _rope_params(config: dict[str, Any], where: str) -> tuple[float, dict[str, Any] | None]:
+    """(theta, scaling of the full-attention layers in rope_parameters terms, or None)."""
     params = config.get("rope_parameters") or config.get("rope_scaling")
     if params is not None and not isinstance(params, dict):
         raise BadInputError(f"{where}: rope_parameters is not an object")
+    sliding = None
     if isinstance(params, dict) and params and all(isinstance(v, dict) for v in params.values()):
-        kinds = {json.dumps(v, sort_keys=True) for v in params.values()}  # olmo3: per layer type
-        if len(kinds) > 1:
-            raise UnsupportedError(f"{where}: different RoPE settings per layer type are not supported")
-        params = next(iter(params.values()))
+        # olmo3: per layer type; sliding layers must use plain RoPE of the same theta.
+        sliding = params.get("sliding_attention")
+        params = params.get("full_attention") or sliding
+        if sliding and sliding.get("rope_type", "default") != "default":
+            raise UnsupportedError(f"{where}: RoPE scaling on sliding-window layers is not supported")
+    theta = float(config.get("rope_theta", 10000.0))
+    scaling = None
     if isinstance(params, dict):
         kind = params.get("rope_type", params.get("type", "default"))
+        theta = float(params.get("rope_theta", theta))
         if kind not in (None, "default"):
-            raise UnsupportedError(f"{where}: RoPE scaling '{kind}' is not supported")
-        if "rope_theta" in params:
-            return float(params["rope_theta"])
-    return float(config.get("rope_theta", 10000.0))
+            if kind not in SCALINGS:
+                raise UnsupportedError(f"{where}: RoPE scaling '{kind}' is not supported")
+            scaling = {"rope_type": kind, **{k: params[k] for k in SCALINGS[kind] if k in params}}
+    if sliding and float(sliding.get("rope_theta", theta)) != theta:
+        raise UnsupportedError(f"{where}: different RoPE thetas per layer type are not supported")
+    return theta, scaling
+
+
+def rope_theta(config: dict[str, Any], where: str) -> float:
+    return _rope_params(config, where)[0]
+
+
+# transformers rope types OLMo-core can also express, with the fields that define them.
+SCALINGS = {
+    "yarn": ("factor", "original_max_position_embeddings", "beta_fast", "beta_slow", "attention_factor"),
+    "linear": ("factor",),
+    "llama3": ("factor", "original_max_position_embeddings", "low_freq_factor", "high_freq_factor"),
+}
 
 
 def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
@@ -51,13 +70,15 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         raise UnsupportedError(f"{where}: biases (attention_bias: true) are not supported")
     if config.get("hidden_act", "silu") != "silu":
         raise UnsupportedError(f"{where}: activation '{config['hidden_act']}' is not supported")
-    layer_types = config.get("layer_types") or []
-    if any(t != "full_attention" for t in layer_types):
-        raise UnsupportedError(
-            f"{where}: sliding-window attention layers (OLMo 3) are not supported",
-            hint="the native OLMo trainer has no sliding-window attention",
-        )
     try:
+        n_layers = whole(config["num_hidden_layers"])
+        layer_types = config.get("layer_types") if model_type == "olmo3" else None
+        if layer_types is None and model_type == "olmo3":  # transformers' default: every 4th layer full
+            layer_types = ["sliding_attention" if (i + 1) % 4 else "full_attention" for i in range(n_layers)]
+        if layer_types is not None and set(layer_types) - {FULL_ATTENTION, SLIDING_ATTENTION}:
+            raise UnsupportedError(f"{where}: layer types {sorted(set(layer_types))} are not supported")
+        slides = layer_types is not None and SLIDING_ATTENTION in layer_types
+        theta, scaling = _rope_params(config, where)
         d = whole(config["hidden_size"])
         heads = whole(config["num_attention_heads"])
         olmo2 = model_type != "olmo"
@@ -70,14 +91,17 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         )
         return ModelSpec(
             d_model=d,
-            n_layers=whole(config["num_hidden_layers"]),
+            n_layers=n_layers,
             n_heads=heads,
             n_kv_heads=whole(config.get("num_key_value_heads") or heads),
             mlp_hidden=whole(config["intermediate_size"]),
             embedding_size=embedding,
             vocab_size=_tokenizer_vocab(eos, embedding),
             max_sequence_length=whole(config.get("max_position_embeddings", 2048)),
-            rope_theta=finite(rope_theta(config, where)),
+            rope_theta=finite(theta),
+            rope_scaling=scaling,
+            layer_types=tuple(layer_types or ()) if slides else None,
+            sliding_window=whole(config.get("sliding_window") or 4096) if slides else None,
             clip_qkv=None if config.get("clip_qkv") is None else finite(config["clip_qkv"]),
             weight_tying=bool(config.get("tie_word_embeddings", False)),
             norm_type="rms" if olmo2 else "layernorm",
@@ -95,13 +119,13 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
 
 
 def _tokenizer_vocab(eos: int | None, embedding_size: int) -> int:
-    """The tokenizer's vocabulary for the OLMo tokenizers (REFERENCE 3.3), else the embedding rows."""
+    """The tokenizer's vocabulary for the OLMo tokenizers (docs/REFERENCE.md 3.3), else the embedding rows."""
     known = {50279: 50280, 100257: 100278}
     return known.get(eos, embedding_size) if eos is not None and known.get(eos, 0) <= embedding_size else embedding_size
 
 
 # Written when transformers is not installed: a 5.x config (rope_parameters), outside the 4.57.3-4.99
-# range for which transformers 4.57 warns about the tokenizer regex (REFERENCE section 8).
+# range for which transformers 4.57 warns about the tokenizer regex (docs/REFERENCE.md 6).
 FALLBACK_TRANSFORMERS_VERSION = "5.0.0"
 
 
@@ -117,16 +141,24 @@ def transformers_version() -> str:
 
 
 def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
-    """config.json for `spec` as transformers' olmo or olmo2."""
+    """config.json for `spec` as transformers' olmo, olmo2 or olmo3 (when a layer slides or RoPE is scaled)."""
     family = spec.family
+    if spec.qk_norm_per_head:
+        raise UnsupportedError(
+            "QK-norm per head (use_head_qk_norm) has no transformers architecture",
+            hint="transformers' olmo2/olmo3 normalise q and k over the whole projection",
+        )
     if family == "olmo" and spec.norm_affine:
         raise UnsupportedError(
-            "LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) has no transformers architecture",
+            "LayerNorm with weights before each sublayer (OLMo-1 with layer_norm_with_affine) "
+            "has no transformers architecture",
             hint="transformers' olmo has parameter-free LayerNorm; olmo2 has weighted RMSNorm after each sublayer",
         )
     if family == "olmo" and spec.norm_eps != 1e-5:
         raise UnsupportedError(f"layer_norm_eps {spec.norm_eps} is not supported by transformers' olmo (fixed 1e-5)")
-    if family == "olmo2" and not (spec.norm_after and spec.qk_norm and spec.norm_type == "rms" and spec.norm_affine):
+    if family in ("olmo2", "olmo3") and not (
+        spec.norm_after and spec.qk_norm and spec.norm_type == "rms" and spec.norm_affine
+    ):
         missing = [
             name
             for name, ok in (
@@ -169,6 +201,16 @@ def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
     }
     if family == "olmo":
         config["clip_qkv"] = spec.clip_qkv
+    elif family == "olmo3":
+        if spec.clip_qkv is not None:
+            raise UnsupportedError("clip_qkv with OLMo-3 style norms is not supported by transformers' olmo3")
+        config["rms_norm_eps"] = spec.norm_eps
+        plain = {"rope_type": "default", "rope_theta": float(spec.rope_theta)}
+        full = {**(spec.rope_scaling or {"rope_type": "default"}), "rope_theta": float(spec.rope_theta)}
+        config["rope_parameters"] = {"full_attention": full, "sliding_attention": plain}
+        config["layer_types"] = [spec.layer_type(i) for i in range(spec.n_layers)]
+        # transformers counts the current token in the window, as OLMo-core's pattern does (REFERENCE 3.4).
+        config["sliding_window"] = spec.sliding_window or spec.max_sequence_length
     else:
         if spec.clip_qkv is not None:
             raise UnsupportedError("clip_qkv with OLMo-2 style norms is not supported by transformers' olmo2")
@@ -202,3 +244,26 @@ def open_checkpoint(directory: Path):
     reader = weights_reader(directory)
     spec = spec.with_(dtype=_first_float_dtype(reader) or spec.dtype)
     return Checkpoint(directory, "hf", spec, reader, "hf", config["model_type"])
+
+
+def read_spec(directory: Path) -> ModelSpec:
+    return spec_from_config(read_config(directory), str(directory / "config.json"))
+
+
+def _register() -> None:
+    from olmo_cli.checkpoints.detect import hf_claims
+    from olmo_cli.checkpoints.formats import FormatEntry, register
+    from olmo_cli.checkpoints.kinds import Format
+
+    register(
+        FormatEntry(
+            Format.hf,
+            hf_claims,
+            read_spec,
+            open_checkpoint,
+            "transformers olmo, olmo2, olmo3 (config.json + safetensors or pytorch_model.bin)",
+        )
+    )
+
+
+_register()

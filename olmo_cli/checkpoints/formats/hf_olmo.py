@@ -25,6 +25,7 @@ def weights_reader(directory: Path):
     from olmo_cli.checkpoints import tensors
 
     st, bin_ = directory / "model.safetensors", directory / "pytorch_model.bin"
+    inner: tensors.TensorReader
     if st.is_file():
         inner = tensors.SafetensorsReader(st)
     elif bin_.is_file():
@@ -47,3 +48,22 @@ def open_checkpoint(directory: Path):
     reader = weights_reader(directory)
     spec = spec.with_(dtype=_first_float_dtype(reader))
     return Checkpoint(directory, "hf_olmo", spec, reader, "native", "olmo")
+
+
+def _register() -> None:
+    from olmo_cli.checkpoints.detect import hf_olmo_claims
+    from olmo_cli.checkpoints.formats import FormatEntry, register
+    from olmo_cli.checkpoints.kinds import Format
+
+    register(
+        FormatEntry(
+            Format.hf_olmo,
+            hf_olmo_claims,
+            read_spec,
+            open_checkpoint,
+            "the legacy remote-code repos (allenai/OLMo-1B, OLMo-7B): native fields in config.json",
+        )
+    )
+
+
+_register()

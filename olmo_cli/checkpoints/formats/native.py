@@ -13,7 +13,7 @@ from typing import Any
 from olmo_cli.checkpoints.spec import ModelSpec, finite, whole
 from olmo_cli.errors import BadInputError, UnsupportedError
 
-# ai2-olmo ModelConfig defaults for the fields we read (REFERENCE 3.1: they are GPT-2-like).
+# ai2-olmo ModelConfig defaults for the fields we read (docs/REFERENCE.md 3.1: they are GPT-2-like).
 MODEL_DEFAULTS: dict[str, Any] = {
     "n_kv_heads": None,
     "clip_qkv": None,
@@ -58,10 +58,9 @@ def spec_from_model_fields(fields: dict[str, Any], where: str) -> ModelSpec:
     try:
         _refuse_unsupported(f, where)
         d_model, n_heads, n_layers = whole(f["d_model"]), whole(f["n_heads"]), whole(f["n_layers"])
+        n_kv = n_heads if f["n_kv_heads"] is None else whole(f["n_kv_heads"])
         if f["multi_query_attention"]:
             n_kv = 1
-        else:
-            n_kv = whole(f["n_kv_heads"]) if f["n_kv_heads"] is not None else n_heads
         fused = (
             whole(f["mlp_hidden_size"]) if f["mlp_hidden_size"] is not None else int(d_model * float(f["mlp_ratio"]))
         )
@@ -258,3 +257,22 @@ def write_train_state(directory: Path, step: int = 0, tokens: int = 0) -> None:
         },
         directory / "train.pt",
     )
+
+
+def _register() -> None:
+    from olmo_cli.checkpoints.detect import native_claims
+    from olmo_cli.checkpoints.formats import FormatEntry, register
+    from olmo_cli.checkpoints.kinds import Format
+
+    register(
+        FormatEntry(
+            Format.native,
+            native_claims,
+            read_spec,
+            open_checkpoint,
+            "the OLMo trainer's unsharded checkpoint (config.yaml + model.pt | model.safetensors)",
+        )
+    )
+
+
+_register()

@@ -6,9 +6,8 @@ import json
 
 import pytest
 from fakehub import FakeHub, checkpoint_repo
-from typer.testing import CliRunner
+from helpers import olmo
 
-from olmo_cli.cli.app import app
 from olmo_cli.hub.env import hub_cache_dir
 
 REPO = "allenai/OLMo-fake"
@@ -19,13 +18,9 @@ NAMES = [f"step{s}-tokens{s * 4 // 1000}B" for s in STEPS]
 @pytest.fixture
 def hub(fake_hub: FakeHub) -> FakeHub:
     checkpoint_repo(fake_hub, REPO, STEPS)
-    result = CliRunner().invoke(app, ["download", REPO, "--from", "0", "-r", "main"])
+    result = olmo("download", REPO, "--from", "0", "-r", "main")
     assert result.exit_code == 0, result.output
     return fake_hub
-
-
-def olmo(*args):
-    return CliRunner().invoke(app, list(args))
 
 
 def repo_dir():
@@ -51,14 +46,14 @@ def test_ls_lists_revisions_in_training_order_with_step_tokens_and_size(hub):
     result = olmo("cache", "ls", "--json")
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
-    assert [r["revision"] for r in rows] == NAMES + ["main"]  # 10000 after 2000: numbers, not strings
+    assert [r["revision"] for r in rows] == [*NAMES, "main"]  # 10000 after 2000: numbers, not strings
     assert rows[2]["step"] == 10000 and rows[2]["tokens"] == 40_000_000_000
     size = sum(
         len(hub.file_bytes(REPO, NAMES[2], p))
         for p in ("config.json", "tokenizer.json", "tokenizer_config.json", "model.safetensors")
     )
     assert rows[2]["size"] == size and rows[2]["files"] == 4
-    table = CliRunner().invoke(app, ["cache", "ls"], env={"COLUMNS": "200"})  # rich wraps cells when narrow
+    table = olmo("cache", "ls", env={"COLUMNS": "200"})  # rich wraps cells when narrow
     assert table.exit_code == 0 and "step10000-tokens40B" in table.stdout and "5 revision(s)" in table.stderr
 
 
@@ -72,8 +67,8 @@ def test_rm_by_name_frees_unshared_blobs_and_leaves_others_loadable(hub):
     assert plan["revisions"] == [NAMES[0]] and plan["bytes_freed"] == size
     assert not weights.exists() and tokenizer.exists()  # the tokenizer is still used by the others
     assert not (repo_dir() / "refs" / NAMES[0]).exists()
-    assert cached_names() == NAMES[1:] + ["main"]
-    for name in NAMES[1:] + ["main"]:
+    assert cached_names() == [*NAMES[1:], "main"]
+    for name in [*NAMES[1:], "main"]:
         assert_loadable(hub, name)
 
 
@@ -91,7 +86,7 @@ def test_rm_a_range_with_dry_run_then_for_real(hub):
     assert plan["revisions"] == NAMES[1:3] and plan["dry_run"]
     expected = sum(len(hub.file_bytes(REPO, n, "model.safetensors")) for n in NAMES[1:3])
     assert plan["bytes_freed"] == expected
-    assert cached_names() == NAMES + ["main"]  # nothing removed
+    assert cached_names() == [*NAMES, "main"]  # nothing removed
     assert olmo("cache", "rm", REPO, "--from", "2000", "--to", "10000", "--yes").exit_code == 0
     assert cached_names() == [NAMES[0], NAMES[3], "main"]
     assert_loadable(hub, NAMES[0])
@@ -100,13 +95,13 @@ def test_rm_a_range_with_dry_run_then_for_real(hub):
 def test_keep_every_removes_off_grid_checkpoints_but_not_main(hub):
     result = olmo("cache", "rm", REPO, "--keep-every", "10000", "--yes")
     assert result.exit_code == 0, result.output
-    assert cached_names() == NAMES[2:] + ["main"]
+    assert cached_names() == [*NAMES[2:], "main"]
 
 
 def test_rm_refuses_without_yes_when_not_a_terminal(hub):
     result = olmo("cache", "rm", REPO, "-r", NAMES[0])
     assert result.exit_code == 2 and "--yes" in result.stderr
-    assert cached_names() == NAMES + ["main"]
+    assert cached_names() == [*NAMES, "main"]
 
 
 def test_rm_bad_input(hub):
@@ -151,4 +146,4 @@ def test_rm_frees_blobs_when_the_cache_sits_behind_a_symlink(hub, monkeypatch, t
 def test_refs_being_written_are_not_revisions(hub):
     refs = repo_dir() / "refs"
     (refs / f".{NAMES[0]}.123.456.tmp").write_text(hub.commit(REPO, NAMES[1]))
-    assert cached_names() == NAMES + ["main"]
+    assert cached_names() == [*NAMES, "main"]

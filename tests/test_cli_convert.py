@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
+from helpers import olmo
 from tiny_models import make_hf, make_hf_olmo
 from typer.testing import CliRunner
 
+from olmo_cli.checkpoints.convert import convert
 from olmo_cli.cli.app import app
+from olmo_cli.errors import UsageError
 
 
 def files_of(directory):
@@ -35,9 +39,7 @@ def test_hub_hf_revision_to_native_records_the_step(tmp_path, fake_hub):
     src = make_hf(tmp_path / "src", eos_token_id=50279, vocab_size=50304)
     fake_hub.add_repo("test/OLMo-tiny-hf", branches={"main": files_of(src), "step2000-tokens8B": files_of(src)})
     dst = tmp_path / "step2000-unsharded"
-    result = CliRunner().invoke(
-        app, ["convert", "test/OLMo-tiny-hf", "-r", "step2000-tokens8B", str(dst), "--to", "native"]
-    )
+    result = olmo("convert", "test/OLMo-tiny-hf", "-r", "step2000-tokens8B", str(dst), "--to", "native")
     assert result.exit_code == 0, result.output
     assert "step2000-tokens8B" in result.stdout and "native" in result.stdout
     train = torch.load(dst / "train.pt", weights_only=True)
@@ -76,7 +78,10 @@ def test_usage_errors(tmp_path):
     overlap = runner.invoke(app, ["convert", str(src), str(src / "inside"), "--to", "native"])
     assert overlap.exit_code == 2 and "overlaps" in overlap.stderr
     target = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "gguf"])
-    assert target.exit_code == 2 and "--to hf or --to native" in target.stderr
+    assert target.exit_code == 2 and "'gguf' is not one of 'hf', 'native', 'olmo-core'" in target.stderr  # the Enum's
+    with pytest.raises(UsageError, match="unknown target format 'gguf'") as caught:  # the core, for Python callers
+        convert(src, tmp_path / "out", to="gguf")
+    assert "--to olmo-core" in (caught.value.hint or "")
     bad = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--dtype", "int3"])
     assert bad.exit_code == 2 and "dtype" in bad.stderr
     size = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--shard-size", "lots"])
@@ -85,7 +90,7 @@ def test_usage_errors(tmp_path):
 
 
 def test_help_has_examples():
-    result = CliRunner().invoke(app, ["convert", "--help"])
+    result = olmo("convert", "--help")
     assert result.exit_code == 0
     assert "olmo convert allenai/OLMo-1B --revision" in result.stdout and "--to native" in result.stdout
 
@@ -142,7 +147,7 @@ def test_hf_to_native_with_a_non_olmo_tokenizer_warns(tmp_path):
     (src / "tokenizer.json").write_text(json.dumps(data))
     shutil.copy(OLMO1_TOKENIZER / "tokenizer_config.json", src / "tokenizer_config.json")
     dst = tmp_path / "ft-unsharded"
-    result = CliRunner().invoke(app, ["convert", str(src), str(dst), "--to", "native"])
+    result = olmo("convert", str(src), str(dst), "--to", "native")
     assert result.exit_code == 0, result.output
     assert "not one of the OLMo tokenizers" in result.stderr and "--tokenizer" in result.stderr
     assert "identifier: tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json" in (dst / "config.yaml").read_text()

@@ -9,22 +9,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
-
-from olmo_cli.cli.app import app
+from helpers import assert_one_line_error, olmo
 
 SEVEN_B = "allenai/OLMo-7B"
 
 
-def run(*argv: str, env: dict | None = None):
-    return CliRunner().invoke(app, list(argv), env=env)
-
-
 def one_line_error(result, code: int, fragment: str):
-    assert result.exit_code == code, (result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert len(lines) == 1 and fragment in lines[0], result.stderr
-    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert_one_line_error(result, code, fragment)
+    assert result.stdout == ""
 
 
 def add_repo(hub):
@@ -44,7 +36,7 @@ def add_repo(hub):
 
 
 def test_list_offline_table_with_source_on_stderr():
-    result = run("list-revisions", SEVEN_B, "--offline", "--from", "step1000", "--to", "3000")
+    result = olmo("list-revisions", SEVEN_B, "--offline", "--from", "step1000", "--to", "3000")
     assert result.exit_code == 0, result.stderr
     assert "source: bundled index + local cache" in result.stderr
     lines = result.stdout.splitlines()
@@ -60,7 +52,7 @@ def test_list_json_keys_and_cached_flag(fake_hub):
     add_repo(fake_hub)
     sha = fake_hub.commit("someone/OLMo-mini", "step1000-tokens4B")
     (Path(os.environ["HF_HUB_CACHE"]) / "models--someone--OLMo-mini" / "snapshots" / sha).mkdir(parents=True)
-    result = run("list-revisions", "someone/OLMo-mini", "--json")
+    result = olmo("list-revisions", "someone/OLMo-mini", "--json")
     assert result.exit_code == 0, result.stderr
     assert result.stderr.strip() == "source: hub"
     rows = json.loads(result.stdout)
@@ -73,27 +65,29 @@ def test_list_json_keys_and_cached_flag(fake_hub):
         "main",
         "v1.0",
     ]
-    assert set(rows[0]) == {"name", "step", "tokens", "stage", "ingredient", "cached"}
+    assert set(rows[0]) == {"name", "step", "tokens", "stage", "ingredient", "ingredients", "variant", "cached"}
     assert rows[1] == {
         "name": "step1000-tokens4B",
         "step": 1000,
         "tokens": 4 * 10**9,
         "stage": None,
         "ingredient": None,
+        "ingredients": None,
+        "variant": None,
         "cached": True,
     }
     assert [row["cached"] for row in rows].count(True) == 1
     assert rows[4]["stage"] == 2 and rows[4]["ingredient"] == 1
-    again = run("list-revisions", "someone/OLMo-mini", "-q")
+    again = olmo("list-revisions", "someone/OLMo-mini", "-q")
     assert again.stderr.startswith("source: hub (cached ")
     assert again.stdout.splitlines()[-2:] == ["main", "v1.0"]
     assert len([r for r in fake_hub.requests if r.path.endswith("/refs")]) == 1
-    run("list-revisions", "someone/OLMo-mini", "-q", "--refresh")
+    olmo("list-revisions", "someone/OLMo-mini", "-q", "--refresh")
     assert len([r for r in fake_hub.requests if r.path.endswith("/refs")]) == 2
 
 
 def test_list_quiet_with_selection_flags():
-    result = run("list-revisions", "allenai/OLMo-1B", "--offline", "-q", "--log-spaced", "5")
+    result = olmo("list-revisions", "allenai/OLMo-1B", "--offline", "-q", "--log-spaced", "5")
     # Evenly spaced in log(step) from 20000 to 738020, snapped to what exists (the 1B has a gap).
     assert result.stdout.splitlines() == [
         "step20000-tokens84B",
@@ -102,14 +96,14 @@ def test_list_quiet_with_selection_flags():
         "step330000-tokens1384B",
         "step738020-tokens3095B",
     ]
-    result = run("list-revisions", SEVEN_B, "--offline", "-q", "--every", "100000", "--limit", "3")
+    result = olmo("list-revisions", SEVEN_B, "--offline", "-q", "--every", "100000", "--limit", "3")
     assert result.stdout.splitlines() == ["step0-tokens0B", "step100000-tokens442B", "step200000-tokens885B"]
-    empty = run("list-revisions", SEVEN_B, "--offline", "--stage", "1")  # OLMo 1 names carry no stage
+    empty = olmo("list-revisions", SEVEN_B, "--offline", "--stage", "1")  # OLMo 1 names carry no stage
     assert empty.exit_code == 0 and "0 of 559 revisions" in empty.stderr
 
 
 def test_list_gaps():
-    result = run("list-revisions", "allenai/OLMo-7B-Twin-2T", "--offline", "--gaps", "--json")
+    result = olmo("list-revisions", "allenai/OLMo-7B-Twin-2T", "--offline", "--gaps", "--json")
     assert result.exit_code == 0, result.stderr
     assert json.loads(result.stdout) == [
         {
@@ -120,15 +114,15 @@ def test_list_gaps():
             "times_usual": 147.5,
         }
     ]
-    table = run("list-revisions", "allenai/OLMo-1B", "--offline", "--gaps")
+    table = olmo("list-revisions", "allenai/OLMo-1B", "--offline", "--gaps")
     assert "step117850-tokens494B" in table.stdout and "step330000-tokens1384B" in table.stdout
     assert "1 gap(s)" in table.stderr
-    one = run("list-revisions", "allenai/OLMo-1B", "--offline", "--gaps", "--to", "step20000")
+    one = olmo("list-revisions", "allenai/OLMo-1B", "--offline", "--gaps", "--to", "step20000")
     assert one.exit_code == 0 and "fewer than two checkpoints" in one.stderr  # not "usual interval None"
 
 
 def test_unreachable_hub_falls_back_with_a_warning():
-    result = run("list-revisions", SEVEN_B, "-q", "--limit", "1")  # HF_ENDPOINT is a closed port
+    result = olmo("list-revisions", SEVEN_B, "-q", "--limit", "1")  # HF_ENDPOINT is a closed port
     assert result.exit_code == 0
     assert result.stdout == "step0-tokens0B\n"
     assert "warning: cannot reach http://127.0.0.1:9" in result.stderr
@@ -137,7 +131,7 @@ def test_unreachable_hub_falls_back_with_a_warning():
 
 def test_hf_hub_offline_env_is_honoured(fake_hub):
     add_repo(fake_hub)
-    result = run("list-revisions", SEVEN_B, "-q", env={"HF_HUB_OFFLINE": "1"})
+    result = olmo("list-revisions", SEVEN_B, "-q", env={"HF_HUB_OFFLINE": "1"})
     assert result.exit_code == 0 and "bundled index" in result.stderr
     assert fake_hub.requests == []
 
@@ -159,11 +153,11 @@ def test_hf_hub_offline_env_is_honoured(fake_hub):
     ],
 )
 def test_bad_input(argv, code, fragment):
-    one_line_error(run(*argv), code, fragment)
+    one_line_error(olmo(*argv), code, fragment)
 
 
 def test_unknown_revision_suggests_close_names():
-    result = run("resolve", "step45200-tokens2000B", "--repo", SEVEN_B, "--offline")
+    result = olmo("resolve", "step45200-tokens2000B", "--repo", SEVEN_B, "--offline")
     assert "hint: did you mean step452000-tokens2000B" in result.stderr
 
 
@@ -177,16 +171,18 @@ def test_hub_error_statuses(fake_hub, status, code, fragment, monkeypatch):
     monkeypatch.setattr(transfer, "DEFAULT_POLICY", transfer.RetryPolicy(base_delay=0.001, max_delay=0.01))
     add_repo(fake_hub)
     fake_hub.fail("/refs", status=status, times=10)  # a 500 that outlasts the retries
-    one_line_error(run("list-revisions", "someone/OLMo-mini"), code, fragment)
+    one_line_error(olmo("list-revisions", "someone/OLMo-mini"), code, fragment)
 
 
 def test_missing_token_and_missing_repo(fake_hub):
     add_repo(fake_hub)
     fake_hub.set_token("hf_secret")
-    one_line_error(run("resolve", "main", "--repo", "someone/OLMo-mini"), 9, "not authorized")
-    assert run("resolve", "main", "--repo", "someone/OLMo-mini", "-q", env={"HF_TOKEN": "hf_secret"}).stdout == "main\n"
+    one_line_error(olmo("resolve", "main", "--repo", "someone/OLMo-mini"), 9, "not authorized")
+    assert (
+        olmo("resolve", "main", "--repo", "someone/OLMo-mini", "-q", env={"HF_TOKEN": "hf_secret"}).stdout == "main\n"
+    )
     one_line_error(
-        run("list-revisions", "someone/missing", env={"HF_TOKEN": "hf_secret"}), 3, "repo 'someone/missing' not found"
+        olmo("list-revisions", "someone/missing", env={"HF_TOKEN": "hf_secret"}), 3, "repo 'someone/missing' not found"
     )
 
 
@@ -194,30 +190,48 @@ def test_missing_token_and_missing_repo(fake_hub):
 
 
 def test_parse_revision_table_and_json():
-    result = run(
+    result = olmo(
         "parse-revision", "step452000-tokens2000B", "stage2-ingredient3-step11931-tokens100B", "main", "--json"
     )
     assert result.exit_code == 0
     assert json.loads(result.stdout) == [
-        {"name": "step452000-tokens2000B", "step": 452000, "tokens": 2 * 10**12, "stage": None, "ingredient": None},
+        {
+            "name": "step452000-tokens2000B",
+            "step": 452000,
+            "tokens": 2 * 10**12,
+            "stage": None,
+            "ingredient": None,
+            "ingredients": None,
+            "variant": None,
+        },
         {
             "name": "stage2-ingredient3-step11931-tokens100B",
             "step": 11931,
             "tokens": 10**11,
             "stage": 2,
             "ingredient": 3,
+            "ingredients": None,
+            "variant": None,
         },
-        {"name": "main", "step": None, "tokens": None, "stage": None, "ingredient": None},
+        {
+            "name": "main",
+            "step": None,
+            "tokens": None,
+            "stage": None,
+            "ingredient": None,
+            "ingredients": None,
+            "variant": None,
+        },
     ]
-    table = run("parse-revision", "step452000-tokens2000B", "step_5")
+    table = olmo("parse-revision", "step452000-tokens2000B", "step_5")
     assert table.stdout.splitlines()[1].split() == ["step452000-tokens2000B", "checkpoint", "452000", "2T"]
     assert table.stdout.splitlines()[2].split() == ["step_5", "checkpoint", "5"]
 
 
 def test_resolve_outputs():
-    plain = run("resolve", "step452000-tokens2000B", "--offline")
+    plain = olmo("resolve", "step452000-tokens2000B", "--offline")
     assert plain.stdout.splitlines() == ["repo      allenai/OLMo-7B", "revision  step452000-tokens2000B"]
-    near = run("resolve", "tokens=2001B", "--repo", SEVEN_B, "--offline", "--json")
+    near = olmo("resolve", "tokens=2001B", "--repo", SEVEN_B, "--offline", "--json")
     assert json.loads(near.stdout) == {
         "repo": SEVEN_B,
         "revision": "step452000-tokens2000B",
@@ -226,19 +240,20 @@ def test_resolve_outputs():
         "exact": False,
         "note": "nearest to 2.001T tokens: step452000-tokens2000B, 1B tokens before",
     }
-    quiet = run("resolve", "2T", "--repo", SEVEN_B, "--offline", "-q")
+    quiet = olmo("resolve", "2T", "--repo", SEVEN_B, "--offline", "-q")
     assert quiet.stdout == "step452000-tokens2000B\n" and "note: 2T tokens = " in quiet.stderr
 
 
 def test_models_json_and_table():
-    result = run("models", "--json")
+    result = olmo("models", "--json")
     models = json.loads(result.stdout)
-    assert [(m["name"], m["layers"], m["d_model"], m["heads"], m["context"]) for m in models] == [
+    assert [(m["name"], m["layers"], m["d_model"], m["heads"], m["context"]) for m in models[:3]] == [
         ("OLMo 1B", 16, 2048, 16, 2048),
         ("OLMo 7B", 32, 4096, 32, 2048),
         ("OLMo 7B Twin 2T", 32, 4096, 32, 2048),
     ]
-    assert [m["tokens"] for m in models] == [3 * 10**12, 2_500_000_000_000, 2 * 10**12]
+    assert [m["tokens"] for m in models[:3]] == [3 * 10**12, 2_500_000_000_000, 2 * 10**12]
+    assert {m["family"] for m in models} == {"olmo1", "olmo2", "olmo3", "olmoe"}
     assert models[1]["repos"] == ["allenai/OLMo-7B", "allenai/OLMo-7B-hf"]
     assert [n["revision"] for n in models[1]["named_revisions"]] == [
         "main",
@@ -246,8 +261,54 @@ def test_models_json_and_table():
         "step452000-tokens2000B",
     ]
     assert models[2]["named_revisions"][0]["note"] == "twin run on different hardware"
-    table = run("models")
+    table = olmo("models")
     assert "OLMo 7B Twin 2T" in table.stdout and "2.5T" in table.stdout
+
+
+def test_models_cover_olmo2_olmo3_olmoe_and_cite():
+    models = {m["repos"][0]: m for m in json.loads(olmo("models", "--json").stdout)}
+    for repo in (
+        "allenai/OLMo-2-0425-1B",
+        "allenai/OLMo-2-1124-7B",
+        "allenai/OLMo-2-1124-13B",
+        "allenai/OLMo-2-0325-32B",
+        "allenai/Olmo-3-1025-7B",
+        "allenai/Olmo-3-1125-32B",
+        "allenai/OLMoE-1B-7B-0924",
+    ):
+        assert models[repo]["checkpoints"].startswith("Hub branches"), repo
+    assert models["allenai/OLMo-2-0325-32B"]["kv_heads"] == 8 and models["allenai/Olmo-3-1025-7B"]["context"] == 65536
+    bibtex = olmo("models", "--cite")
+    assert bibtex.exit_code == 0 and bibtex.stdout.startswith("@article{Groeneveld2023OLMo,")
+    assert "title={OLMo: Accelerating the Science of Language Models}" in bibtex.stdout
+    apa = olmo("models", "--cite", "--format", "apa")
+    assert apa.stdout.startswith("Groeneveld, D., Beltagy, I.,") and "(2024). OLMo: Accelerating" in apa.stdout
+
+
+def test_catalog_shapes_match_olmo_core_presets():
+    """The OLMo 2 / 3 shapes are OLMo-core's own presets."""
+    from olmo_core.nn.transformer import TransformerConfig
+
+    from olmo_cli.revisions.catalog import MODELS
+
+    presets = {
+        "allenai/OLMo-2-0425-1B": "olmo2_1B_v2",
+        "allenai/OLMo-2-1124-7B": "olmo2_7B",
+        "allenai/OLMo-2-1124-13B": "olmo2_13B",
+        "allenai/OLMo-2-0325-32B": "olmo2_32B",
+        "allenai/Olmo-3-1025-7B": "olmo3_7B",
+        "allenai/Olmo-3-1125-32B": "olmo3_32B",
+    }
+    for model in MODELS:
+        if model.repo in presets:
+            config = getattr(TransformerConfig, presets[model.repo])(vocab_size=100352)
+            mixer = config.block.sequence_mixer
+            assert (model.layers, model.d_model, model.heads, model.kv_heads) == (
+                config.n_layers,
+                config.d_model,
+                mixer.n_heads,
+                mixer.n_kv_heads,
+            ), model.name
 
 
 def test_named_revisions_exist_in_the_bundled_index():

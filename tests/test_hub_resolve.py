@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import Recorder
 
 from olmo_cli.errors import AuthError, NetworkError, NotFoundError, UsageError
 from olmo_cli.hub.local import cached_revisions, cached_snapshots
-from olmo_cli.hub.refs import SOURCE_HUB, SOURCE_OFFLINE, check_repo_id, list_revisions
-from olmo_cli.reporting import Reporter
-from olmo_cli.revisions.resolve import resolve, select_revisions
+from olmo_cli.hub.refs import list_revisions
+from olmo_cli.hub.repo_id import check_repo_id
+from olmo_cli.hub.resolve import resolve, select_revisions
+from olmo_cli.revisions.listing import SOURCE_HUB, SOURCE_OFFLINE
 from olmo_cli.revisions.select import Selection
 
 SEVEN_B = "allenai/OLMo-7B"
@@ -38,14 +40,6 @@ def fake_cache(repo: str, refs: dict[str, str], snapshots=None) -> Path:
     for sha in refs.values() if snapshots is None else snapshots:
         (root / "snapshots" / sha).mkdir(parents=True, exist_ok=True)
     return root
-
-
-class Recorder(Reporter):
-    def __init__(self):
-        self.warnings = []
-
-    def warn(self, message):
-        self.warnings.append(message)
 
 
 # ----- resolution against the bundled index (offline) -----
@@ -148,7 +142,10 @@ def test_listing_from_the_hub_in_training_order_then_cached(fake_hub):
     assert listing.source == SOURCE_HUB
     assert listing.names == ["step20000-tokens84B", "step30000-tokens126B", "step738020-tokens3095B", "main", "v1"]
     assert listing.commits["main"] == fake_hub.commit("allenai/OLMo-1B", "main") == listing.commits["v1"]
-    refs_calls = lambda: [r for r in fake_hub.requests if r.path.endswith("/refs")]
+
+    def refs_calls():
+        return [r for r in fake_hub.requests if r.path.endswith("/refs")]
+
     assert len(refs_calls()) == 1
     again = list_revisions("allenai/OLMo-1B")
     assert again.source.startswith("hub (cached ") and again.source.endswith(" s ago)")
@@ -204,7 +201,7 @@ def test_unreachable_hub_falls_back_with_a_warning_for_bundled_repos():
 
 
 def test_unreachable_hub_is_a_network_error_for_other_repos():
-    with pytest.raises(NetworkError, match="cannot reach http://127.0.0.1:9") as caught:
+    with pytest.raises(NetworkError, match=r"cannot reach http://127\.0\.0\.1:9") as caught:
         list_revisions("someone/unknown-model")
     assert caught.value.exit_code == 4
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from olmo_cli.revisions.complete import revision_candidates
+from olmo_cli.cli.completion import revision_candidates
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,0 +1,213 @@
+"""`olmo eval MODEL...`: loss, perplexity, bits per byte and task scores, revision by revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from olmo_cli.cli.options import (
+    JsonOpt,
+    OfflineOpt,
+    RevisionsOpt,
+    command_app,
+    selection_options,
+)
+from olmo_cli.revisions.select import Selection
+
+app = command_app()
+
+PathsOpt = Annotated[list[Path] | None, typer.Option(show_default=False)]
+
+
+@app.command(name="eval")
+@selection_options
+def eval_(
+    models: Annotated[
+        list[str] | None,
+        typer.Argument(
+            show_default=False,
+            help="Hub repos or local checkpoint directories (one series each). "
+            "May be left out when --revision names a revision of one known repo.",
+        ),
+    ] = None,
+    revision: RevisionsOpt = None,
+    selection: Selection = Selection(),
+    text: Annotated[
+        list[Path] | None,
+        typer.Option("--text", help="A text file: one document (repeatable).", show_default=False),
+    ] = None,
+    split_blank_lines: Annotated[
+        bool, typer.Option("--split-blank-lines", help="--text files: one document per blank-line-separated block.")
+    ] = False,
+    jsonl: Annotated[
+        list[Path] | None,
+        typer.Option("--jsonl", help="A JSONL file: one document per line (repeatable).", show_default=False),
+    ] = None,
+    field: Annotated[str, typer.Option("--field", help="The JSONL field that holds the text.")] = "text",
+    sample: Annotated[
+        list[str] | None,
+        typer.Option("--sample", help="A text bundled with olmo: english (repeatable).", show_default=False),
+    ] = None,
+    context: Annotated[
+        int | None,
+        typer.Option(
+            "--context", help="Tokens per window (default: the model's maximum, at most 2048).", show_default=False
+        ),
+    ] = None,
+    stride: Annotated[
+        int | None,
+        typer.Option(
+            "--stride",
+            help="Sliding windows: each re-reads the context and scores only its last S tokens.",
+            show_default=False,
+        ),
+    ] = None,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per forward pass.")] = 1,
+    max_documents: Annotated[
+        int | None,
+        typer.Option("--max-documents", help="Use the first N documents of each source.", show_default=False),
+    ] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--task", help="An lm-evaluation-harness task (repeatable; the [eval] extra).", show_default=False
+        ),
+    ] = None,
+    task_limit: Annotated[
+        int | None, typer.Option("--task-limit", help="Examples per task (lm_eval's limit).", show_default=False)
+    ] = None,
+    include_path: Annotated[
+        Path | None,
+        typer.Option("--include-path", help="A directory of lm_eval task YAML files.", show_default=False),
+    ] = None,
+    dtype: Annotated[
+        str, typer.Option("--dtype", help="checkpoint (the dtype it was saved in), float32, bfloat16, float16.")
+    ] = "checkpoint",
+    device: Annotated[
+        str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
+    ] = "auto",
+    offline: OfflineOpt = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Ask the Hub for the revision list even if a recent answer is cached.")
+    ] = False,
+    as_json: JsonOpt = False,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.", show_default=False)
+    ] = None,
+    plot: Annotated[
+        str | None,
+        typer.Option(
+            "--plot",
+            help="Draw the curve: FILE.png, FILE.svg, or - for the terminal (stderr). "
+            "Default at a terminal with more than two revisions: -.",
+            show_default=False,
+        ),
+    ] = None,
+    plot_metric: Annotated[str, typer.Option("--plot-metric", help="What the plot shows: loss or bpb.")] = "loss",
+    results: Annotated[
+        Path | None,
+        typer.Option("--results", help="The results store (default: $OLMO_CACHE_DIR/eval).", show_default=False),
+    ] = None,
+    delete_after: Annotated[
+        bool,
+        typer.Option(
+            "--delete-after", help="Remove each revision from the HF cache once scored (unless it was cached before)."
+        ),
+    ] = False,
+):
+    """Measure how a model changes across training, revision by revision.
+
+    Each document is tokenized with the model's own tokenizer and cut into chunks of --context
+    tokens (never across documents); every token after a chunk's first is predicted from the ones
+    before it. --stride gives sliding windows instead. Reported per revision and data source:
+    loss (nats per token), perplexity, bits per byte, tokens and bytes scored. Rows are kept in a
+    results store keyed by the commit, the data's sha256 and the settings: a rerun computes only
+    what is missing, and a killed sweep resumes. One model is in memory at a time, and the next
+    revision downloads while the current one is scored. A failed revision is reported and the
+    sweep goes on; the exit code is then 1.
+
+    \b
+    Examples:
+      olmo eval allenai/OLMo-1B-hf --log-spaced 8 --sample english
+      olmo eval allenai/OLMo-7B allenai/OLMo-7B-Twin-2T -r 500B -r 1T -r 2T --text book.txt
+      olmo eval ./my-checkpoint --jsonl val.jsonl --field body --context 1024 --stride 512
+      olmo eval allenai/OLMo-1B-hf --every 100000 --sample english --plot curve.png --delete-after
+      olmo eval allenai/OLMo-1B-hf -r main --task hellaswag --task-limit 200 --json
+    """
+    import sys
+
+    from olmo_cli.cli.output import ConsoleReporter, print_json, print_table, say
+    from olmo_cli.errors import OlmoError
+    from olmo_cli.evaluate import evaluate, jsonl_source, sample_source, text_source
+    from olmo_cli.evaluate.plot import TERMINAL, check_plot_target
+    from olmo_cli.evaluate.report import check_output_file, csv_text, table, write_atomic
+
+    if plot is not None:
+        check_plot_target(plot, plot_metric)
+    elif plot_metric not in ("loss", "bpb"):
+        check_plot_target(TERMINAL, plot_metric)
+    if csv_file is not None:
+        check_output_file(csv_file, "--csv")
+    sources = [text_source(p, split_blank_lines=split_blank_lines, max_documents=max_documents) for p in text or []]
+    sources += [jsonl_source(p, field=field, max_documents=max_documents) for p in jsonl or []]
+    sources += [sample_source(name, max_documents=max_documents) for name in sample or []]
+    reporter = ConsoleReporter()
+    rows = evaluate(
+        models or None,
+        revision or None,
+        sources,
+        selection=selection,
+        context=context,
+        stride=stride,
+        batch_size=batch_size,
+        tasks=task or (),
+        task_limit=task_limit,
+        include_path=include_path,
+        dtype=dtype,
+        device=device,
+        offline=offline,
+        refresh=refresh,
+        results=results,
+        delete_after=delete_after,
+        reporter=reporter,
+    )
+    if as_json:
+        print_json(rows)
+    else:
+        columns, lines = table(rows)
+        print_table(columns, lines)
+    if csv_file is not None:
+        write_atomic(csv_file, csv_text(rows).encode("utf-8"))
+    revisions = {(r["model"], r["revision"], r["commit"]) for r in rows}
+    if plot is None and len(revisions) > 2 and sys.stderr.isatty() and not as_json:
+        plot = TERMINAL
+    if plot is not None:
+        _draw(rows, plot, plot_metric)
+    failed = {(r["model"], r["revision"], r["commit"]) for r in rows if r.get("error")}
+    cached = sum(1 for r in rows if r.get("cached"))
+    say(f"{len(revisions)} revision(s), {len(rows)} row(s): {cached} from the results store, {len(failed)} failed")
+    if failed:
+        raise OlmoError(
+            f"{len(failed)} of {len(revisions)} revisions failed", hint="run the same command again to retry them"
+        )
+
+
+def _draw(rows: list[dict], plot: str, metric: str) -> None:
+    import sys
+
+    from olmo_cli.cli.output import say
+    from olmo_cli.evaluate.plot import TERMINAL, draw_file, draw_terminal, series
+
+    lines, _, left_out = series(rows, metric)
+    if left_out:
+        say(f"not plotted (no step or token count): {', '.join(left_out)}")
+    if not lines:
+        say("nothing to plot")
+        return
+    if plot == TERMINAL:
+        sys.stderr.write(draw_terminal(rows, metric) + "\n")
+    else:
+        points = draw_file(rows, plot, metric)
+        say(f"wrote {plot} ({points} points)")
