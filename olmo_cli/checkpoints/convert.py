@@ -18,11 +18,11 @@ from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.spec import ModelSpec
 from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
-from olmo_cli.errors import BadInputError, NotFoundError, UsageError
+from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
 from olmo_cli.jsonfiles import write_json
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
-TARGETS = ("hf", "native")
+TARGETS = ("hf", "native", "gguf")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 # transformers may keep these buffers in old checkpoints; they are recomputed, never converted.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
@@ -52,7 +52,7 @@ def convert(
     src,
     dst,
     *,
-    to: str = "hf",
+    to: str | None = None,
     dtype: str = "auto",
     shard_size="5GB",
     force: bool = False,
@@ -61,15 +61,30 @@ def convert(
     verify: bool = False,
     revision: str | None = None,
     offline: bool = False,
+    outtype: str | None = None,
+    repo: str | None = None,
+    commit: str | None = None,
 ) -> ConvertResult:
-    """Convert the checkpoint in `src` into `dst` (`to`: "hf" or "native").
+    """Convert the checkpoint in `src` into `dst` (`to`: "hf", "native" or "gguf"; default "gguf"
+    when `dst` ends in .gguf, else "hf"). `outtype` is GGUF's tensor type; `repo` and `commit`
+    (where a Hub source came from) are recorded in GGUF metadata.
 
     `revision` (e.g. step20000-tokens84B; else the source directory's name, e.g. step1000-unsharded)
     fills train.pt's step and tokens for native outputs.
     """
     src, dst = Path(src), Path(dst)
+    to = to or ("gguf" if dst.suffix.lower() == ".gguf" else "hf")
     if to not in TARGETS:
-        raise UsageError(f"unknown target format {to!r}", hint="use --to hf or --to native")
+        raise UsageError(f"unknown target format {to!r}", hint="use --to hf, --to native or --to gguf")
+    if to == "gguf":
+        from olmo_cli.checkpoints.gguf.export import convert_to_gguf
+
+        return convert_to_gguf(
+            src, dst, outtype=outtype, dtype=dtype, force=force, tokenizer=tokenizer, reporter=reporter,
+            revision=revision, repo=repo, commit=commit, offline=offline,
+        )  # fmt: skip
+    if outtype is not None:
+        raise UsageError("--outtype is for GGUF outputs", hint="use --dtype with --to hf or --to native")
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     shard_bytes = parse_size(shard_size)
@@ -80,6 +95,9 @@ def convert(
     checkpoint = open_checkpoint(src, source_format)
     check_tensors(checkpoint)
     spec = checkpoint.spec
+    beyond = spec.beyond_olmo2()
+    if beyond:
+        raise UnsupportedError(f"{checkpoint.path}: --to {to} cannot hold {beyond[0]}", hint="--to gguf keeps them")
     out_dtype = (spec.dtype or "float32") if dtype == "auto" else dtype
     if to == "native":
         spec = _fit_tokenizer(

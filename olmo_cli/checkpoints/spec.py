@@ -4,6 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+FULL_ATTENTION = "full_attention"
+SLIDING_ATTENTION = "sliding_attention"
+
+
+@dataclass(frozen=True)
+class RopeScaling:
+    """RoPE scaling of the full-attention layers (OLMo 3's YaRN), in transformers' terms."""
+
+    kind: str  # "yarn"
+    factor: float
+    original_context: int  # original_max_position_embeddings
+    attention_factor: float | None = None  # None: YaRN's default, 0.1 * ln(factor) + 1
+    beta_fast: float | None = None
+    beta_slow: float | None = None
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -35,6 +50,11 @@ class ModelSpec:
     bos_token_id: int | None = None
     tokenizer_identifier: str | None = None
     dtype: str | None = None  # the checkpoint's weight dtype, e.g. "float32"
+    # OLMo 3: which layers attend through a sliding window (transformers' layer_types), its width
+    # in keys (the current one included), and RoPE scaling on the full-attention layers.
+    layer_types: tuple[str, ...] | None = None
+    sliding_window: int | None = None
+    rope_scaling: RopeScaling | None = None
 
     def __post_init__(self):
         # Readers turn a ValueError into a one-line "bad model field" error.
@@ -55,6 +75,23 @@ class ModelSpec:
             raise ValueError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
             raise ValueError(f"n_heads {self.n_heads} is not a multiple of n_kv_heads {self.n_kv_heads}")
+        if self.layer_types is not None:
+            if len(self.layer_types) != self.n_layers:
+                raise ValueError(f"layer_types has {len(self.layer_types)} entries for {self.n_layers} layers")
+            unknown = set(self.layer_types) - {FULL_ATTENTION, SLIDING_ATTENTION}
+            if unknown:
+                raise ValueError(f"unknown layer type {sorted(unknown)[0]!r}")
+            if SLIDING_ATTENTION in self.layer_types and not (self.sliding_window and self.sliding_window > 0):
+                raise ValueError("sliding_attention layers need a positive sliding_window")
+
+    def beyond_olmo2(self) -> list[str]:
+        """The features of this spec that the native and transformers olmo/olmo2 layouts cannot hold."""
+        features = []
+        if self.layer_types and any(t != FULL_ATTENTION for t in self.layer_types):
+            features.append("sliding-window attention layers (OLMo 3)")
+        if self.rope_scaling is not None:
+            features.append(f"RoPE scaling '{self.rope_scaling.kind}'")
+        return features
 
     @property
     def head_dim(self) -> int:

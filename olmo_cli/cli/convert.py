@@ -1,4 +1,4 @@
-"""`olmo convert SRC DST`: native OLMo <-> transformers, legacy hf_olmo -> transformers."""
+"""`olmo convert SRC DST`: native OLMo <-> transformers, legacy hf_olmo -> transformers, any -> GGUF."""
 
 from __future__ import annotations
 
@@ -24,12 +24,30 @@ def convert(
     ],
     dst: Annotated[
         Path,
-        typer.Argument(metavar="DST", help="Output directory (must not exist unless --force).", show_default=False),
+        typer.Argument(
+            metavar="DST",
+            help="Output directory, or DST.gguf file (must not exist unless --force).",
+            show_default=False,
+        ),
     ],
     revision: RevisionOpt = None,
     to: Annotated[
-        str, typer.Option("--to", help="Target format: hf (transformers olmo/olmo2) or native (OLMo trainer).")
-    ] = "hf",
+        str | None,
+        typer.Option(
+            "--to",
+            help="Target format: hf (transformers olmo/olmo2), native (OLMo trainer) or gguf (llama.cpp); "
+            "default gguf when DST ends in .gguf, else hf.",
+            show_default=False,
+        ),
+    ] = None,
+    outtype: Annotated[
+        str | None,
+        typer.Option(
+            "--outtype",
+            help="GGUF tensor type: f32, f16, bf16, q8_0 or q4_0 (default bf16 for bf16 sources, else f16).",
+            show_default=False,
+        ),
+    ] = None,
     dtype: Annotated[
         str, typer.Option("--dtype", help="Output dtype: auto (as the source), float32, bfloat16, float16.")
     ] = "auto",
@@ -68,6 +86,7 @@ def convert(
       olmo convert allenai/OLMo-1B-hf -r step20000-tokens84B ./step20000-unsharded --to native
       olmo convert ./olmo-hf ./olmo-bf16 --to hf --dtype bfloat16 --verify
       olmo convert ./ckpt ./out --shard-size 2GB --force --json
+      olmo convert allenai/OLMo-1B -r step20000-tokens84B olmo-1b-20k.gguf --outtype q8_0
     """
     from olmo_cli.checkpoints.convert import convert as run_convert
     from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
@@ -87,6 +106,9 @@ def convert(
         verify=verify,
         revision=located.revision,
         offline=offline,
+        outtype=outtype,
+        repo=located.repo,
+        commit=located.commit,
     )
     if as_json:
         data = result.to_dict()

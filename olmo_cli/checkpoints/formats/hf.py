@@ -6,11 +6,10 @@ top-level `rope_theta` (4.57), `dtype` and `torch_dtype`.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-from olmo_cli.checkpoints.spec import ModelSpec
+from olmo_cli.checkpoints.spec import FULL_ATTENTION, SLIDING_ATTENTION, ModelSpec, RopeScaling
 from olmo_cli.errors import BadInputError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
 
@@ -23,21 +22,53 @@ def read_config(directory: Path) -> dict[str, Any]:
 
 
 def rope_theta(config: dict[str, Any], where: str) -> float:
+    return rope_settings(config, where)[0]
+
+
+def rope_settings(config: dict[str, Any], where: str) -> tuple[float, RopeScaling | None]:
+    """(rope_theta, the full-attention layers' scaling). olmo3 gives one setting per layer type:
+    scaling (YaRN) on the full-attention layers, none on the sliding ones, one theta for both."""
     params = config.get("rope_parameters") or config.get("rope_scaling")
     if params is not None and not isinstance(params, dict):
         raise BadInputError(f"{where}: rope_parameters is not an object")
     if isinstance(params, dict) and params and all(isinstance(v, dict) for v in params.values()):
-        kinds = {json.dumps(v, sort_keys=True) for v in params.values()}  # olmo3: per layer type
-        if len(kinds) > 1:
+        full = params.get(FULL_ATTENTION) or next(iter(params.values()))
+        others = [v for k, v in params.items() if k != FULL_ATTENTION]
+        theta = full.get("rope_theta")
+        if any(_rope_kind(v) != "default" or v.get("rope_theta", theta) != theta for v in others):
             raise UnsupportedError(f"{where}: different RoPE settings per layer type are not supported")
-        params = next(iter(params.values()))
+        params = full
+    scaling = None
     if isinstance(params, dict):
-        kind = params.get("rope_type", params.get("type", "default"))
-        if kind not in (None, "default"):
+        kind = _rope_kind(params)
+        if kind == "yarn":
+            scaling = _yarn(params, config, where)
+        elif kind != "default":
             raise UnsupportedError(f"{where}: RoPE scaling '{kind}' is not supported")
         if "rope_theta" in params:
-            return float(params["rope_theta"])
-    return float(config.get("rope_theta", 10000.0))
+            return float(params["rope_theta"]), scaling
+    return float(config.get("rope_theta", 10000.0)), scaling
+
+
+def _rope_kind(params: dict[str, Any]) -> str:
+    return params.get("rope_type", params.get("type")) or "default"
+
+
+def _yarn(params: dict[str, Any], config: dict[str, Any], where: str) -> RopeScaling:
+    try:
+        optional = {k: None if params.get(k) is None else float(params[k]) for k in ("beta_fast", "beta_slow")}
+        attention = params.get("attention_factor")
+        return RopeScaling(
+            kind="yarn",
+            factor=float(params["factor"]),
+            original_context=int(
+                params.get("original_max_position_embeddings") or config.get("max_position_embeddings", 2048)
+            ),
+            attention_factor=None if attention is None else float(attention),
+            **optional,
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise BadInputError(f"{where}: bad YaRN rope_parameters: {error}") from None
 
 
 def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
@@ -51,12 +82,9 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         raise UnsupportedError(f"{where}: biases (attention_bias: true) are not supported")
     if config.get("hidden_act", "silu") != "silu":
         raise UnsupportedError(f"{where}: activation '{config['hidden_act']}' is not supported")
-    layer_types = config.get("layer_types") or []
-    if any(t != "full_attention" for t in layer_types):
-        raise UnsupportedError(
-            f"{where}: sliding-window attention layers (OLMo 3) are not supported",
-            hint="the native OLMo trainer has no sliding-window attention",
-        )
+    # Sliding windows and YaRN (OLMo 3) are read into the spec; writers that cannot hold them refuse.
+    layer_types = config.get("layer_types")
+    theta, scaling = rope_settings(config, where)
     try:
         d = int(config["hidden_size"])
         heads = int(config["num_attention_heads"])
@@ -77,7 +105,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             embedding_size=embedding,
             vocab_size=_tokenizer_vocab(eos, embedding),
             max_sequence_length=int(config.get("max_position_embeddings", 2048)),
-            rope_theta=rope_theta(config, where),
+            rope_theta=theta,
             clip_qkv=None if config.get("clip_qkv") is None else float(config["clip_qkv"]),
             weight_tying=bool(config.get("tie_word_embeddings", False)),
             norm_type="rms" if olmo2 else "layernorm",
@@ -89,6 +117,11 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             pad_token_id=pad,
             bos_token_id=bos,
             dtype=config.get("dtype") or config.get("torch_dtype"),
+            layer_types=tuple(layer_types) if layer_types else None,
+            sliding_window=int(config["sliding_window"])
+            if layer_types and SLIDING_ATTENTION in layer_types and config.get("sliding_window")
+            else None,
+            rope_scaling=scaling,
         )
     except (KeyError, TypeError, ValueError) as error:
         raise BadInputError(f"{where}: missing or bad field: {error}") from None
