@@ -75,8 +75,8 @@ def test_usage_errors(tmp_path):
     runner = CliRunner()
     overlap = runner.invoke(app, ["convert", str(src), str(src / "inside"), "--to", "native"])
     assert overlap.exit_code == 2 and "overlaps" in overlap.stderr
-    target = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "gguf"])
-    assert target.exit_code == 2 and "--to hf or --to native" in target.stderr
+    target = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "onnx"])
+    assert target.exit_code == 2 and "--to native or --to gguf" in target.stderr
     bad = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--dtype", "int3"])
     assert bad.exit_code == 2 and "dtype" in bad.stderr
     size = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--shard-size", "lots"])
