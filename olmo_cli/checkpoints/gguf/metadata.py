@@ -32,6 +32,7 @@ class Provenance:
 
 def add_model(writer: gguf.GGUFWriter, spec: ModelSpec, arch: gguf.MODEL_ARCH, reporter: Reporter = NULL_REPORTER):
     writer.add_type(gguf.GGUFType.MODEL)
+    writer.add_size_label(gguf.size_label(spec.n_parameters(), 0, 0, 0))
     writer.add_vocab_size(spec.embedding_size)
     writer.add_context_length(spec.max_sequence_length)
     writer.add_embedding_length(spec.d_model)
