@@ -227,3 +227,11 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path):
     assert child.returncode == 130, stderr
     assert not dst.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["src"]
+
+
+def test_chat_template_is_kept(tmp_path):
+    src = olmo2_hf(tmp_path / "src")
+    template = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    (src / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|endoftext|>", "chat_template": template}))
+    convert(src, tmp_path / "chat.gguf", outtype="f16")
+    assert fields(tmp_path / "chat.gguf")[0]["tokenizer.chat_template"] == template

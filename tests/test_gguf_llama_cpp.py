@@ -24,6 +24,7 @@ import torch
 from gguf_sources import SOURCES
 
 from olmo_cli.checkpoints.convert import convert
+from olmo_cli.checkpoints.detect import detect_format
 
 pytestmark = pytest.mark.llama_cpp
 
@@ -39,6 +40,8 @@ TOKENIZE = [
     "naïve café, Straße, 東京, emoji 🙂 and <|endoftext|> at the end",
     "don't WE'LL it's I'M x=y+1; f(x) -> [a, b]",
 ]
+# Non-special added tokens are matched in plain text by tokenizers, so llama.cpp must too (USER_DEFINED).
+PLAIN_ADDED = "call |||PHONE_NUMBER||| or mail |||EMAIL_ADDRESS||| <|extra_id_1|> today"
 TOLERANCE = 5e-3  # of the largest reference logit (llama.cpp's own converter: 5e-4 .. 1.6e-3)
 GREEDY = 8
 
@@ -87,11 +90,7 @@ def case(request, tmp_path_factory):
     """(source dir, reference, name) for each source format and architecture."""
     root = tmp_path_factory.mktemp(request.param)
     src = SOURCES[request.param](root / "src")
-    if (
-        (src / "config.json").is_file()
-        and "model_type" in (src / "config.json").read_text()
-        and "hf_olmo" not in request.param
-    ):
+    if detect_format(src) == "hf":
         reference_dir = src
     else:
         reference_dir = root / "hf"
@@ -133,6 +132,8 @@ def test_f32_matches_transformers(llama_cpp, case, tmp_path):
     try:
         for text in TOKENIZE:
             assert llm.tokenize(text.encode(), add_bos=True, special=True) == reference.ids(text), text
+        plain = PLAIN_ADDED.encode()
+        assert llm.tokenize(plain, add_bos=True, special=False) == reference.ids(PLAIN_ADDED)
         assert llm.token_eos() == reference.model.config.eos_token_id
         ids = reference.ids(PROMPT)
         assert len(ids) >= 40

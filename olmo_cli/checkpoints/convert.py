@@ -79,6 +79,11 @@ def convert(
     if to == "gguf":
         from olmo_cli.checkpoints.gguf.export import convert_to_gguf
 
+        if verify:
+            raise UsageError(
+                "--verify is for hf and native outputs", hint="GGUF outputs are checked against llama.cpp in the tests"
+            )
+
         return convert_to_gguf(
             src, dst, outtype=outtype, dtype=dtype, force=force, tokenizer=tokenizer, reporter=reporter,
             revision=revision, repo=repo, commit=commit, offline=offline,
