@@ -101,12 +101,33 @@ def same_tensors(a: Path, b: Path) -> tuple[int, int]:
     return same, len(ours)
 
 
+def decode_speeds(work: Path, src: Path, env: dict[str, str], threads: int) -> dict:
+    """llama.cpp's decode tokens/s on our q8_0 and f16 files, `olmo generate`'s on the source."""
+    speeds: dict = {}
+    for name in ("q8_0", "f16"):
+        argv = [sys.executable, "-c", DECODE, str(work / f"olmo-{name}.gguf"), PROMPT, str(NEW_TOKENS), str(threads)]
+        speeds[f"llama_cpp_decode_{name}_tokens_per_second"] = json.loads(measure(argv, env)["stdout"])[
+            "tokens_per_second"
+        ]
+    for dtype in ("float32", "bfloat16"):
+        argv = [sys.executable, "-m", "olmo_cli", "generate", str(src), "-p", PROMPT, "--greedy"]
+        run = measure([*argv, "-n", str(NEW_TOKENS), "--stats", "--dtype", dtype], env)
+        found = re.search(r"decode ([\d.]+) tokens/s", run["stderr"]) or re.search(
+            r"\(([\d.]+) tokens/s\)", run["stderr"]
+        )
+        speeds[f"olmo_generate_{dtype}_tokens_per_second"] = float(found.group(1)) if found else None
+    return speeds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a small model with the same shape rules")
     parser.add_argument("--work", default="/tmp/olmo-bench-gguf", help="where the checkpoint and outputs go")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--decode-only", action="store_true", help="only the decode speeds, on the outputs of an earlier run in --work"
+    )
     args = parser.parse_args()
 
     work = Path(args.work) / ("quick" if args.quick else "1b")
@@ -117,12 +138,16 @@ def main() -> None:
         config["architectures"] = ["OlmoForCausalLM"]
         (src / "config.json").write_text(json.dumps(config, indent=2))
     env = {**env_for_benchmark(args.threads), "PYTHONPATH": str(ROOT)}
+    olmo = [sys.executable, "-m", "olmo_cli", "convert", str(src)]
+    results: dict = {"threads": args.threads, "shape": "quick" if args.quick else "OLMo-1B", "source_dtype": "float32"}
+    if args.decode_only:
+        results.update(decode_speeds(work, src, env, args.threads))
+        print(json.dumps(results, indent=2))
+        return
     converter = llama_cpp_converter(work)
     for stale in work.glob("*.gguf"):
         stale.unlink()
 
-    olmo = [sys.executable, "-m", "olmo_cli", "convert", str(src)]
-    results: dict = {"threads": args.threads, "shape": "quick" if args.quick else "OLMo-1B", "source_dtype": "float32"}
     results["olmo_q8_0"] = measure([*olmo, str(work / "olmo-q8_0.gguf"), "--outtype", "q8_0"], env)
     llama_env = {**env, "PYTHONPATH": str(converter / "gguf-py")}
     llama_argv = [sys.executable, str(converter / "convert_hf_to_gguf.py"), str(src), "--outtype", "q8_0"]
@@ -130,33 +155,7 @@ def main() -> None:
     results["olmo_f16"] = measure([*olmo, str(work / "olmo-f16.gguf"), "--outtype", "f16"], env)
     same, total = same_tensors(work / "olmo-q8_0.gguf", work / "llama-q8_0.gguf")
     results["identical_q8_0_tensors"] = f"{same}/{total}"
-    for name in ("q8_0", "f16"):
-        run = measure(
-            [sys.executable, "-c", DECODE, str(work / f"olmo-{name}.gguf"), PROMPT, str(NEW_TOKENS), str(args.threads)],
-            env,
-        )
-        results[f"llama_cpp_decode_{name}_tokens_per_second"] = json.loads(run["stdout"])["tokens_per_second"]
-    for dtype in ("float32", "bfloat16"):
-        run = measure(
-            [
-                *olmo[:3],
-                "generate",
-                str(src),
-                "-p",
-                PROMPT,
-                "--greedy",
-                "-n",
-                str(NEW_TOKENS),
-                "--stats",
-                "--dtype",
-                dtype,
-            ],
-            env,
-        )
-        found = re.search(r"decode ([\d.]+) tokens/s", run["stderr"]) or re.search(
-            r"\(([\d.]+) tokens/s\)", run["stderr"]
-        )
-        results[f"olmo_generate_{dtype}_tokens_per_second"] = float(found.group(1)) if found else None
+    results.update(decode_speeds(work, src, env, args.threads))
     for key in ("olmo_q8_0", "llama_cpp_q8_0", "olmo_f16"):
         results[key] = {k: v for k, v in results[key].items() if k not in ("stdout", "stderr")}
     ratio = results["olmo_q8_0"]["wall_seconds"] / results["llama_cpp_q8_0"]["wall_seconds"]

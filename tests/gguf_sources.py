@@ -45,17 +45,37 @@ def olmo2_native(directory: Path, **overrides) -> Path:
     )
 
 
-def olmo2_hf(directory: Path, **overrides) -> Path:
-    fields = {
-        **HF_SHAPE,
-        "vocab_size": 100352,
-        "eos_token_id": 100257,
-        "pad_token_id": 100277,
-        "num_key_value_heads": 2,
-    }
-    directory = make_hf(directory, arch="olmo2", **{**fields, **overrides})
-    shutil.copy(DOLMA2 / "tokenizer.json", directory / "tokenizer.json")
+def olmo2_hf(directory: Path, *, tokenizer: str = "dolma2", **overrides) -> Path:
+    """transformers olmo2, GQA; `tokenizer="tiny"`: a 300-id byte-level BPE (fast to write and read back)."""
+    if tokenizer == "tiny":
+        tokens = {"vocab_size": 320, "eos_token_id": 0, "pad_token_id": 1}
+    else:
+        tokens = {"vocab_size": 100352, "eos_token_id": 100257, "pad_token_id": 100277}
+    directory = make_hf(directory, arch="olmo2", **{**HF_SHAPE, **tokens, "num_key_value_heads": 2, **overrides})
+    if tokenizer == "tiny":
+        tiny_bpe(directory)
+    else:
+        shutil.copy(DOLMA2 / "tokenizer.json", directory / "tokenizer.json")
     return directory
+
+
+def tiny_bpe(directory: Path, size: int = 300) -> Path:
+    """A byte-level BPE like dolma-v1_5 (GPT-2 regex) with `size` ids: 0 `<|endoftext|>`, 1 `<|padding|>`."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=size,
+        special_tokens=["<|endoftext|>", "<|padding|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    text = "the quick brown fox jumps over the lazy dog; 1234567890 language models read text. " * 20
+    tokenizer.train_from_iterator([text], trainer)
+    tokenizer.save(str(Path(directory) / "tokenizer.json"))
+    return Path(directory)
 
 
 def olmo3_hf(directory: Path, *, window: int = 8, attention_factor: float | None = 1.2, seed: int = 0) -> Path:

@@ -13,7 +13,7 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from gguf_sources import olmo1_native, olmo2_hf, olmo3_hf
+from gguf_sources import olmo1_native, olmo2_hf, olmo3_hf, tiny_bpe
 from tiny_models import make_hf, make_native
 from typer.testing import CliRunner
 
@@ -108,8 +108,14 @@ def test_olmo3_is_still_refused_by_hf_and_native_outputs(tmp_path):
         assert not (tmp_path / to).exists()
 
 
+def tiny_tokens(tmp_path: Path) -> dict:
+    """Native fields for the 300-id test tokenizer (the real ones take seconds to read back)."""
+    tokenizer = tiny_bpe(tmp_path) / "tokenizer.json"
+    return dict(tokenizer=str(tokenizer), vocab_size=300, embedding_size=320, eos_token_id=0, pad_token_id=1)
+
+
 def test_types_per_outtype(tmp_path):
-    src = olmo1_native(tmp_path / "src")
+    src = olmo1_native(tmp_path / "src", **tiny_tokens(tmp_path))
     convert(src, tmp_path / "q8.gguf", outtype="q8_0")
     _, tensors = fields(tmp_path / "q8.gguf")
     assert all(t.tensor_type == Q.Q8_0 for t in tensors.values())  # OLMo-1 has no norm tensors
@@ -119,7 +125,7 @@ def test_types_per_outtype(tmp_path):
     assert tensors["output.weight"].tensor_type == Q.Q8_0  # llama.cpp gives it Q6_K; never less than that
     assert tensors["token_embd.weight"].tensor_type == Q.Q4_0
     assert tensors["blk.0.ffn_up.weight"].tensor_type == Q.Q4_0
-    o2 = olmo2_hf(tmp_path / "o2", tie_word_embeddings=True)
+    o2 = olmo2_hf(tmp_path / "o2", tokenizer="tiny", tie_word_embeddings=True)
     convert(o2, tmp_path / "o2.gguf", outtype="q8_0")
     _, tensors = fields(tmp_path / "o2.gguf")
     assert (
@@ -127,20 +133,14 @@ def test_types_per_outtype(tmp_path):
     )
     assert tensors["output.weight"].tensor_type == Q.Q8_0  # olmo2 needs `output`, even when tied
     # Rows that are not whole blocks (d_model 16) fall back to f16, as llama.cpp's converter does.
-    tiny = make_native(
-        tmp_path / "tiny",
-        tokenizer="allenai/gpt-neox-olmo-dolma-v1_5",
-        vocab_size=50280,
-        embedding_size=50304,
-        eos_token_id=50279,
-    )
+    tiny = make_native(tmp_path / "tiny", **tiny_tokens(tmp_path))
     convert(tiny, tmp_path / "tiny.gguf", outtype="q8_0")
     _, tensors = fields(tmp_path / "tiny.gguf")
     assert tensors["blk.0.attn_q.weight"].tensor_type == Q.F16
 
 
 def test_default_outtype_follows_the_source_dtype(tmp_path):
-    src = olmo2_hf(tmp_path / "f32")
+    src = olmo2_hf(tmp_path / "f32", tokenizer="tiny")
     convert(src, tmp_path / "a.gguf")
     assert fields(tmp_path / "a.gguf")[0]["general.file_type"] == gguf.LlamaFileType.MOSTLY_F16
     convert(src, tmp_path / "bf16", to="hf", dtype="bfloat16")
@@ -167,7 +167,7 @@ def assert_failed(result, code: int, fragment: str, dst: Path):
 
 
 def test_cli_implies_gguf_from_the_suffix_and_refuses_bad_input(tmp_path):
-    src = olmo2_hf(tmp_path / "src")
+    src = olmo2_hf(tmp_path / "src", tokenizer="tiny")
     dst = tmp_path / "model.gguf"
     ok = run_cli(src, dst, "--outtype", "q8_0")
     assert ok.exit_code == 0, ok.output
@@ -230,7 +230,7 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path):
 
 
 def test_chat_template_is_kept(tmp_path):
-    src = olmo2_hf(tmp_path / "src")
+    src = olmo2_hf(tmp_path / "src", tokenizer="tiny")
     template = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
     (src / "tokenizer_config.json").write_text(json.dumps({"eos_token": "<|endoftext|>", "chat_template": template}))
     convert(src, tmp_path / "chat.gguf", outtype="f16")
