@@ -15,6 +15,7 @@ from olmo_cli.jsonfiles import read_json_object
 
 MODEL_TYPES = ("olmo", "olmo2", "olmo3")
 ARCHITECTURES = {"olmo": "OlmoForCausalLM", "olmo2": "Olmo2ForCausalLM"}
+OLMO3_SLIDING_WINDOW = 4096  # transformers' Olmo3Config default, for configs that leave it out
 
 
 def read_config(directory: Path) -> dict[str, Any]:
@@ -118,8 +119,8 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             bos_token_id=bos,
             dtype=config.get("dtype") or config.get("torch_dtype"),
             layer_types=tuple(layer_types) if layer_types else None,
-            sliding_window=int(config["sliding_window"])
-            if layer_types and SLIDING_ATTENTION in layer_types and config.get("sliding_window")
+            sliding_window=int(config.get("sliding_window") or OLMO3_SLIDING_WINDOW)
+            if layer_types and SLIDING_ATTENTION in layer_types
             else None,
             rope_scaling=scaling,
         )
