@@ -70,12 +70,13 @@ def convert(
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
 ):
-    """Convert between native OLMo, legacy hf_olmo and transformers checkpoints.
+    """Convert between native OLMo, legacy hf_olmo and transformers checkpoints, or to GGUF.
 
     Pairs: native -> hf (transformers olmo, or olmo2 for OLMo-2-style models); hf_olmo (the
     original allenai/OLMo-1B and OLMo-7B repos) -> hf, without remote code; hf or hf_olmo ->
     native (config.yaml, model.pt, train.pt: a directory the OLMo trainer starts from with
-    --load_path; name it ...-unsharded). Same-format runs re-cast or re-shard. Tensors are
+    --load_path; name it ...-unsharded). Same-format runs re-cast or re-shard. Any source -> gguf
+    (DST.gguf, one file for llama.cpp, Ollama, LM Studio; --outtype f32/f16/bf16/q8_0/q4_0). Tensors are
     streamed one at a time; the output appears only when complete (an interrupted run leaves
     nothing at DST).
 
