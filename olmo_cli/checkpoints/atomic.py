@@ -111,3 +111,37 @@ def _replace(tmp: Path, dst: Path, force: bool) -> None:
     else:
         dst.unlink()
         os.rename(tmp, dst)
+
+
+@contextmanager
+def atomic_output_file(dst, force: bool = False) -> Iterator[Path]:
+    """Yield the path of a temporary sibling file of `dst`; on success it is renamed to `dst`.
+
+    For single-file outputs (GGUF). The parent directory must exist: a file is never written into
+    a directory made up on the way. Any exception (KeyboardInterrupt included) removes the
+    temporary file and leaves an existing `dst` untouched.
+    """
+    dst = Path(dst).absolute()
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
+    if dst.is_dir():
+        raise ExistsError(f"{dst} is a directory", hint="give a file name, e.g. model.gguf")
+    check_writable(dst.parent)
+    try:
+        fd, name = tempfile.mkstemp(prefix=partial_prefix(dst), dir=dst.parent)
+    except OSError as error:
+        raise BadInputError(
+            f"cannot write into {dst.parent}: {error.strerror or error}",
+            hint="choose an output directory you can write to",
+        ) from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        if (dst.exists() or dst.is_symlink()) and not force:  # appeared while we were writing
+            raise ExistsError(f"{dst} already exists", hint="pass --force to replace it")
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -15,6 +15,7 @@ from olmo_cli.jsonfiles import read_json_object
 
 MODEL_TYPES = ("olmo", "olmo2", "olmo3")
 ARCHITECTURES = {"olmo": "OlmoForCausalLM", "olmo2": "Olmo2ForCausalLM", "olmo3": "Olmo3ForCausalLM"}
+OLMO3_SLIDING_WINDOW = 4096  # transformers' Olmo3Config default, for configs that leave it out
 
 
 def read_config(directory: Path) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             rope_theta=theta,
             rope_scaling=scaling,
             layer_types=tuple(layer_types or ()) if slides else None,
-            sliding_window=int(config.get("sliding_window") or 4096) if slides else None,
+            sliding_window=int(config.get("sliding_window") or OLMO3_SLIDING_WINDOW) if slides else None,
             clip_qkv=None if config.get("clip_qkv") is None else float(config["clip_qkv"]),
             weight_tying=bool(config.get("tie_word_embeddings", False)),
             norm_type="rms" if olmo2 else "layernorm",
