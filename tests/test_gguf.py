@@ -100,12 +100,17 @@ def test_olmo2_and_olmo3_metadata(tmp_path):
     assert kv["olmo2.rope.scaling.attn_factor"] == pytest.approx(1.2 / (0.1 * np.log(4.0) + 1))
 
 
-def test_olmo3_is_still_refused_by_hf_and_native_outputs(tmp_path):
+def test_olmo3_round_trips_through_hf_and_is_refused_by_native(tmp_path):
     src = olmo3_hf(tmp_path / "o3")
-    for to in ("hf", "native"):
-        result = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / to), "--to", to])
-        assert result.exit_code == 8 and "sliding-window" in result.stderr
-        assert not (tmp_path / to).exists()
+    hf = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "hf"), "--to", "hf"])
+    assert hf.exit_code == 0, hf.output
+    written = json.loads((tmp_path / "hf" / "config.json").read_text())
+    original = json.loads((src / "config.json").read_text())
+    assert written["model_type"] == "olmo3"
+    assert (written["layer_types"], written["sliding_window"]) == (original["layer_types"], original["sliding_window"])
+    native = CliRunner().invoke(app, ["convert", str(src), str(tmp_path / "native"), "--to", "native"])
+    assert native.exit_code == 8 and "sliding" in native.stderr
+    assert not (tmp_path / "native").exists()
 
 
 def tiny_tokens(tmp_path: Path) -> dict:

@@ -51,7 +51,7 @@ class Vocabulary:
         ):
             if value is not None:
                 add(value)
-        # OLMo prepends nothing (REFERENCE 9); llama.cpp would otherwise decide by the pre-tokenizer.
+        # OLMo prepends nothing (docs/REFERENCE.md 9); llama.cpp would otherwise decide by the pre-tokenizer.
         writer.add_add_bos_token(False)
         writer.add_add_eos_token(False)
         if self.chat_template:
