@@ -77,11 +77,11 @@ def test_usage_errors(tmp_path):
     runner = CliRunner()
     overlap = runner.invoke(app, ["convert", str(src), str(src / "inside"), "--to", "native"])
     assert overlap.exit_code == 2 and "overlaps" in overlap.stderr
-    target = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "gguf"])
-    assert target.exit_code == 2 and "'gguf' is not one of 'hf', 'native', 'olmo-core'" in target.stderr  # the Enum's
-    with pytest.raises(UsageError, match="unknown target format 'gguf'") as caught:  # the core, for Python callers
-        convert(src, tmp_path / "out", to="gguf")
-    assert "--to olmo-core" in (caught.value.hint or "")
+    target = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "onnx"])
+    assert target.exit_code == 2 and "'onnx' is not one of 'hf', 'native', 'olmo-core', 'gguf'" in target.stderr
+    with pytest.raises(UsageError, match="unknown target format 'onnx'") as caught:  # the core, for Python callers
+        convert(src, tmp_path / "out", to="onnx")
+    assert "--to gguf" in (caught.value.hint or "")
     bad = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--dtype", "int3"])
     assert bad.exit_code == 2 and "dtype" in bad.stderr
     size = runner.invoke(app, ["convert", str(src), str(tmp_path / "out"), "--to", "native", "--shard-size", "lots"])

@@ -44,7 +44,7 @@ def test_a_bad_selection_is_a_usage_error_before_any_io(path):
 @pytest.mark.parametrize(
     "path, choices",
     [
-        ("convert", ["<hf|native|olmo-core>", "<auto|float32|bfloat16|float16>"]),
+        ("convert", ["<hf|native|olmo-core|gguf>", "<auto|float32|bfloat16|float16>"]),
         ("quantize", ["<int8|int8-dynamic|int4|nf4|fp16|bf16>", "<auto|float32|bfloat16|float16>"]),
         ("generate", ["<auto|float32|bfloat16|float16>", "auto|cpu|cuda[:N]|mps", "int8|int8-dynamic|int4"]),
     ],
@@ -80,7 +80,7 @@ def test_json_is_one_parameter_name_everywhere():
 @pytest.mark.parametrize(
     "words, expected",
     [
-        ("olmo convert a b --to ", ["hf", "native", "olmo-core"]),
+        ("olmo convert a b --to ", ["hf", "native", "olmo-core", "gguf"]),
         ("olmo quantize a b --method int", ["int8", "int8-dynamic", "int4"]),
         ("olmo generate --dtype b", ["bfloat16"]),
         ("olmo generate --device c", ["cpu", "cuda"]),

@@ -277,7 +277,7 @@ def test_model_eos_that_is_not_the_known_eos_warns(tmp_path):
 
 def test_generation_config_carries_token_ids_only():
     """As the original repos' generation configs: no lengths or sampling settings, which
-    transformers would let override a caller's max_length (docs/REFERENCE.md 6)."""
+    transformers would let override a caller's max_length (docs/REFERENCE.md 8)."""
     from transformers import GenerationConfig
 
     values = tk.generation_config(50279, 1)

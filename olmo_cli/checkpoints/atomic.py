@@ -81,7 +81,7 @@ def remove_stale_partials(dst: Path, reporter: Reporter = NULL_REPORTER) -> list
         return removed
     for path in candidates:
         try:
-            if path.is_symlink() or not path.is_dir():
+            if path.is_symlink() or not (path.is_dir() or path.is_file()):
                 continue
             alive = owner_alive(path.name, prefix)
             if alive is None and _OWNER_RE.match(path.name[len(prefix) :]):
@@ -90,8 +90,12 @@ def remove_stale_partials(dst: Path, reporter: Reporter = NULL_REPORTER) -> list
                 continue
             if alive:
                 continue
-            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
-            shutil.rmtree(path)
+            if path.is_file():  # a single-file output's sibling (GGUF)
+                size = path.stat().st_size
+                path.unlink()
+            else:
+                size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+                shutil.rmtree(path)
         except OSError:  # gone meanwhile, or not ours to remove: leave it
             continue
         from olmo_cli.reporting import format_size
@@ -209,3 +213,39 @@ def _replace(tmp: Path, dst: Path, force: bool) -> None:
     else:
         dst.unlink()
         os.rename(tmp, dst)
+
+
+@contextmanager
+def atomic_output_file(dst, force: bool = False, reporter: Reporter = NULL_REPORTER) -> Iterator[Path]:
+    """Yield the path of a temporary sibling file of `dst`; on success it is renamed to `dst`.
+
+    For single-file outputs (GGUF). The parent directory must exist: a file is never written into
+    a directory made up on the way. Any exception (KeyboardInterrupt included) removes the
+    temporary file and leaves an existing `dst` untouched. Siblings left by dead runs into the
+    same `dst` are removed first (and `reporter` says so), as for directories.
+    """
+    dst = Path(dst).absolute()
+    if (dst.exists() or dst.is_symlink()) and not force:
+        raise ExistsError(f"{dst} already exists", hint="pass --force to replace it, or choose another output")
+    if dst.is_dir():
+        raise ExistsError(f"{dst} is a directory", hint="give a file name, e.g. model.gguf")
+    check_writable(dst.parent)
+    remove_stale_partials(dst, reporter)
+    try:
+        fd, name = tempfile.mkstemp(prefix=partial_prefix(dst) + owner_stamp(), dir=dst.parent)
+    except OSError as error:
+        raise BadInputError(
+            f"cannot write into {dst.parent}: {error.strerror or error}",
+            hint="choose an output directory you can write to",
+        ) from None
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600
+        if (dst.exists() or dst.is_symlink()) and not force:  # appeared while we were writing
+            raise ExistsError(f"{dst} already exists", hint="pass --force to replace it")
+        os.replace(tmp, dst)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -54,7 +54,7 @@ def convert(
     src,
     dst,
     *,
-    to: str = "hf",
+    to: str | None = None,
     dtype: str = "auto",
     shard_size="5GB",
     force: bool = False,
@@ -63,15 +63,35 @@ def convert(
     verify: bool = False,
     revision: str | None = None,
     offline: bool = False,
+    outtype: str | None = None,
+    repo: str | None = None,
+    commit: str | None = None,
 ) -> ConvertResult:
-    """Convert the checkpoint in `src` into `dst` (`to`: "hf" or "native").
+    """Convert the checkpoint in `src` into `dst` (`to`: "hf", "native" or "gguf"; default "gguf"
+    when `dst` ends in .gguf, else "hf"). `outtype` is GGUF's tensor type; `repo` and `commit`
+    (where a Hub source came from) are recorded in GGUF metadata.
 
     `revision` (e.g. step20000-tokens84B; else the source directory's name, e.g. step1000-unsharded)
     fills train.pt's step and tokens for native outputs.
     """
     src, dst = output_path(src, "source"), output_path(dst)
+    to = to or ("gguf" if dst.suffix.lower() == ".gguf" else "hf")
     if to not in TARGETS:
         raise UsageError(f"unknown target format {to!r}", hint=f"use --to {', --to '.join(TARGETS)}")
+    if to == "gguf":
+        from olmo_cli.checkpoints.gguf.export import convert_to_gguf
+
+        if verify:
+            raise UsageError(
+                "--verify is for hf and native outputs", hint="GGUF outputs are checked against llama.cpp in the tests"
+            )
+
+        return convert_to_gguf(
+            src, dst, outtype=outtype, dtype=dtype, force=force, tokenizer=tokenizer, reporter=reporter,
+            revision=revision, repo=repo, commit=commit, offline=offline,
+        )  # fmt: skip
+    if outtype is not None:
+        raise UsageError("--outtype is for GGUF outputs", hint="use --dtype with --to hf or --to native")
     if dtype not in DTYPES:
         raise UsageError(f"unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}")
     shard_bytes = parse_size(shard_size)

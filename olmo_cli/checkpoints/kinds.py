@@ -27,6 +27,7 @@ class Target(str, Enum):
     hf = "hf"
     native = "native"
     olmo_core = "olmo-core"
+    gguf = "gguf"  # llama.cpp, one file
 
     def __str__(self) -> str:
         return self.value

@@ -87,6 +87,18 @@ class ModelSpec:
                 raise ValueError(f"{len(self.layer_types)} layer types for {self.n_layers} layers")
             if SLIDING_ATTENTION in self.layer_types and not (self.sliding_window and self.sliding_window > 0):
                 raise ValueError("sliding-window layers need a positive sliding_window")
+            unknown = set(self.layer_types) - {FULL_ATTENTION, SLIDING_ATTENTION}
+            if unknown:
+                raise ValueError(f"unknown layer type {sorted(unknown)[0]!r}")
+
+    def beyond_olmo2(self) -> list[str]:
+        """The features of this spec that the native and transformers olmo/olmo2 layouts cannot hold."""
+        features = []
+        if self.slides:
+            features.append("sliding-window attention layers (OLMo 3)")
+        if self.rope_scaling is not None:
+            features.append(f"RoPE scaling '{self.rope_scaling.get('rope_type')}'")
+        return features
 
     @property
     def head_dim(self) -> int:

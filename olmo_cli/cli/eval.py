@@ -27,6 +27,7 @@ def eval_(
     models: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="[MODEL]...",
             show_default=False,
             help="Hub repos or local checkpoint directories (one series each). "
             "May be left out when --revision names a revision of one known repo.",
@@ -36,57 +37,83 @@ def eval_(
     selection: Selection = Selection(),
     text: Annotated[
         list[Path] | None,
-        typer.Option("--text", help="A text file: one document (repeatable).", show_default=False),
+        typer.Option("--text", metavar="FILE", help="A text file: one document (repeatable).", show_default=False),
     ] = None,
     split_blank_lines: Annotated[
         bool, typer.Option("--split-blank-lines", help="--text files: one document per blank-line-separated block.")
     ] = False,
     jsonl: Annotated[
         list[Path] | None,
-        typer.Option("--jsonl", help="A JSONL file: one document per line (repeatable).", show_default=False),
+        typer.Option(
+            "--jsonl", metavar="FILE", help="A JSONL file: one document per line (repeatable).", show_default=False
+        ),
     ] = None,
-    field: Annotated[str, typer.Option("--field", help="The JSONL field that holds the text.")] = "text",
+    field: Annotated[
+        str, typer.Option("--field", metavar="NAME", help="The JSONL field that holds the text.")
+    ] = "text",
     sample: Annotated[
         list[str] | None,
-        typer.Option("--sample", help="A text bundled with olmo: english (repeatable).", show_default=False),
+        typer.Option(
+            "--sample", metavar="NAME", help="A text bundled with olmo: english (repeatable).", show_default=False
+        ),
     ] = None,
     context: Annotated[
         int | None,
         typer.Option(
-            "--context", help="Tokens per window (default: the model's maximum, at most 2048).", show_default=False
+            "--context",
+            metavar="L",
+            help="Tokens per window (default: the model's maximum, at most 2048).",
+            show_default=False,
         ),
     ] = None,
     stride: Annotated[
         int | None,
         typer.Option(
             "--stride",
+            metavar="S",
             help="Sliding windows: each re-reads the context and scores only its last S tokens.",
             show_default=False,
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Windows per forward pass.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", metavar="B", help="Windows per forward pass.")] = 1,
     max_documents: Annotated[
         int | None,
-        typer.Option("--max-documents", help="Use the first N documents of each source.", show_default=False),
+        typer.Option(
+            "--max-documents", metavar="N", help="Use the first N documents of each source.", show_default=False
+        ),
     ] = None,
     task: Annotated[
         list[str] | None,
         typer.Option(
-            "--task", help="An lm-evaluation-harness task (repeatable; the [eval] extra).", show_default=False
+            "--task",
+            metavar="NAME",
+            help="An lm-evaluation-harness task (repeatable; the [eval] extra).",
+            show_default=False,
         ),
     ] = None,
     task_limit: Annotated[
-        int | None, typer.Option("--task-limit", help="Examples per task (lm_eval's limit).", show_default=False)
+        int | None,
+        typer.Option("--task-limit", metavar="N", help="Examples per task (lm_eval's limit).", show_default=False),
     ] = None,
     include_path: Annotated[
         Path | None,
-        typer.Option("--include-path", help="A directory of lm_eval task YAML files.", show_default=False),
+        typer.Option(
+            "--include-path", metavar="DIR", help="A directory of lm_eval task YAML files.", show_default=False
+        ),
     ] = None,
     dtype: Annotated[
-        str, typer.Option("--dtype", help="checkpoint (the dtype it was saved in), float32, bfloat16, float16.")
+        str,
+        typer.Option(
+            "--dtype",
+            metavar="checkpoint|float32|bfloat16|float16",
+            help="checkpoint (the dtype it was saved in), float32, bfloat16, float16.",
+        ),
     ] = "checkpoint",
     device: Annotated[
-        str, typer.Option("--device", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps.")
+        str,
+        typer.Option(
+            "--device", metavar="auto|cpu|cuda[:N]|mps", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
+        ),
     ] = "auto",
     offline: OfflineOpt = False,
     refresh: Annotated[
@@ -94,21 +121,27 @@ def eval_(
     ] = False,
     as_json: JsonOpt = False,
     csv_file: Annotated[
-        Path | None, typer.Option("--csv", help="Also write the rows to this CSV file.", show_default=False)
+        Path | None,
+        typer.Option("--csv", metavar="FILE", help="Also write the rows to this CSV file.", show_default=False),
     ] = None,
     plot: Annotated[
         str | None,
         typer.Option(
             "--plot",
+            metavar="FILE.png|FILE.svg|-",
             help="Draw the curve: FILE.png, FILE.svg, or - for the terminal (stderr). "
             "Default at a terminal with more than two revisions: -.",
             show_default=False,
         ),
     ] = None,
-    plot_metric: Annotated[str, typer.Option("--plot-metric", help="What the plot shows: loss or bpb.")] = "loss",
+    plot_metric: Annotated[
+        str, typer.Option("--plot-metric", metavar="loss|bpb", help="What the plot shows: loss or bpb.")
+    ] = "loss",
     results: Annotated[
         Path | None,
-        typer.Option("--results", help="The results store (default: $OLMO_CACHE_DIR/eval).", show_default=False),
+        typer.Option(
+            "--results", metavar="DIR", help="The results store (default: $OLMO_CACHE_DIR/eval).", show_default=False
+        ),
     ] = None,
     delete_after: Annotated[
         bool,

@@ -15,6 +15,7 @@ from olmo_cli.jsonfiles import read_json_object
 
 MODEL_TYPES = ("olmo", "olmo2", "olmo3")
 ARCHITECTURES = {"olmo": "OlmoForCausalLM", "olmo2": "Olmo2ForCausalLM", "olmo3": "Olmo3ForCausalLM"}
+OLMO3_SLIDING_WINDOW = 4096  # transformers' Olmo3Config default, for configs that leave it out
 
 
 def read_config(directory: Path) -> dict[str, Any]:
@@ -101,7 +102,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             rope_theta=finite(theta),
             rope_scaling=scaling,
             layer_types=tuple(layer_types or ()) if slides else None,
-            sliding_window=whole(config.get("sliding_window") or 4096) if slides else None,
+            sliding_window=whole(config.get("sliding_window") or OLMO3_SLIDING_WINDOW) if slides else None,
             clip_qkv=None if config.get("clip_qkv") is None else finite(config["clip_qkv"]),
             weight_tying=bool(config.get("tie_word_embeddings", False)),
             norm_type="rms" if olmo2 else "layernorm",
@@ -125,7 +126,7 @@ def _tokenizer_vocab(eos: int | None, embedding_size: int) -> int:
 
 
 # Written when transformers is not installed: a 5.x config (rope_parameters), outside the 4.57.3-4.99
-# range for which transformers 4.57 warns about the tokenizer regex (docs/REFERENCE.md 6).
+# range for which transformers 4.57 warns about the tokenizer regex (docs/REFERENCE.md 8).
 FALLBACK_TRANSFORMERS_VERSION = "5.0.0"
 
 
