@@ -31,6 +31,8 @@ from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # also their short names (bf16, fp32 ...), as generate takes
 SHARD_SIZE = "1GB"  # safetensors builds each file in memory before writing it: smaller files, lower peak
+# Quantized one weight at a time (quantize/stream.py); the others load the model through transformers.
+STREAMED = ("int8", "int8-dynamic")
 
 
 @dataclass
@@ -95,16 +97,34 @@ def quantize(
 
         ids = sample_ids(tokenizer, max_tokens=_context_length(hf_dir))
         reporter.info(f"reference: float32 logits of {located.describe()} on {ids.shape[1]} tokens")
-        model = _load(hf_dir, "float32", device)
-        reference = logits_of(model, ids)
-        del model
-        free_memory()
+        if device == "cpu":  # one weight in memory at a time, not the float32 model
+            from olmo_cli.quantize.streamed_logits import streamed_logits
+
+            reference = streamed_logits(hf_dir, "float32", ids)
+        else:
+            model = _load(hf_dir, "float32", device)
+            reference = logits_of(model, ids)
+            del model
+            free_memory()
 
     with atomic_output_dir(dst, force) as tmp:
         if chosen.backend == "cast":
             from olmo_cli.quantize.cast import cast_checkpoint
 
             cast_checkpoint(hf_dir, tmp, compute_dtype, reporter=reporter)
+            copy_side_files(hf_dir, tmp)
+            quantized = _logits_from(tmp, compute_dtype, device, ids) if ids is not None else None
+            free_memory()
+        elif chosen.name in STREAMED:
+            reporter.info(
+                f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}, "
+                "one weight at a time"
+            )
+            from olmo_cli.checkpoints.writer import parse_size
+            from olmo_cli.quantize.stream import quantize_streaming
+
+            qconfig = quantization_config(chosen.name)
+            quantize_streaming(hf_dir, tmp, qconfig, compute_dtype, parse_size(SHARD_SIZE), reporter)
             copy_side_files(hf_dir, tmp)
             quantized = _logits_from(tmp, compute_dtype, device, ids) if ids is not None else None
             free_memory()
