@@ -113,8 +113,11 @@ def quantize(
 
             cast_checkpoint(hf_dir, tmp, compute_dtype, reporter=reporter)
             copy_side_files(hf_dir, tmp)
-            quantized = _logits_from(tmp, compute_dtype, device, ids) if ids is not None else None
-            free_memory()
+            quantized = None
+            if ids is not None:
+                from olmo_cli.quantize.streamed_logits import streamed_logits
+
+                quantized = streamed_logits(tmp, compute_dtype, ids)
         elif chosen.name in STREAMED:
             reporter.info(
                 f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}, "
@@ -126,8 +129,11 @@ def quantize(
             qconfig = quantization_config(chosen.name)
             quantize_streaming(hf_dir, tmp, qconfig, compute_dtype, parse_size(SHARD_SIZE), reporter)
             copy_side_files(hf_dir, tmp)
-            quantized = _logits_from(tmp, compute_dtype, device, ids) if ids is not None else None
-            free_memory()
+            quantized = None
+            if ids is not None:
+                from olmo_cli.quantize.streamed_logits import streamed_logits
+
+                quantized = streamed_logits(tmp, compute_dtype, ids)
         else:
             reporter.info(
                 f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}"
@@ -226,10 +232,3 @@ def _load(path: Path, dtype: str, device: str, quantization_config=None):
     from olmo_cli.loading.model import load_weights
 
     return load_weights(path, getattr(torch, dtype), device, quantization_config)
-
-
-def _logits_from(path: Path, dtype: str, device: str, ids):
-    from olmo_cli.quantize.quality import logits_of
-
-    model = _load(path, dtype, device)
-    return logits_of(model, ids)
