@@ -404,18 +404,18 @@ def _safetensors_of(directory: Path) -> tuple[dict, dict]:
 
 
 def _save_pretrained_output(source: Path, method: str, directory: Path) -> Path:
-    """What quantizing used to write: transformers loads with the TorchAoConfig, then save_pretrained."""
+    """What quantizing used to write: transformers loads with the quantization config, then save_pretrained."""
     from transformers import AutoModelForCausalLM
 
-    config = quantization_config(method)
-    model = AutoModelForCausalLM.from_pretrained(source, dtype=torch.bfloat16, quantization_config=config)
+    config = quantization_config(method, compute_dtype=COMPUTE_DTYPE[method])
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=COMPUTE_DTYPE[method], quantization_config=config)
     model.save_pretrained(directory)
     return directory
 
 
-@pytest.mark.parametrize("method", ["int8", "int8-dynamic"])
+@pytest.mark.parametrize("method", ["int8", "int8-dynamic", "nf4"])
 @pytest.mark.parametrize("tied", [True, False])
-def test_streamed_torchao_output_is_what_save_pretrained_writes(method, tied, source, outputs, tmp_path):
+def test_streamed_output_is_what_save_pretrained_writes(method, tied, source, outputs, tmp_path):
     """Quantized one weight at a time, the output holds the same tensors, header metadata,
     config.json and generation_config.json as save_pretrained of the model quantized in memory."""
     if tied:
@@ -429,7 +429,8 @@ def test_streamed_torchao_output_is_what_save_pretrained_writes(method, tied, so
     theirs = _save_pretrained_output(src, method, tmp_path / "theirs")
     (a, meta_a), (b, meta_b) = _safetensors_of(ours), _safetensors_of(theirs)
     assert sorted(a) == sorted(b) and meta_a == meta_b
-    assert any(key.endswith("._weight_qdata") for key in a) and ("lm_head.weight" in a) is not tied
+    quantized_suffix = ".weight.quant_state.bitsandbytes__nf4" if method == "nf4" else "._weight_qdata"
+    assert any(key.endswith(quantized_suffix) for key in a) and ("lm_head.weight" in a) is not tied
     for key in a:
         assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
     for name in ("config.json", "generation_config.json"):

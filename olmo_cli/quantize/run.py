@@ -32,7 +32,7 @@ from olmo_cli.reporting import NULL_REPORTER, Reporter
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # also their short names (bf16, fp32 ...), as generate takes
 SHARD_SIZE = "1GB"  # safetensors builds each file in memory before writing it: smaller files, lower peak
 # Quantized one weight at a time (quantize/stream.py); the others load the model through transformers.
-STREAMED = ("int8", "int8-dynamic")
+STREAMED = ("int8", "int8-dynamic", "nf4")
 
 
 @dataclass
@@ -123,17 +123,15 @@ def quantize(
                 f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}, "
                 "one weight at a time"
             )
+            import torch
+
             from olmo_cli.checkpoints.writer import parse_size
             from olmo_cli.quantize.stream import quantize_streaming
 
-            qconfig = quantization_config(chosen.name)
+            qconfig = quantization_config(chosen.name, compute_dtype=getattr(torch, compute_dtype))
             quantize_streaming(hf_dir, tmp, qconfig, compute_dtype, parse_size(SHARD_SIZE), reporter)
             copy_side_files(hf_dir, tmp)
-            quantized = None
-            if ids is not None:
-                from olmo_cli.quantize.streamed_logits import streamed_logits
-
-                quantized = streamed_logits(tmp, compute_dtype, ids)
+            quantized = _output_logits(tmp, chosen, compute_dtype, device, ids) if ids is not None else None
         else:
             reporter.info(
                 f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}"
@@ -232,3 +230,20 @@ def _load(path: Path, dtype: str, device: str, quantization_config=None):
     from olmo_cli.loading.model import load_weights
 
     return load_weights(path, getattr(torch, dtype), device, quantization_config)
+
+
+def _output_logits(path: Path, method: Method, dtype: str, device: str, ids):
+    """The quantized output's logits: streamed for torchao; bitsandbytes needs its Linear4bit
+    modules, so that output is loaded (about a quarter of the bf16 model)."""
+    if method.backend == "torchao":
+        from olmo_cli.quantize.streamed_logits import streamed_logits
+
+        return streamed_logits(path, dtype, ids)
+    from olmo_cli.loading.model import free_memory
+    from olmo_cli.quantize.quality import logits_of
+
+    model = _load(path, dtype, device)
+    logits = logits_of(model, ids)
+    del model
+    free_memory()
+    return logits

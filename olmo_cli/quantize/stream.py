@@ -1,4 +1,4 @@
-"""torchao int8 / int8-dynamic quantization without holding the model: one weight at a time.
+"""Quantizing without holding the model: one weight at a time (torchao int8 / int8-dynamic, nf4).
 
 What `save_pretrained` writes for a model loaded with TorchAoConfig is planned on the meta device
 first: the model skeleton, quantized there by torchao itself (`quantize_` runs on meta tensors)
@@ -7,7 +7,11 @@ header metadata (`tensor_names`, each weight's tensor-subclass description) befo
 read. Then each weight is read from the source, cast to the compute dtype, quantized by the same
 `quantize_` on a one-module stand-in, flattened, and written into its place in the output file;
 tensors that are not quantized (embeddings, norms, an untied lm_head) are cast or copied as bytes.
-Which weights are quantized is decided by transformers' own torchao quantizer.
+Which weights are quantized is decided by transformers' own quantizer.
+
+nf4 follows the same plan with bitsandbytes' layout (what `Linear4bit` saves): the packed 4-bit
+weight, `absmax`, `quant_map` and the packed quant state, made by `bitsandbytes.functional.
+quantize_4bit` as `Params4bit` does when transformers loads with a BitsAndBytesConfig.
 """
 
 from __future__ import annotations
@@ -32,20 +36,20 @@ class _Output:
 def quantize_streaming(
     hf_dir: Path, dst: Path, qconfig, compute_dtype: str, shard_size: int, reporter: Reporter = NULL_REPORTER
 ) -> list[str]:
-    """Write `hf_dir` quantized with the transformers TorchAoConfig `qconfig` into `dst` (weights
-    and config.json); returns the weight file names."""
+    """Write `hf_dir` quantized with the transformers TorchAoConfig or 4-bit BitsAndBytesConfig
+    `qconfig` into `dst` (weights, config.json, generation_config.json); the weight file names."""
     import torch
     from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(hf_dir, local_files_only=True, trust_remote_code=False)
     dtype = getattr(torch, compute_dtype)
     skeleton = _meta_model(config, dtype)
-    quantize_config = qconfig.get_apply_tensor_subclass()
+    scheme = _TorchAo(qconfig) if qconfig.quant_method == "torchao" else _Nf4(qconfig)
     quantized_params = _quantized_params(config, dtype, qconfig)
     checkpoint_keys = _checkpoint_keys(skeleton)
-    outputs, planned, metadata = _plan(skeleton, quantized_params, checkpoint_keys, quantize_config)
+    outputs, planned, metadata = scheme.plan(skeleton, quantized_params, checkpoint_keys)
     reader = _SourceReader(hf_dir, checkpoint_keys)
-    fetch = _Fetcher(reader, outputs, quantize_config, dtype)
+    fetch = _Fetcher(reader, outputs, scheme, dtype)
     with reporter.progress("quantizing", total=sum(t.nbytes for t in planned), unit="B") as bar:
         names = _write_grouped(dst, planned, [o.param for o in outputs], fetch, metadata, shard_size, bar.advance)
     config.quantization_config = qconfig
@@ -64,10 +68,11 @@ def _meta_model(config, dtype):
 
 
 def _quantized_params(config, dtype, qconfig) -> set[str]:
-    """The parameters transformers' torchao quantizer would quantize while loading.
+    """The parameters transformers' quantizer would quantize while loading.
 
-    It decides before the weights are tied (its "last parameter" rule then sees the lm_head),
-    so it is asked about an untied skeleton.
+    Its own selection runs on a meta skeleton (for bitsandbytes it also swaps in Linear4bit
+    there). It decides before the weights are tied (its "last parameter" rule then sees the
+    lm_head), so it is asked about an untied skeleton.
     """
     import copy
 
@@ -77,9 +82,7 @@ def _quantized_params(config, dtype, qconfig) -> set[str]:
     untied.get_text_config(decoder=True).tie_word_embeddings = False
     model = _meta_model(untied, dtype)
     quantizer = AutoHfQuantizer.from_config(qconfig, pre_quantized=False)
-    quantizer.modules_to_not_convert = quantizer.get_modules_to_not_convert(
-        model, qconfig.modules_to_not_convert, model._keep_in_fp32_modules
-    )
+    quantizer._process_model_before_weight_loading(model, device_map=None)
     return {name for name, _ in model.named_parameters() if quantizer.param_needs_quantization(model, name)}
 
 
@@ -95,28 +98,114 @@ def _checkpoint_keys(model) -> dict[str, str]:
     return keys
 
 
-def _plan(model, quantized_params: set[str], checkpoint_keys: dict[str, str], quantize_config):
-    """(outputs, PlannedTensors, header metadata) as torchao flattens the quantized state dict."""
-    from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
-    from torchao.quantization import quantize_
-
+def _plain_outputs(name: str, tensor) -> tuple[list[_Output], list]:
     from olmo_cli.checkpoints.tensors import dtype_name
     from olmo_cli.checkpoints.writer import PlannedTensor
 
-    modules = dict(model.named_modules())
-    for name in sorted(quantized_params):
-        quantize_(modules[name.rsplit(".", 1)[0]], quantize_config, filter_fn=lambda module, fqn: True)
-    state = model.state_dict()  # meta tensors
-    _, metadata = flatten_tensor_state_dict(state)  # `tensor_names` lists tied names too, as saved
-    outputs, planned = [], []
-    for name, tensor in state.items():
-        if checkpoint_keys.get(name, name) != name:
-            continue  # a tied duplicate (lm_head of tied embeddings): not saved
-        flat, _ = flatten_tensor_state_dict({name: tensor})
-        for key, part in flat.items():
-            outputs.append(_Output(key, name, name in quantized_params))
-            planned.append(PlannedTensor(key, tuple(part.shape), dtype_name(part.dtype)))
-    return outputs, planned, metadata
+    return [_Output(name, name, False)], [PlannedTensor(name, tuple(tensor.shape), dtype_name(tensor.dtype))]
+
+
+class _TorchAo:
+    """torchao's tensor subclasses, flattened by torchao's safetensors support."""
+
+    def __init__(self, qconfig):
+        self.config = qconfig.get_apply_tensor_subclass()
+
+    def plan(self, model, quantized_params: set[str], checkpoint_keys: dict[str, str]):
+        """(outputs, PlannedTensors, header metadata) as torchao flattens the quantized state dict."""
+        from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
+        from torchao.quantization import quantize_
+
+        from olmo_cli.checkpoints.tensors import dtype_name
+        from olmo_cli.checkpoints.writer import PlannedTensor
+
+        modules = dict(model.named_modules())
+        for name in sorted(quantized_params):
+            quantize_(modules[name.rsplit(".", 1)[0]], self.config, filter_fn=lambda module, fqn: True)
+        state = model.state_dict()  # meta tensors
+        _, metadata = flatten_tensor_state_dict(state)  # `tensor_names` lists tied names too, as saved
+        outputs, planned = [], []
+        for name, tensor in state.items():
+            if checkpoint_keys.get(name, name) != name:
+                continue  # a tied duplicate (lm_head of tied embeddings): not saved
+            if name not in quantized_params:
+                more, tensors = _plain_outputs(name, tensor)
+                outputs += more
+                planned += tensors
+                continue
+            flat, _ = flatten_tensor_state_dict({name: tensor})
+            for key, part in flat.items():
+                outputs.append(_Output(key, name, True))
+                planned.append(PlannedTensor(key, tuple(part.shape), dtype_name(part.dtype)))
+        return outputs, planned, metadata
+
+    def quantize(self, param: str, weight) -> dict:
+        import torch
+        from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
+        from torchao.quantization import quantize_
+
+        with torch.device("meta"):
+            linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
+        linear.weight = torch.nn.Parameter(weight, requires_grad=False)
+        quantize_(linear, self.config, filter_fn=lambda module, fqn: True)
+        flat, _ = flatten_tensor_state_dict({param: linear.weight})
+        return flat
+
+
+class _Nf4:
+    """bitsandbytes 4-bit: what Linear4bit's state dict holds for each quantized weight."""
+
+    BLOCKSIZE = 64  # Params4bit's default, which transformers keeps
+
+    def __init__(self, qconfig):
+        if qconfig.bnb_4bit_use_double_quant or qconfig.bnb_4bit_quant_type != "nf4":
+            raise ValueError("streaming 4-bit quantization writes nf4 without double quantization")
+        self.qconfig = qconfig
+
+    def plan(self, model, quantized_params: set[str], checkpoint_keys: dict[str, str]):
+        import torch
+        from bitsandbytes.functional import QuantState, get_4bit_type
+
+        from olmo_cli.checkpoints.tensors import dtype_name
+        from olmo_cli.checkpoints.writer import PlannedTensor
+
+        outputs, planned = [], []
+        for name, tensor in model.state_dict().items():
+            if checkpoint_keys.get(name, name) != name:
+                continue
+            if name not in quantized_params:
+                more, tensors = _plain_outputs(name, tensor)
+                outputs += more
+                planned += tensors
+                continue
+            numel = tensor.numel()
+            state = QuantState(
+                absmax=torch.empty(-(-numel // self.BLOCKSIZE), dtype=torch.float32, device="meta"),
+                shape=tensor.shape,
+                code=get_4bit_type("nf4", device="cpu"),
+                blocksize=self.BLOCKSIZE,
+                quant_type="nf4",
+                dtype=tensor.dtype,
+            )
+            parts = {name: torch.empty(((numel + 1) // 2, 1), dtype=torch.uint8, device="meta")}
+            parts.update({f"{name}.{k}": v for k, v in state.as_dict(packed=True).items()})
+            for key, part in parts.items():
+                outputs.append(_Output(key, name, True))
+                planned.append(PlannedTensor(key, tuple(part.shape), dtype_name(part.dtype)))
+        return outputs, planned, {}
+
+    def quantize(self, param: str, weight) -> dict:
+        import torch
+        from bitsandbytes.functional import quantize_4bit
+
+        packed, state = quantize_4bit(
+            weight.contiguous(),
+            blocksize=self.BLOCKSIZE,
+            compress_statistics=False,
+            quant_type="nf4",
+            quant_storage=torch.uint8,
+        )
+        return {param: packed, **{f"{param}.{k}": v for k, v in state.as_dict(packed=True).items()}}
 
 
 class _SourceReader:
@@ -148,8 +237,8 @@ class _Fetcher:
     (the writer asks for keys in order, one ahead, from a single worker thread).
     """
 
-    def __init__(self, reader: _SourceReader, outputs: list[_Output], quantize_config, dtype):
-        self.reader, self.quantize_config, self.dtype = reader, quantize_config, dtype
+    def __init__(self, reader: _SourceReader, outputs: list[_Output], scheme, dtype):
+        self.reader, self.scheme, self.dtype = reader, scheme, dtype
         self.outputs = {o.key: o for o in outputs}
         self._lock = threading.Lock()
         self._param: str | None = None
@@ -169,23 +258,13 @@ class _Fetcher:
         with self._lock:
             if self._param != output.param:
                 self._parts = {}  # drop the previous weight's parts first
-                self._parts = self._quantize(output.param, reader.get(source_key))
+                weight = reader.get(source_key)
+                if weight.dim() != 2:
+                    raise AssertionError(f"{output.param}: a linear weight with shape {tuple(weight.shape)}")
+                # Cast first, as transformers does before quantizing a weight it loads.
+                self._parts = self.scheme.quantize(output.param, weight.to(self.dtype))
                 self._param = output.param
             return self._parts.pop(key)
-
-    def _quantize(self, param: str, weight) -> dict:
-        import torch
-        from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
-        from torchao.quantization import quantize_
-
-        if weight.dim() != 2:
-            raise AssertionError(f"{param}: a linear weight with shape {tuple(weight.shape)}")
-        with torch.device("meta"):
-            linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-        linear.weight = torch.nn.Parameter(weight.to(self.dtype), requires_grad=False)
-        quantize_(linear, self.quantize_config, filter_fn=lambda module, fqn: True)
-        flat, _ = flatten_tensor_state_dict({param: linear.weight})
-        return flat
 
 
 def _write_grouped(directory: Path, planned, groups: list[str], fetch, metadata: dict, shard_size: int, advance):
