@@ -9,6 +9,9 @@ Decode speed: each output is loaded in its own child process (same thread count)
 --tokens tokens greedily after a warm-up; int8 and bf16 are timed in the same run. The weights are
 random, so the quality figures only show that the check runs; the sizes and speeds are real.
 Goal (issue 6): int8 output at most 0.30 of the float32 weights.
+Goals (issue 13): peak anonymous memory <= 1 GiB for every method (quantizing, and the quality
+check at most one bf16 model's worth); int8 wall time <= 2x the bf16 cast's (both with the check).
+--no-decode skips the decode timing.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import OLMO_1B, QUICK, PeakAnonMemory, env_for_benchmark, synthetic_hf_1b
 
 GOAL_RATIO = 0.30
+GOAL_ANON = 2**30
+GOAL_INT8_VS_CAST = 2.0
 # (label, --method, --dtype): bf16 is the decode baseline; int8 float32 shows what the embedding costs.
 DEFAULT_CASES = ("int8", "bf16")
 CASES = {
@@ -36,6 +41,10 @@ CASES = {
     "int8-fp32": ("int8", "float32"),
     "fp16": ("fp16", "auto"),
     "int8-nocheck": ("int8", "auto", "--no-check"),
+    "int8-dynamic-nocheck": ("int8-dynamic", "auto", "--no-check"),
+    "bf16-nocheck": ("bf16", "auto", "--no-check"),
+    "nf4": ("nf4", "auto"),
+    "nf4-nocheck": ("nf4", "auto", "--no-check"),
 }  # memory without the float32 reference
 
 DECODE_SCRIPT = r"""
@@ -79,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "olmo-bench-quantize")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic source and the outputs")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--no-decode", action="store_true", help="skip the decode timing")
     args = parser.parse_args(argv)
     tokens = args.tokens or (16 if args.quick else 32)
     env = env_for_benchmark(args.threads)
@@ -112,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                 ],
                 env,
             )
-            decode, _, decode_peak = run_sampled([sys.executable, "-c", DECODE_SCRIPT, str(dst), str(tokens)], env)
+            decode, decode_peak = {"tokens": 0, "seconds": float("nan")}, 0
+            if not args.no_decode:
+                decode, _, decode_peak = run_sampled([sys.executable, "-c", DECODE_SCRIPT, str(dst), str(tokens)], env)
             results[label] = {
                 "method": method,
                 "dtype": report["dtype"],
@@ -145,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     if "int8" in results and "bf16" in results:
         summary["int8_vs_bf16_decode"] = results["int8"]["decode_tokens_per_s"] / results["bf16"]["decode_tokens_per_s"]
+        summary["int8_vs_bf16_wall"] = results["int8"]["quantize_s"] / results["bf16"]["quantize_s"]
+    summary["peak_anon_ok"] = {label: r["quantize_peak_anon_bytes"] <= GOAL_ANON for label, r in results.items()}
     if not args.keep and not args.quick:
         shutil.rmtree(source, ignore_errors=True)
 
@@ -170,6 +184,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "int8_vs_bf16_decode" in summary:
         print(f"CPU decode int8 / bf16: {summary['int8_vs_bf16_decode']:.2f}x")
+        wall = summary["int8_vs_bf16_wall"]
+        verdict = "met" if wall <= GOAL_INT8_VS_CAST else "NOT met"
+        print(f"Goal: int8 wall <= {GOAL_INT8_VS_CAST}x the bf16 cast: {verdict} ({wall:.2f}x)")
+    missed = [label for label, ok in summary["peak_anon_ok"].items() if not ok]
+    print(f"Goal: peak anon <= 1 GiB: {'met' if not missed else 'NOT met by ' + ', '.join(missed)}")
     return 0
 
 

@@ -392,3 +392,64 @@ def test_bin_files_old_format_read_and_code_refused(tmp_path):
     (tmp_path / "broken.bin").write_bytes(b"PK\x03\x04broken")
     with pytest.raises(BadInputError, match="not a readable torch checkpoint"):
         PickleReader(tmp_path / "broken.bin")
+
+
+def _safetensors_of(directory: Path) -> tuple[dict, dict]:
+    """(every tensor, the merged header metadata) of a directory's safetensors files."""
+    from safetensors import safe_open
+
+    tensors, metadata = {}, {}
+    for path in sorted(directory.glob("*.safetensors")):
+        with safe_open(path, "pt") as f:
+            metadata.update(f.metadata() or {})
+            tensors.update({key: f.get_tensor(key) for key in f.keys()})
+    return tensors, metadata
+
+
+def _save_pretrained_output(source: Path, method: str, directory: Path) -> Path:
+    """What quantizing used to write: transformers loads with the quantization config, then save_pretrained."""
+    from transformers import AutoModelForCausalLM
+
+    config = quantization_config(method, compute_dtype=COMPUTE_DTYPE[method])
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=COMPUTE_DTYPE[method], quantization_config=config)
+    model.save_pretrained(directory)
+    return directory
+
+
+@pytest.mark.parametrize("method", ["int8", "int8-dynamic", "nf4"])
+@pytest.mark.parametrize("tied", [True, False])
+def test_streamed_output_is_what_save_pretrained_writes(method, tied, source, outputs, tmp_path):
+    """Quantized one weight at a time, the output holds the same tensors, header metadata,
+    config.json and generation_config.json as save_pretrained of the model quantized in memory."""
+    if tied:
+        src, ours = source, outputs[method][0]
+    else:
+        src = make_hf(
+            tmp_path / "untied", arch="olmo2", hidden_size=64, intermediate_size=256, tie_word_embeddings=False
+        )
+        ours = tmp_path / "ours"
+        quantize(str(src), ours, method=method, check=False)
+    theirs = _save_pretrained_output(src, method, tmp_path / "theirs")
+    (a, meta_a), (b, meta_b) = _safetensors_of(ours), _safetensors_of(theirs)
+    assert sorted(a) == sorted(b) and meta_a == meta_b
+    quantized_suffix = ".weight.quant_state.bitsandbytes__nf4" if method == "nf4" else "._weight_qdata"
+    assert any(key.endswith(quantized_suffix) for key in a) and ("lm_head.weight" in a) is not tied
+    for key in a:
+        assert a[key].dtype == b[key].dtype and torch.equal(a[key], b[key]), key
+    for name in ("config.json", "generation_config.json"):
+        assert json.loads((ours / name).read_text()) == json.loads((theirs / name).read_text()), name
+
+
+@pytest.mark.parametrize("arch", ["olmo", "olmo2"])
+def test_streamed_reference_logits_equal_the_whole_model(arch, tmp_path):
+    """The quality check's float32 reference, one weight in memory at a time, is the model's own."""
+    from transformers import AutoModelForCausalLM
+
+    from olmo_cli.quantize.streamed_logits import streamed_logits
+
+    src = make_hf(tmp_path / "src", arch=arch, sharded=True, tie_word_embeddings=arch == "olmo")
+    ids = torch.tensor([[3, 17, 42, 5, 9, 31, 0, 58, 12, 7, 44, 2]])
+    model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).eval()
+    with torch.inference_mode():
+        expected = model(ids).logits
+    assert torch.equal(streamed_logits(src, "float32", ids), expected)

@@ -17,7 +17,7 @@ from olmo_cli.checkpoints.detect import detect_format
 from olmo_cli.checkpoints.formats import Checkpoint, open_checkpoint
 from olmo_cli.checkpoints.kinds import DType, Target, choices
 from olmo_cli.checkpoints.spec import ModelSpec
-from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_safetensors, write_sharded
+from olmo_cli.checkpoints.writer import PlannedTensor, parse_size, write_sharded
 from olmo_cli.errors import BadInputError, NotFoundError, UnsupportedError, UsageError
 from olmo_cli.jsonfiles import write_json
 from olmo_cli.oserrors import disk_full_is_error, require_free
@@ -241,26 +241,35 @@ def check_tensors(checkpoint: Checkpoint) -> None:
             )
 
 
-def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str):
+def _fetcher(checkpoint: Checkpoint, table: dict, out_dtype: str, parts: bool = False):
     """fetch(key) -> the output tensor (any dtype: the writer casts it to `out_dtype`); or, when it
     is an uncast byte range of a source file (a whole tensor or a row slice of one), that range,
-    for a kernel-side copy."""
+    for a kernel-side copy. With `parts`, a tensor made of several pieces comes as the list of
+    its pieces (ranges or tensors), for a writer that puts them one after another."""
     reader = checkpoint.reader
+
+    def piece_range(piece):
+        if reader.info(piece.key).dtype != out_dtype:
+            return None
+        where = reader.file_range(piece.key)
+        if where is None or piece.rows is None:
+            return where
+        start, stop = piece.rows
+        return where.rows(start, stop, reader.info(piece.key).shape[0])
 
     def fetch(key: str):
         pieces = table[key]
+        if parts and len(pieces) > 1:
+            return [piece_range(p) or layout.materialize([p], reader.get) for p in pieces]
         if len(pieces) == 1 and reader.info(pieces[0].key).dtype == out_dtype:
             piece = pieces[0]
             if piece.rows is None:
-                ranges = reader.file_ranges(piece.key)
+                ranges = reader.file_ranges(piece.key)  # a tensor written by several ranks: its chunks
                 if ranges is not None:
                     return ranges[0] if len(ranges) == 1 else ranges
-            where = reader.file_range(piece.key)
+            where = piece_range(piece)
             if where is not None:
-                if piece.rows is None:
-                    return where
-                start, stop = piece.rows
-                return where.rows(start, stop, reader.info(piece.key).shape[0])
+                return where
         # The writer casts while copying into the output file (no cast copy in RAM).
         return layout.materialize(pieces, reader.get)
 
@@ -406,26 +415,17 @@ def _fit_tokenizer(spec: ModelSpec, reporter: Reporter) -> ModelSpec:
 def _write_native(
     checkpoint: Checkpoint, spec: ModelSpec, tmp: Path, out_dtype: str, revision: str | None, reporter: Reporter
 ):
-    """model.pt via a scratch safetensors file: torch.save needs every tensor at once, so the fused
-    tensors are first streamed to disk and then saved from memory-mapped pages, not from RAM."""
-    import torch
-
-    from olmo_cli.checkpoints import tensors
+    """model.pt written straight in torch.save's zip layout, tensor by tensor (torchzip_writer):
+    uncast tensors and the pieces of the fused ones are kernel copies from the source files."""
     from olmo_cli.checkpoints.formats import native
+    from olmo_cli.checkpoints.torchzip_writer import write_state_dict
 
     table = layout.plan(spec, "native", checkpoint.keys)
     shapes = layout.native_shapes(spec)
     planned = [PlannedTensor(key, shapes[key], out_dtype) for key in table]
-    scratch = tmp / ".scratch.safetensors"
     total = sum(t.nbytes for t in planned)
-    with reporter.progress("fusing tensors", total=total, unit="B") as bar:
-        write_safetensors(scratch, planned, _fetcher(checkpoint, table, out_dtype), bar.advance)
-    reporter.info("writing model.pt")
-    mapped = tensors.SafetensorsReader(scratch)
-    state = {t.key: mapped.get(t.key) for t in planned}
-    torch.save(state, tmp / "model.pt")
-    del state, mapped
-    scratch.unlink()
+    with reporter.progress("writing model.pt", total=total, unit="B") as bar:
+        write_state_dict(tmp / "model.pt", planned, _fetcher(checkpoint, table, out_dtype, parts=True), bar.advance)
     native.write_config(tmp, spec)
     step, tokens = _step_and_tokens(revision)
     native.write_train_state(tmp, step, tokens)

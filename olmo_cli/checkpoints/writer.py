@@ -49,8 +49,9 @@ def write_safetensors(
     tensors: list[PlannedTensor],
     fetch: Callable[[str], object],
     advance: Callable[[int], None] = lambda n: None,
+    metadata: dict[str, str] | None = None,
 ) -> int:
-    """Write one safetensors file tensor by tensor. Returns bytes written.
+    """Write one safetensors file tensor by tensor (`metadata`: extra header metadata). Returns bytes.
 
     `fetch(key)` gives either a `FileRange` (bytes already in the planned dtype: copied
     file-to-file by the kernel), a list of them (a tensor stored in row chunks, in row order),
@@ -59,7 +60,7 @@ def write_safetensors(
     output pages are file-backed. The header comes from the plan, so nothing waits for all
     tensors; the next tensor is fetched (read, sliced) in a worker thread meanwhile.
     """
-    entries: dict[str, object] = {"__metadata__": {"format": "pt"}}
+    entries: dict[str, object] = {"__metadata__": {**(metadata or {}), "format": "pt"}}
     total = 0
     for t in tensors:
         entries[t.key] = {

@@ -241,10 +241,12 @@ def write_config(directory: Path, spec: ModelSpec) -> None:
 
 
 def write_train_state(directory: Path, step: int = 0, tokens: int = 0) -> None:
-    """train.pt of plain values only, loadable under torch.load(weights_only=True)."""
-    import torch
+    """train.pt of plain values only, loadable under torch.load(weights_only=True); written
+    in torch.save's layout without importing torch."""
+    from olmo_cli.checkpoints.torchzip_writer import write_plain
 
-    torch.save(
+    write_plain(
+        directory / "train.pt",
         {
             "global_step": int(step),
             "global_train_tokens_seen": int(tokens),
@@ -255,7 +257,6 @@ def write_train_state(directory: Path, step: int = 0, tokens: int = 0) -> None:
             "unsharded_checkpoints": [],
             "ephemeral_checkpoints": [],
         },
-        directory / "train.pt",
     )
 
 
