@@ -153,14 +153,14 @@ def test_a_disk_that_fills_while_saving_model_pt(tmp_path, tmp_path_factory, mon
     from tiny_models import make_hf
 
     src = make_hf(tmp_path_factory.mktemp("hf") / "src")
-    real_save = torch.save
+    real_pwrite = os.pwrite
 
-    def full(obj, f, *args, **kwargs):
-        if str(f).endswith("model.pt"):
-            raise OSError(errno.ENOSPC, "No space left on device", str(f))
-        return real_save(obj, f, *args, **kwargs)
+    def full(fd, data, offset):  # model.pt is written in place, by positioned writes
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("model.pt"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_pwrite(fd, data, offset)
 
-    monkeypatch.setattr(torch, "save", full)
+    monkeypatch.setattr(os, "pwrite", full)
     dst = tmp_path / "out-unsharded"
     assert_one_line_error(
         olmo("convert", src, dst, "--to", "native", "--tokenizer", "allenai/gpt-neox-olmo-dolma-v1_5"), 5, "no space"

@@ -188,13 +188,12 @@ def convert(
 
 
 def _output_bytes(spec: ModelSpec, to: str, out_dtype: str) -> int:
-    """The weights' bytes on disk; twice that for native outputs (the scratch file, then model.pt).
-    HF and OLMo-core outputs hold the same tensors once (HF shapes stand for both)."""
+    """The weights' bytes on disk (model.pt is written directly, with no scratch copy; HF and
+    OLMo-core outputs hold the same tensors, so HF shapes stand for both)."""
     from olmo_cli.checkpoints.tensors import nbytes
 
     shapes = layout.native_shapes(spec) if to == "native" else layout.hf_shapes(spec)
-    weights = sum(nbytes(tuple(shape), out_dtype) for shape in shapes.values())
-    return 2 * weights if to == "native" else weights
+    return sum(nbytes(tuple(shape), out_dtype) for shape in shapes.values())
 
 
 def _refuse_for_native(spec: ModelSpec) -> None:

@@ -35,7 +35,7 @@ from typing import Any, ClassVar
 
 from olmo_cli.checkpoints.tensors import FileRange, nbytes
 from olmo_cli.checkpoints.torchzip import _STORAGE_DTYPES
-from olmo_cli.checkpoints.writer import PlannedTensor, _copy_range, _one_ahead, _Output, _write_tensor
+from olmo_cli.checkpoints.writer import PlannedTensor, _copy_range, _one_ahead, _Output, _write_tensor, reserve
 
 ALIGNMENT = 64  # torch's record alignment (also what `.storage_alignment` says)
 _FORMAT_VERSION = b"1"
@@ -281,6 +281,7 @@ def _write_archive(path, pickled: bytes, data_records, tensors, fetch, advance) 
 
     with open(path, "w+b", buffering=0) as f:
         f.truncate(total)
+        reserve(f, Path(path), total)  # a full disk is an error now, not a SIGBUS in a mapped cast
         fd = f.fileno()
         for record, data in [*head, (version, _VERSION)]:
             _put_small(fd, record, data)

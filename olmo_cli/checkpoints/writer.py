@@ -75,7 +75,7 @@ def write_safetensors(
     with open(path, "w+b", buffering=0) as f:
         _write_all(f, struct.pack("<Q", len(header)) + header)
         f.truncate(data_start + total)
-        _reserve(f, path, data_start + total)
+        reserve(f, path, data_start + total)
         out = _Output(f, path)
         try:
             position = data_start
@@ -101,7 +101,7 @@ def write_safetensors(
     return data_start + total
 
 
-def _reserve(f, path: Path, size: int) -> None:
+def reserve(f, path: Path, size: int) -> None:
     """Allocate the whole file now: a full disk is then an error here, not a SIGBUS (the process
     killed) on the first memory-mapped write that finds no block behind it."""
     from olmo_cli.oserrors import NO_SPACE, no_space
