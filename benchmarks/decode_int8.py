@@ -32,7 +32,7 @@ MID = dict(
 CHILD = textwrap.dedent("""
     import json, sys, time, torch
     from olmo_cli.loading.model import load_model, load_weights
-    from olmo_cli.quantize.cpu_int8 import Int8PackedLinear
+    from olmo_cli.loading.cpu_int8 import Int8PackedLinear
     from olmo_cli.quantize.methods import quantization_config
     path, dtype, quant, tokens, unpacked = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == "1"
     quant = None if quant == "none" else quant

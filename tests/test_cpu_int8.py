@@ -11,8 +11,8 @@ import pytest
 import torch
 from tiny_models import make_hf_with_tokenizer
 
+from olmo_cli.loading.cpu_int8 import Int8PackedLinear, pack_int8_linears
 from olmo_cli.loading.model import load_model
-from olmo_cli.quantize.cpu_int8 import Int8PackedLinear, pack_int8_linears
 from olmo_cli.quantize.methods import quantization_config
 from olmo_cli.quantize.run import quantize
 

@@ -122,7 +122,7 @@ def load_model(
     )
     model = load_weights(path, torch_dtype, torch_device, qconfig)
     if torch_device.type == "cpu" and quantization in (None, "int8"):
-        from olmo_cli.quantize.cpu_int8 import pack_int8_linears
+        from olmo_cli.loading.cpu_int8 import pack_int8_linears
 
         pack_int8_linears(model)  # int8 weight-only: torch's int8 GEMM instead of dequantizing per call
     if model.generation_config.pad_token_id is None:
