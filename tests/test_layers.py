@@ -26,15 +26,10 @@ LAYERS = (
     ("hub",),
     ("revisions",),
 )
-# The quantization method table, the memory release and the CPU int8 kernel swap are what loading
-# quantizes, frees and runs with: they sit with loading, below the quantize command core
-# (quantize.run) that uses them. `python -m olmo_cli` runs the CLI, so __main__ is part of it.
-PLACED = {
-    "olmo_cli.quantize.methods": "loading",
-    "olmo_cli.quantize.memory": "loading",
-    "olmo_cli.quantize.cpu_int8": "loading",
-    "olmo_cli.__main__": "cli",
-}
+# The quantization method table and the memory release are what loading quantizes and frees
+# with: they sit with loading, below the quantize command core (quantize.run) that uses them.
+# `python -m olmo_cli` runs the CLI, so __main__ is part of it.
+PLACED = {"olmo_cli.quantize.methods": "loading", "olmo_cli.quantize.memory": "loading", "olmo_cli.__main__": "cli"}
 
 
 def module_name(path: Path) -> str:
