@@ -28,8 +28,6 @@ TARGETS = choices(Target)  # hf, native, olmo-core
 DTYPES = choices(DType)
 # transformers may keep these buffers in old checkpoints; they are recomputed, never converted.
 _IGNORED_SUFFIXES = (".rotary_emb.inv_freq",)
-# Tokenizer identifiers by eos id, for HF -> native when the source names none (docs/REFERENCE.md 3.1/3.3).
-_TOKENIZER_BY_EOS = {50279: "allenai/gpt-neox-olmo-dolma-v1_5", 100257: "allenai/dolma2-tokenizer"}
 
 
 @dataclass
@@ -337,7 +335,8 @@ def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Re
     from olmo_cli.checkpoints import tokenizers
 
     eos = checkpoint.spec.eos_token_id
-    guess = _TOKENIZER_BY_EOS.get(eos) if eos is not None else None
+    implied = tokenizers.known_by_eos(eos)  # for HF -> native when the source names no tokenizer
+    guess = implied.name if implied is not None else None
     if override:
         known = tokenizers.resolve_identifier(override)
         if known is not None:

@@ -81,6 +81,13 @@ DOLMA2 = KnownTokenizer(
     aliases=("allenai/dolma2-tokenizer", "allenai_dolma2", "dolma2", "dolma2-tokenizer"),
 )
 KNOWN_TOKENIZERS = (DOLMA_V1_5, DOLMA2)
+
+
+def known_by_eos(eos_token_id: int | None) -> KnownTokenizer | None:
+    """The OLMo tokenizer a model's eos id implies (each has its own), else None."""
+    return next((known for known in KNOWN_TOKENIZERS if known.eos_token_id == eos_token_id), None)
+
+
 # Identifiers of the pii-special file: we write dolma-v1_5 instead (the same tokenizer, ids 0/50279 swapped).
 PII_SPECIAL_ALIASES = (
     PII_SPECIAL_NAME,

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from olmo_cli.checkpoints.spec import FULL_ATTENTION, SLIDING_ATTENTION, ModelSpec, finite, whole
+from olmo_cli.checkpoints.tokenizers import known_by_eos
 from olmo_cli.errors import BadInputError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
 
@@ -121,8 +122,8 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
 
 def _tokenizer_vocab(eos: int | None, embedding_size: int) -> int:
     """The tokenizer's vocabulary for the OLMo tokenizers (docs/REFERENCE.md 3.3), else the embedding rows."""
-    known = {50279: 50280, 100257: 100278}
-    return known.get(eos, embedding_size) if eos is not None and known.get(eos, 0) <= embedding_size else embedding_size
+    known = known_by_eos(eos)
+    return known.vocab_size if known is not None and known.vocab_size <= embedding_size else embedding_size
 
 
 # Written when transformers is not installed: a 5.x config (rope_parameters), outside the 4.57.3-4.99
