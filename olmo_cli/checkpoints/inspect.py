@@ -43,7 +43,7 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         raise BadInputError(f"not a checkpoint directory: {path}")
     fmt = detect_format(path)
-    summary = _summary(path, fmt)
+    summary, spec = _summary(path, fmt)
     weights = weight_files(path)
     if fmt == Format.olmo_core and (path / "model_and_optim").is_dir():
         # The DCP metadata lists every model tensor; no .distcp byte is read.
@@ -60,7 +60,7 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
                 "parameters": None,
                 "tensors": None,
                 "dtypes": {},
-                "parameters_from_config": estimated_parameters(summary["architecture"]),
+                "parameters_from_config": spec.n_parameters(),
             }
         )
     summary["weights"] = list(weights)
@@ -69,8 +69,9 @@ def inspect_checkpoint(path: Path) -> dict[str, Any]:
     return summary
 
 
-def _summary(path: Path, fmt: str) -> dict[str, Any]:
-    """Format, family and architecture, from the format's own config reader (no weights read)."""
+def _summary(path: Path, fmt: str) -> tuple[dict[str, Any], ModelSpec]:
+    """Format, family and architecture, from the format's own config reader (no weights read), and
+    the spec they come from."""
     from olmo_cli.checkpoints.tokenizers import describe_tokenizer
 
     spec = format_entry(fmt).read_spec(path)
@@ -82,7 +83,7 @@ def _summary(path: Path, fmt: str) -> dict[str, Any]:
     tokenizer_dict = tokenizer.as_dict() if tokenizer else None
     if tokenizer_dict is not None and identifier:
         tokenizer_dict["identifier"] = identifier  # what the config says; the name is what conversion writes
-    return {
+    summary = {
         "path": str(path),
         "format": str(fmt),
         "model_type": {Format.hf: spec.family, Format.hf_olmo: "olmo"}.get(Format(fmt)),
@@ -90,6 +91,7 @@ def _summary(path: Path, fmt: str) -> dict[str, Any]:
         "architecture": architecture,
         "tokenizer": tokenizer_dict,
     }
+    return summary, spec
 
 
 def architecture_of(spec: ModelSpec) -> dict[str, Any]:
@@ -117,24 +119,6 @@ def architecture_of(spec: ModelSpec) -> dict[str, Any]:
         "clip_qkv": spec.clip_qkv,
         "bias": False,  # the readers refuse biased models
     }
-
-
-def estimated_parameters(arch: dict[str, Any]) -> int | None:
-    """Parameters an OLMo model with this architecture has (for when the weights cannot be read)."""
-    try:
-        d, layers, hidden = arch["d_model"], arch["layers"], arch["mlp_hidden"]
-        kv, rows = arch["kv_heads"] * arch["head_dim"], arch["embedding_size"]
-        per_layer = (
-            d * (arch["heads"] * arch["head_dim"] + 2 * kv) + arch["heads"] * arch["head_dim"] * d + 3 * d * hidden
-        )
-    except (KeyError, TypeError):
-        return None
-    if arch["norm_weights"]:
-        per_layer += 2 * d
-    if arch["qk_norm"]:
-        per_layer += 2 * arch["head_dim"] if arch.get("qk_norm_per_head") else arch["heads"] * arch["head_dim"] + kv
-    total = layers * per_layer + rows * d * (1 if arch["tied_embeddings"] else 2)
-    return total + (d if arch["norm_weights"] else 0)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,7 +197,7 @@ def inspect_source(
     located = locate(source, revision, offline=offline, reporter=reporter, include=METADATA_PATTERNS)
     path = located.path
     fmt = detect_format(path)
-    summary = _summary(path, fmt)
+    summary, spec = _summary(path, fmt)
     summary.update({"path": str(path), "repo": located.repo, "revision": located.revision, "commit": located.commit})
     repo, at = located.repo or source, located.commit or located.revision or "main"
     remote_files = None if offline else _remote_files(repo, at)
@@ -226,9 +210,7 @@ def inspect_source(
     elif not offline and weights and all(name.endswith(".safetensors") for name in weights):
         summary.update(tensor_summary(_remote_safetensors_tensors(repo, at, weights)))
     else:
-        estimate = (
-            estimated_parameters(summary["architecture"]) if summary["family"] in ("olmo1", "olmo2", "olmo3") else None
-        )
+        estimate = spec.n_parameters()
         summary.update({"parameters": None, "tensors": None, "dtypes": {}, "parameters_from_config": estimate})
         reporter.info(
             "the weights are not downloaded (and not safetensors, or offline): parameter count and dtypes "
