@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from tiny_models import make_hf
 
 from olmo_cli.checkpoints.convert import convert
-from olmo_cli.checkpoints.tensors import FileRange
+from olmo_cli.checkpoints.primitives import FileRange
 from olmo_cli.checkpoints.torchzip_writer import write_plain, write_state_dict
 from olmo_cli.checkpoints.writer import PlannedTensor
 

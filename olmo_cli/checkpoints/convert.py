@@ -188,7 +188,7 @@ def convert(
 def _output_bytes(spec: ModelSpec, to: str, out_dtype: str) -> int:
     """The weights' bytes on disk (model.pt is written directly, with no scratch copy; HF and
     OLMo-core outputs hold the same tensors, so HF shapes stand for both)."""
-    from olmo_cli.checkpoints.tensors import nbytes
+    from olmo_cli.checkpoints.primitives import nbytes
 
     shapes = layout.native_shapes(spec) if to == "native" else layout.hf_shapes(spec)
     return sum(nbytes(tuple(shape), out_dtype) for shape in shapes.values())

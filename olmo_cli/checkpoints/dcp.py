@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from olmo_cli.checkpoints.tensors import _ITEMSIZE, FileRange, TensorInfo, TensorReader, _short
+from olmo_cli.checkpoints.primitives import ITEMSIZE, FileRange, TensorInfo
+from olmo_cli.checkpoints.tensors import TensorReader, _short
 from olmo_cli.errors import BadInputError
 
 _METADATA_CLASSES = (
@@ -72,7 +73,7 @@ class _MetadataUnpickler(pickle.Unpickler):
             return lambda dims=(): ("size", tuple(dims))
         if (module, name) == ("torch.serialization", "_get_layout"):
             return lambda layout: ("layout", layout)
-        if module == "torch" and name in _ITEMSIZE:
+        if module == "torch" and name in ITEMSIZE:
             return _DType(name)
         raise pickle.UnpicklingError(f"global {module}.{name} is not allowed in a DCP .metadata")
 
@@ -264,7 +265,7 @@ def locate_item(path: Path, start: int, length: int) -> tuple[tuple[int, ...], s
             raise zipfile.BadZipFile(f"bad local header for {info.filename}")
         name_len, extra_len = struct.unpack("<HH", header[26:30])
         data = start + info.header_offset + 30 + name_len + extra_len
-        item = _ITEMSIZE[storage.dtype]
+        item = ITEMSIZE[storage.dtype]
         n = _numel(shape)
         if info.file_size != storage.numel * item or offset + n > storage.numel:
             raise zipfile.BadZipFile("storage size disagrees with the tensor")
@@ -364,7 +365,7 @@ class DCPReader(TensorReader):
                 flat = torch.frombuffer(
                     self._maps[chunk.file],
                     dtype=dtype,
-                    count=where.nbytes // _ITEMSIZE[self._tensors[key].dtype],
+                    count=where.nbytes // ITEMSIZE[self._tensors[key].dtype],
                     offset=where.offset,
                 )
             return flat.reshape(chunk.sizes)

@@ -18,13 +18,9 @@ from typing import Any
 from olmo_cli.checkpoints.detect import detect_format, weight_files
 from olmo_cli.checkpoints.formats import entry as format_entry
 from olmo_cli.checkpoints.kinds import Format
+from olmo_cli.checkpoints.primitives import SAFETENSORS_DTYPES
 from olmo_cli.checkpoints.spec import ModelSpec
-from olmo_cli.checkpoints.tensors import (
-    MAX_HEADER_BYTES,
-    SAFETENSORS_DTYPES,
-    parse_safetensors_header,
-    read_safetensors_header,
-)
+from olmo_cli.checkpoints.tensors import MAX_HEADER_BYTES, parse_safetensors_header, read_safetensors_header
 from olmo_cli.errors import BadInputError
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 

@@ -16,74 +16,21 @@ import re
 import struct
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
+from olmo_cli.checkpoints.primitives import (
+    ITEMSIZE,
+    SAFETENSORS_DTYPES,
+    FileRange,
+    TensorInfo,
+    dtype_name,
+    is_zip,
+    nbytes,
+)
 from olmo_cli.errors import BadInputError
 
-# safetensors dtype names <-> torch dtype names (torch imported lazily).
-SAFETENSORS_DTYPES = {
-    "F64": "float64",
-    "F32": "float32",
-    "F16": "float16",
-    "BF16": "bfloat16",
-    "I64": "int64",
-    "I32": "int32",
-    "I16": "int16",
-    "I8": "int8",
-    "U8": "uint8",
-    "BOOL": "bool",
-    "F8_E4M3": "float8_e4m3fn",
-    "F8_E5M2": "float8_e5m2",
-}
-_TORCH_TO_ST = {v: k for k, v in SAFETENSORS_DTYPES.items()}
-_ITEMSIZE = {
-    "float64": 8,
-    "float32": 4,
-    "float16": 2,
-    "bfloat16": 2,
-    "int64": 8,
-    "int32": 4,
-    "int16": 2,
-    "int8": 1,
-    "uint8": 1,
-    "bool": 1,
-    "float8_e4m3fn": 1,
-    "float8_e5m2": 1,
-}
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
-
-
-def dtype_name(dtype) -> str:
-    """'float32' for torch.float32 (and for 'float32')."""
-    return str(dtype).removeprefix("torch.")
-
-
-def nbytes(shape: Iterable[int], dtype: str) -> int:
-    n = _ITEMSIZE[dtype_name(dtype)]
-    for s in shape:
-        n *= s
-    return n
-
-
-@dataclass(frozen=True)
-class TensorInfo:
-    shape: tuple[int, ...]
-    dtype: str  # torch dtype name, e.g. "float32"
-
-
-@dataclass(frozen=True)
-class FileRange:
-    """A tensor's raw bytes as they lie in a file: copied file-to-file by the kernel when no cast is needed."""
-
-    path: Path
-    offset: int
-    nbytes: int
-
-    def rows(self, start: int, stop: int, total_rows: int) -> FileRange:
-        row = self.nbytes // total_rows if total_rows else 0
-        return FileRange(self.path, self.offset + start * row, (stop - start) * row)
 
 
 class TensorReader:
@@ -131,7 +78,7 @@ class PickleReader(TensorReader):
 
         try:
             # Files from torch < 1.6 are not zips: no index to read, torch's loader reads them whole.
-            self._index = read_torch_zip_index(self.path) if _is_zip(self.path) else None
+            self._index = read_torch_zip_index(self.path) if is_zip(self.path) else None
         except NotPlain:
             self._index = None
         except (zipfile.BadZipFile, EOFError, OSError, ValueError, struct.error) as error:
@@ -140,7 +87,7 @@ class PickleReader(TensorReader):
                 f"{_short(str(error)) or type(error).__name__}"
             ) from None
         if self._index is None:
-            if not _is_zip(self.path):
+            if not is_zip(self.path):
                 _refuse_non_torch(self.path)
             self._load()
 
@@ -153,7 +100,7 @@ class PickleReader(TensorReader):
             except RuntimeError as error:
                 if "mmap" not in str(error) and "zip" not in str(error).lower():
                     raise
-                if _is_zip(self.path):
+                if is_zip(self.path):
                     raise  # a broken zip, not the old non-zip format
                 # Files from torch < 1.6 (not zip) cannot be memory-mapped.
                 state = torch.load(self.path, map_location="cpu", weights_only=True)
@@ -198,11 +145,6 @@ class PickleReader(TensorReader):
             return None
         entry = self._index[key]
         return entry.range if entry.range is not None and entry.range.nbytes > 0 else None
-
-
-def _is_zip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(4) == b"PK\x03\x04"
 
 
 # torch.save's files before 1.6 start with a pickled magic number (protocol 2 by default).
@@ -285,7 +227,7 @@ class SafetensorsReader(TensorReader):
             with open(self.path, "rb") as f:
                 # Copy-on-write mapping: readable as a writable buffer for torch, never written.
                 self._mmap = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-        count = (end - start) // _ITEMSIZE[dtype_name(dtype)]
+        count = (end - start) // ITEMSIZE[dtype_name(dtype)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             flat = torch.frombuffer(self._mmap, dtype=dtype, count=count, offset=self._data_start + start)

@@ -15,7 +15,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from olmo_cli.checkpoints.tensors import _ITEMSIZE, FileRange, _is_zip
+from olmo_cli.checkpoints.primitives import ITEMSIZE, FileRange, is_zip
 from olmo_cli.errors import BadInputError
 
 _STORAGE_DTYPES = {
@@ -91,7 +91,7 @@ class _IndexUnpickler(pickle.Unpickler):
 
 def read_torch_zip_index(path: Path) -> dict[str, _Entry]:
     """{key: shape, dtype, byte range} of a torch.save zip holding a flat dict of tensors."""
-    if not _is_zip(path):
+    if not is_zip(path):
         raise NotPlain("not a zip")
     size = path.stat().st_size
     with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
@@ -126,7 +126,7 @@ def read_torch_zip_index(path: Path) -> dict[str, _Entry]:
                 raise zipfile.BadZipFile(f"bad local header for {info.filename}")
             name_len, extra_len = struct.unpack("<HH", header[26:30])
             start = info.header_offset + 30 + name_len + extra_len
-            item = _ITEMSIZE[storage.dtype]
+            item = ITEMSIZE[storage.dtype]
             if start + storage.numel * item > size or info.file_size != storage.numel * item:
                 raise BadInputError(
                     f"{path}: truncated: tensor {key!r} runs past the end of the file",
@@ -151,7 +151,7 @@ def _is_tensor_tuple(value) -> bool:
     storage_ok = (
         type(storage) is _Storage
         and isinstance(storage.key, str)
-        and storage.dtype in _ITEMSIZE
+        and storage.dtype in ITEMSIZE
         and isinstance(storage.numel, int)
         and storage.numel >= 0
     )

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from olmo_cli.checkpoints.tensors import FileRange, nbytes
+from olmo_cli.checkpoints.primitives import FileRange, nbytes
 from olmo_cli.checkpoints.torchzip import _STORAGE_DTYPES
 from olmo_cli.checkpoints.writer import PlannedTensor, _copy_range, _one_ahead, _Output, _write_tensor, reserve
 

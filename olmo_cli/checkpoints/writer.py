@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from olmo_cli.checkpoints.tensors import _TORCH_TO_ST, FileRange, nbytes
+from olmo_cli.checkpoints.primitives import TORCH_TO_SAFETENSORS, FileRange, nbytes
 from olmo_cli.errors import BadInputError
 
 
@@ -64,7 +64,7 @@ def write_safetensors(
     total = 0
     for t in tensors:
         entries[t.key] = {
-            "dtype": _TORCH_TO_ST[t.dtype],
+            "dtype": TORCH_TO_SAFETENSORS[t.dtype],
             "shape": list(t.shape),
             "data_offsets": [total, total + t.nbytes],
         }

@@ -99,7 +99,7 @@ def _checkpoint_keys(model) -> dict[str, str]:
 
 
 def _plain_outputs(name: str, tensor) -> tuple[list[_Output], list]:
-    from olmo_cli.checkpoints.tensors import dtype_name
+    from olmo_cli.checkpoints.primitives import dtype_name
     from olmo_cli.checkpoints.writer import PlannedTensor
 
     return [_Output(name, name, False)], [PlannedTensor(name, tuple(tensor.shape), dtype_name(tensor.dtype))]
@@ -116,7 +116,7 @@ class _TorchAo:
         from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
         from torchao.quantization import quantize_
 
-        from olmo_cli.checkpoints.tensors import dtype_name
+        from olmo_cli.checkpoints.primitives import dtype_name
         from olmo_cli.checkpoints.writer import PlannedTensor
 
         modules = dict(model.named_modules())
@@ -166,7 +166,7 @@ class _Nf4:
         import torch
         from bitsandbytes.functional import QuantState, get_4bit_type
 
-        from olmo_cli.checkpoints.tensors import dtype_name
+        from olmo_cli.checkpoints.primitives import dtype_name
         from olmo_cli.checkpoints.writer import PlannedTensor
 
         outputs, planned = [], []
@@ -245,7 +245,7 @@ class _Fetcher:
         self._parts: dict = {}
 
     def __call__(self, key: str):
-        from olmo_cli.checkpoints.tensors import dtype_name
+        from olmo_cli.checkpoints.primitives import dtype_name
 
         output = self.outputs[key]
         reader, source_key = self.reader.reader_and_key(output.param)

@@ -504,7 +504,7 @@ def write(checkpoint, tmp: Path, config: dict[str, Any], out_dtype: str, fetcher
     )
 
     from olmo_cli.checkpoints import layout
-    from olmo_cli.checkpoints.tensors import nbytes
+    from olmo_cli.checkpoints.primitives import nbytes
     from olmo_cli.jsonfiles import write_json
 
     spec = checkpoint.spec
