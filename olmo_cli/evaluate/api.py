@@ -68,8 +68,15 @@ def evaluate(
         raise UsageError(
             "no model given", hint="name a Hub repo or a local directory, or a revision such as -r step20000-tokens84B"
         )
+    from olmo_cli.sweeps.choose import task_device
+
+    remote_device = task_device(device, executor) if executor is not None else None
     settings = Settings(
-        dtype=dtype, device=str(pick_device(device)), context=context, stride=stride, batch_size=batch_size
+        dtype=dtype,
+        device=remote_device or str(pick_device(device)),
+        context=context,
+        stride=stride,
+        batch_size=batch_size,
     )
     store = ResultsStore(results)
     from olmo_cli.evaluate.remote import check_options, run_remote

@@ -49,6 +49,10 @@ class RayExecutor:
         self.gpus_per_task, self.cpus_per_task, self.max_retries = gpus_per_task, cpus_per_task, max_retries
         self._ray: Any = None
 
+    @property
+    def gpus(self) -> float:
+        return self.gpus_per_task
+
     def _start(self):
         if self._ray is not None:
             return self._ray

@@ -95,6 +95,10 @@ class SlurmExecutor:
         self.options.sbatch()  # bad --slurm-mem / --slurm-time fail before anything is planned
         self.script: Path | None = None
 
+    @property
+    def gpus(self) -> int:
+        return self.options.gpus_per_task or 0
+
     def check_shared(self, paths: dict[str, Path]) -> None:
         # Jobs run later on other nodes; all that can be checked from here is that the paths are real
         # and writable. They must be on a filesystem the compute nodes mount (README).
