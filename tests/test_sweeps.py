@@ -227,3 +227,51 @@ def test_concurrent_workers_on_one_hf_cache_transfer_each_shared_file_once(hub, 
         for path in (checkpoints / revision).iterdir():
             digest = hashlib.sha256((snapshot / path.name).read_bytes()).hexdigest()
             assert digest == hub.sha256(REPO, revision, path.name), (revision, path.name)
+
+
+def _second_hangs(unit, **worker_options):
+    if unit.revision.startswith("step2000"):
+        import time
+
+        time.sleep(300)  # cancelled long before
+    return eval_worker(unit, **worker_options)
+
+
+class _InterruptAfterFirst:
+    """A reporter whose progress bar raises KeyboardInterrupt (Ctrl-C) when the first unit is done."""
+
+    def info(self, message: str) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+    def progress(self, description: str, total=None, unit: str = ""):
+        import contextlib
+
+        class Bar:
+            def __init__(self):
+                self.started = False
+
+            def describe(self, text: str) -> None: ...
+
+            def advance(self, amount: float = 1) -> None:
+                if self.started:
+                    raise KeyboardInterrupt
+                self.started = True  # the first advance counts the stored units
+
+        return contextlib.nullcontext(Bar())
+
+
+def test_ctrl_c_cancels_the_outstanding_ray_tasks_and_keeps_the_finished_rows(ray_local, hub, data, tmp_path):
+    import time
+
+    from olmo_cli.evaluate.remote import run_remote
+
+    store = ResultsStore(tmp_path / "store")
+    planned = plan([REPO], ["step1000", "step2000"], None, Settings(context=32), (text_source(data),), (), store=store)
+    with pytest.raises(KeyboardInterrupt):
+        run_remote(planned, store, RayExecutor(cpus_per_task=1), reporter=_InterruptAfterFirst(), worker=_second_hangs)  # type: ignore[arg-type]
+    assert len(stored_keys(store.root)) == 1  # step1000's row
+    deadline = time.monotonic() + 20
+    while ray_local.available_resources().get("CPU", 0) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert ray_local.available_resources().get("CPU", 0) == 2  # the hanging task was cancelled
