@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from olmo_cli.errors import OlmoError, UsageError
-from olmo_cli.evaluate.run import missing, run_unit
+from olmo_cli.evaluate.run import missing, run_unit, stored_row
 from olmo_cli.evaluate.store import ResultsStore
 from olmo_cli.evaluate.units import Unit, empty_row
 from olmo_cli.reporting import NULL_REPORTER, Reporter
@@ -48,13 +48,19 @@ def run_remote(
     from olmo_cli.hub import env
 
     units = [p for p in planned if isinstance(p, Unit)]
-    todo = [i for i, p in enumerate(planned) if isinstance(p, Unit) and missing(p, store)]
+    # One task per set of missing rows: main and the step branch it points at are scored once.
+    todo, seen = [], set()
+    for i, item in enumerate(planned):
+        keys = frozenset(item.key(m) for m in missing(item, store)) if isinstance(item, Unit) else frozenset()
+        if keys and keys not in seen:
+            todo.append(i)
+            seen.add(keys)
     rows: dict[int, list[dict]] = {}
     for i, item in enumerate(planned):
         if isinstance(item, Unresolved):
             reporter.warn(f"{item.unit.label}: {item.error}")
             rows[i] = item.rows()
-        elif i not in todo:
+        elif i not in todo and not missing(item, store):
             rows[i] = run_unit(item, store, offline=offline)  # all stored: reads the store, loads nothing
     if not todo:
         return [row for i in sorted(rows) for row in rows[i]]
@@ -89,7 +95,18 @@ def run_remote(
             close = getattr(results, "close", None)
             if close is not None:
                 close()  # cancels the outstanding tasks (Ctrl-C, or a usage error)
+    for i, item in enumerate(planned):
+        if i not in rows:  # the twin of a unit just run: its rows are in the store now, or it failed too
+            rows[i] = _twin_rows(item, store, rows)
     return [row for i in sorted(rows) for row in rows[i]]
+
+
+def _twin_rows(unit: Unit, store: ResultsStore, rows: dict[int, list[dict]]) -> list[dict]:
+    errors = [r["error"] for done in rows.values() for r in done if r["commit"] == unit.commit and r["error"]]
+    return [
+        stored_row(unit, m, store) or empty_row(unit, m, error=errors[0] if errors else "not computed")
+        for m in unit.measurements()
+    ]
 
 
 def check_options(executor: Executor, *, delete_after: bool) -> None:

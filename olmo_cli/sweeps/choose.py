@@ -45,7 +45,7 @@ def build_executor(
 
         gpus = default_gpus(device) if gpus_per_task is None else gpus_per_task
         return RayExecutor(ray_address, gpus_per_task=gpus, cpus_per_task=cpus_per_task or 1, max_retries=max_retries)
-    from olmo_cli.sweeps.slurm_executor import SlurmOptions, SlurmExecutor
+    from olmo_cli.sweeps.slurm_executor import SlurmExecutor, SlurmOptions
 
     fields = {k: v for k, v in (slurm or {}).items() if v is not None}
     if "gpus_per_task" not in fields and default_gpus(device):

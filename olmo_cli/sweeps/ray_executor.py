@@ -111,7 +111,9 @@ class RayExecutor:
                 ref = done[0]
                 try:
                     result = ray.get(ref)
-                except ray.exceptions.RayError as error:
+                except ray.exceptions.RayTaskError as error:  # fn raised (a bug: units report their errors)
+                    result = Failure(f"its Ray task raised {first_line(error.cause or error)}")
+                except ray.exceptions.RayError as error:  # the worker or its node died on every try
                     result = Failure(f"its Ray task failed after {self.max_retries + 1} tries: {first_line(error)}")
                 yield index[ref], result
         finally:
