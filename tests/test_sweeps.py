@@ -157,6 +157,7 @@ def test_submitit_local_executor_runs_the_pickled_unit_function_like_local(hub, 
 
 
 def test_slurm_dry_run_writes_an_sbatch_script_with_the_requested_resources(hub, data, tmp_path):
+    pytest.importorskip("submitit")
     logs = tmp_path / "logs"
     args = [
         "eval", REPO, "-r", "step1000", "-r", "step2000", "-r", "step3000", "--text", str(data),

@@ -122,7 +122,7 @@ class SlurmExecutor:
     def _executor(self):
         submitit = require("submitit", "slurm")
         try:
-            executor = submitit.AutoExecutor(folder=self.options.logs / "%j", cluster=self.cluster)
+            executor = submitit.AutoExecutor(folder=self.options.logs.absolute() / "%j", cluster=self.cluster)
         except RuntimeError as error:  # no srun on the PATH
             raise UnsupportedError(
                 f"cannot submit to SLURM here: {str(error).splitlines()[0]}",
