@@ -308,3 +308,14 @@ def test_two_names_of_one_commit_are_one_task(hub, data, tmp_path):
     assert executor.given == [unit]
     assert [r["revision"] for r in rows] == ["step1000-tokens4B", "main"]
     assert rows[1]["loss"] == rows[0]["loss"] and rows[1]["cached"] and not rows[0]["cached"]
+
+
+@pytest.mark.parametrize("executor", ["ray", "slurm"])
+def test_a_results_store_workers_cannot_write_is_one_line_naming_it(hub, data, tmp_path, executor):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    args = ["eval", REPO, "-r", "step1000", "--text", str(data), "--results", str(blocker / "store")]
+    result = CliRunner().invoke(app, [*args, "--executor", executor, "--slurm-logs", str(tmp_path / "logs")])
+    assert result.exit_code == 5, result.output
+    assert f"results store {blocker / 'store'} is not writable" in result.output
+    assert "Traceback" not in result.output
