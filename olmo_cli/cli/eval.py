@@ -149,6 +149,74 @@ def eval_(
             "--delete-after", help="Remove each revision from the HF cache once scored (unless it was cached before)."
         ),
     ] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            metavar="local|ray|slurm",
+            help="Where units run: local (here, in order), ray, slurm (the [cluster] extra).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            metavar="ADDR",
+            help="Ray cluster (default: $RAY_ADDRESS, else a local instance).",
+            show_default=False,
+        ),
+    ] = None,
+    gpus_per_task: Annotated[
+        float | None,
+        typer.Option(
+            "--gpus-per-task", metavar="N", help="Ray: GPUs per unit (default 1 on CUDA, else 0).", show_default=False
+        ),
+    ] = None,
+    cpus_per_task: Annotated[
+        float | None,
+        typer.Option("--cpus-per-task", metavar="N", help="Ray: CPUs per unit (default 1).", show_default=False),
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option("--max-retries", metavar="N", help="Ray: retries of a unit whose worker died.")
+    ] = 2,
+    slurm_partition: Annotated[
+        str | None, typer.Option("--slurm-partition", metavar="NAME", show_default=False)
+    ] = None,
+    slurm_gpus_per_task: Annotated[
+        int | None,
+        typer.Option("--slurm-gpus-per-task", metavar="N", help="Default 1 on CUDA, else none.", show_default=False),
+    ] = None,
+    slurm_cpus_per_task: Annotated[
+        int | None, typer.Option("--slurm-cpus-per-task", metavar="N", show_default=False)
+    ] = None,
+    slurm_mem: Annotated[
+        str | None, typer.Option("--slurm-mem", metavar="SIZE", help="E.g. 64G.", show_default=False)
+    ] = None,
+    slurm_time: Annotated[
+        str | None,
+        typer.Option("--slurm-time", metavar="TIME", help="Minutes, H:MM:SS or D-HH:MM:SS.", show_default=False),
+    ] = None,
+    slurm_array_parallelism: Annotated[
+        int | None,
+        typer.Option("--slurm-array-parallelism", metavar="N", help="Array tasks running at once.", show_default=False),
+    ] = None,
+    slurm_account: Annotated[str | None, typer.Option("--slurm-account", metavar="NAME", show_default=False)] = None,
+    slurm_qos: Annotated[str | None, typer.Option("--slurm-qos", metavar="NAME", show_default=False)] = None,
+    slurm_setup: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--slurm-setup",
+            metavar="LINE",
+            help="A shell line run before each job, e.g. 'module load cuda' (repeatable).",
+            show_default=False,
+        ),
+    ] = None,
+    slurm_logs: Annotated[
+        Path, typer.Option("--slurm-logs", metavar="DIR", help="Where submitit keeps job scripts, pickles and logs.")
+    ] = Path("olmo-slurm-logs"),
+    slurm_dry_run: Annotated[
+        bool, typer.Option("--slurm-dry-run", help="Write the sbatch script, print its path, submit nothing.")
+    ] = False,
 ):
     """Measure how a model changes across training, revision by revision.
 
@@ -159,7 +227,8 @@ def eval_(
     results store keyed by the commit, the data's sha256 and the settings: a rerun computes only
     what is missing, and a killed sweep resumes. One model is in memory at a time, and the next
     revision downloads while the current one is scored. A failed revision is reported and the
-    sweep goes on; the exit code is then 1.
+    sweep goes on; the exit code is then 1. --executor ray|slurm runs each missing unit on a
+    cluster worker instead (the [cluster] extra), into the same results store.
 
     \b
     Examples:
@@ -168,6 +237,8 @@ def eval_(
       olmo eval ./my-checkpoint --jsonl val.jsonl --field body --context 1024 --stride 512
       olmo eval allenai/OLMo-1B-hf --every 100000 --sample english --plot curve.png --delete-after
       olmo eval allenai/OLMo-1B-hf -r main --task hellaswag --task-limit 200 --json
+      olmo eval allenai/OLMo-7B --every 50000 --sample english --executor ray --gpus-per-task 1
+      olmo eval allenai/OLMo-7B --every 50000 --sample english --executor slurm --slurm-dry-run --slurm-logs logs/
     """
     import sys
 
@@ -186,6 +257,29 @@ def eval_(
     sources = [text_source(p, split_blank_lines=split_blank_lines, max_documents=max_documents) for p in text or []]
     sources += [jsonl_source(p, field=field, max_documents=max_documents) for p in jsonl or []]
     sources += [sample_source(name, max_documents=max_documents) for name in sample or []]
+    from olmo_cli.sweeps.choose import build_executor
+
+    runner = build_executor(
+        executor,
+        device=device,
+        ray_address=ray_address,
+        gpus_per_task=gpus_per_task,
+        cpus_per_task=cpus_per_task,
+        max_retries=max_retries,
+        slurm_logs=slurm_logs,
+        slurm_dry_run=slurm_dry_run,
+        slurm={
+            "partition": slurm_partition,
+            "gpus_per_task": slurm_gpus_per_task,
+            "cpus_per_task": slurm_cpus_per_task,
+            "mem": slurm_mem,
+            "time": slurm_time,
+            "array_parallelism": slurm_array_parallelism,
+            "account": slurm_account,
+            "qos": slurm_qos,
+            "setup": tuple(slurm_setup or ()),
+        },
+    )
     reporter = ConsoleReporter()
     rows = evaluate(
         models or None,
@@ -204,8 +298,13 @@ def eval_(
         refresh=refresh,
         results=results,
         delete_after=delete_after,
+        executor=runner,
         reporter=reporter,
     )
+    script = getattr(runner, "script", None)
+    if script is not None:  # --slurm-dry-run: the path is the output
+        print(script)
+        return
     if as_json:
         print_json(rows)
     else:

@@ -13,6 +13,7 @@ from olmo_cli.evaluate.tasks import task_specs
 from olmo_cli.evaluate.units import CHECKPOINT_DTYPE, Settings
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.select import Selection
+from olmo_cli.sweeps.base import Executor
 
 
 def evaluate(
@@ -34,6 +35,7 @@ def evaluate(
     results: str | Path | None = None,
     delete_after: bool = False,
     prefetch: bool = True,
+    executor: Executor | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> list[dict]:
     """Loss, perplexity and bits per byte (and lm_eval task metrics) of each model at each revision.
@@ -43,6 +45,7 @@ def evaluate(
     (`text_source`, `jsonl_source`, `sample_source`) or paths (.jsonl files are read as JSONL, field
     `text`). Rows already in the results store (`results`, default $OLMO_CACHE_DIR/eval) are
     returned with `cached: True` and cost nothing; a failed revision's rows carry its `error`.
+    executor: where the missing units run (`olmo_cli.sweeps`; default here, one after another).
     """
     from olmo_cli.hub import env
     from olmo_cli.loading.devices import DTYPE_NAMES, pick_device
@@ -65,11 +68,22 @@ def evaluate(
         raise UsageError(
             "no model given", hint="name a Hub repo or a local directory, or a revision such as -r step20000-tokens84B"
         )
+    from olmo_cli.sweeps.choose import task_device
+
+    remote_device = task_device(device, executor) if executor is not None else None
     settings = Settings(
-        dtype=dtype, device=str(pick_device(device)), context=context, stride=stride, batch_size=batch_size
+        dtype=dtype,
+        device=remote_device or str(pick_device(device)),
+        context=context,
+        stride=stride,
+        batch_size=batch_size,
     )
     store = ResultsStore(results)
+    from olmo_cli.evaluate.remote import check_options, run_remote
     from olmo_cli.evaluate.sweep import plan, run_sweep
+
+    if executor is not None:
+        check_options(executor, delete_after=delete_after)
 
     planned = plan(
         model_list,
@@ -83,6 +97,8 @@ def evaluate(
         refresh=refresh,
         reporter=reporter,
     )
+    if executor is not None and executor.remote:
+        return run_remote(planned, store, executor, offline=offline, reporter=reporter)
     return run_sweep(planned, store, offline=offline, delete_after=delete_after, prefetch=prefetch, reporter=reporter)
 
 

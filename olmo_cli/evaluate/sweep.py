@@ -23,6 +23,7 @@ from olmo_cli.evaluate.tasks import TaskSpec
 from olmo_cli.evaluate.units import Settings, Unit, empty_row
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.select import Selection
+from olmo_cli.sweeps.base import LocalExecutor
 
 
 @dataclass(frozen=True)
@@ -127,16 +128,15 @@ def run_sweep(
     }
     quiet = _NoBars(reporter)
     fetcher = _Prefetcher(offline=offline, enabled=prefetch)
-    rows: list[dict] = []
     # Only a sweep that loads weights pays for importing transformers (a rerun from the store does not).
     bars = _no_transformers_bars() if any(missing(u, store) for u in units) else contextlib.nullcontext()
     with reporter.progress("eval", total=len(planned)) as bar, bars:
-        for position, item in enumerate(planned):
+
+        def one(position: int) -> list[dict]:
+            item = planned[position]
             if isinstance(item, Unresolved):
                 reporter.warn(f"{item.unit.label}: {item.error}")
-                rows += item.rows()
-                bar.advance()
-                continue
+                return item.rows()
             unit = item
             label = f"[{position + 1}/{len(planned)}] {unit.label}"
             bar.describe(f"{label}: results store")
@@ -149,19 +149,18 @@ def run_sweep(
                 fetcher.start(following)
             converted = _converted_copy(unit)
             converted_before = converted is not None and converted.exists()
-            rows += run_unit(
-                unit,
-                store,
-                offline=offline,
-                reporter=quiet,
-                phase=_phase(bar, label),
-            )
+            rows = run_unit(unit, store, offline=offline, reporter=quiet, phase=_phase(bar, label))
             if needs_weights and delete_after and not unit.is_local and (unit.model, unit.commit) not in cached_before:
                 bar.describe(f"{label}: delete")
                 fetcher.wait(following)  # its snapshot must exist, so the files both use are kept
                 _remove(unit, units, store, reporter)
                 if converted is not None and not converted_before:
                     shutil.rmtree(converted, ignore_errors=True)  # olmo's transformers copy of a legacy checkpoint
+            return rows
+
+        rows: list[dict] = []
+        for _, unit_rows in LocalExecutor().map(one, range(len(planned))):  # in order, in this process
+            rows += unit_rows
             bar.advance()
     return rows
 

@@ -1,0 +1,117 @@
+"""An eval sweep on a cluster executor (ray, slurm): one task per unit whose rows are missing.
+
+Each worker computes its unit with `run.run_unit`, which writes every row into the shared results
+store atomically (a rename of a complete file), and returns the rows; the driver merges them in plan
+order with the rows that were stored already. A worker that dies mid-unit leaves at most a temporary
+file; its retry computes the same keys, so a row is never stored twice. --delete-after and prefetch
+are for the local executor: on a shared cache, one worker's deletion could pull files from under
+another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from olmo_cli.errors import OlmoError, UsageError
+from olmo_cli.evaluate.run import missing, run_unit, stored_row
+from olmo_cli.evaluate.store import ResultsStore
+from olmo_cli.evaluate.units import Unit, empty_row
+from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.sweeps.base import Executor, Failure, apply_environment, worker_environment
+
+
+def eval_worker(unit: Unit, *, results: str, offline: bool, environment: dict[str, str]) -> dict[str, Any]:
+    """What a worker runs for one unit (module-level, so it pickles by reference). Returns its rows,
+    or the usage error every unit would hit (as plain data: exception classes do not always survive
+    a trip through Ray or submitit)."""
+    apply_environment(environment)
+    try:
+        return {"rows": run_unit(unit, ResultsStore(results), offline=offline)}
+    except OlmoError as error:
+        return {"error": error.message, "hint": error.hint, "exit_code": error.exit_code}
+
+
+def run_remote(
+    planned: Sequence[Any],
+    store: ResultsStore,
+    executor: Executor,
+    *,
+    offline: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+    worker: Callable[..., dict[str, Any]] = eval_worker,
+) -> list[dict]:
+    """Every planned unit's rows, in plan order; the missing ones computed by `executor`'s workers.
+    With a dry-run SLURM executor, only the sbatch script is written and the stored rows returned."""
+    from olmo_cli.evaluate.sweep import Unresolved
+    from olmo_cli.hub import env
+
+    units = [p for p in planned if isinstance(p, Unit)]
+    # One task per set of missing rows: main and the step branch it points at are scored once.
+    todo, seen = [], set()
+    for i, item in enumerate(planned):
+        keys = frozenset(item.key(m) for m in missing(item, store)) if isinstance(item, Unit) else frozenset()
+        if keys and keys not in seen:
+            todo.append(i)
+            seen.add(keys)
+    rows: dict[int, list[dict]] = {}
+    for i, item in enumerate(planned):
+        if isinstance(item, Unresolved):
+            reporter.warn(f"{item.unit.label}: {item.error}")
+            rows[i] = item.rows()
+        elif i not in todo and not missing(item, store):
+            rows[i] = run_unit(item, store, offline=offline)  # all stored: reads the store, loads nothing
+    if not todo:
+        return [row for i in sorted(rows) for row in rows[i]]
+    if any(not u.is_local for u in units):
+        shared = {"HF cache": env.hub_cache_dir().absolute(), "results store": store.root.absolute()}
+    else:
+        shared = {"results store": store.root.absolute()}
+    executor.check_shared(shared)
+    if getattr(executor, "dry_run", False):
+        path = executor.write_script(len(todo))  # type: ignore[attr-defined]
+        reporter.info(f"wrote {path} ({len(todo)} unit(s)); submitted nothing")
+        return [row for i in sorted(rows) for row in rows[i]]
+    fn = partial(worker, results=str(store.root.absolute()), offline=offline, environment=worker_environment())
+    work = [planned[i] for i in todo]
+    with reporter.progress(f"eval ({executor.name})", total=len(planned)) as bar:
+        bar.advance(len(planned) - len(todo))
+        bar.describe(f"{len(todo)} unit(s) on {executor.name}")
+        results = executor.map(fn, work)
+        try:
+            for position, result in results:
+                unit = work[position]
+                if isinstance(result, Failure):
+                    reporter.warn(f"{unit.label}: {result.message}")
+                    rows[todo[position]] = [empty_row(unit, m, error=result.message) for m in unit.measurements()]
+                elif "error" in result:
+                    raise UsageError(result["error"], hint=result.get("hint"), exit_code=result.get("exit_code"))
+                else:
+                    rows[todo[position]] = result["rows"]
+                bar.describe(f"{unit.label} done")
+                bar.advance()
+        finally:
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()  # cancels the outstanding tasks (Ctrl-C, or a usage error)
+    for i, item in enumerate(planned):
+        if i not in rows:  # the twin of a unit just run: its rows are in the store now, or it failed too
+            rows[i] = _twin_rows(item, store, rows)
+    return [row for i in sorted(rows) for row in rows[i]]
+
+
+def _twin_rows(unit: Unit, store: ResultsStore, rows: dict[int, list[dict]]) -> list[dict]:
+    errors = [r["error"] for done in rows.values() for r in done if r["commit"] == unit.commit and r["error"]]
+    return [
+        stored_row(unit, m, store) or empty_row(unit, m, error=errors[0] if errors else "not computed")
+        for m in unit.measurements()
+    ]
+
+
+def check_options(executor: Executor, *, delete_after: bool) -> None:
+    if executor.remote and delete_after:
+        raise UsageError(
+            f"--delete-after works with --executor local only (not {executor.name})",
+            hint="on a shared HF cache, remove revisions afterwards with olmo cache rm",
+        )
