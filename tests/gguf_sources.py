@@ -122,3 +122,21 @@ SOURCES = {
     "olmo2-hf-gqa": olmo2_hf,
     "olmo3-hf-sliding-yarn": olmo3_hf,
 }
+
+
+def olmo2_olmo_core(directory: Path) -> Path:
+    """An OLMo-core step directory saved by OLMo-core itself: OLMo 2, GQA, untied."""
+    import olmo_core_models
+
+    return olmo_core_models.save(directory / "step10", "olmo2")
+
+
+def olmo3_olmo_core(directory: Path) -> Path:
+    """An OLMo-core step directory saved by OLMo-core itself: OLMo 3's window pattern, YaRN on the full layer."""
+    import olmo_core_models
+
+    return olmo_core_models.save(directory / "step10", "olmo3-yarn")
+
+
+SOURCES["olmo2-olmo_core-gqa"] = olmo2_olmo_core
+SOURCES["olmo3-olmo_core-sliding-yarn"] = olmo3_olmo_core
