@@ -251,6 +251,24 @@ def test_config_json_missing_or_not_json(checkpoints, tmp_path, problem):
     _assert_refused(src, tmp_path / "out", 5, "config.json")
 
 
+@pytest.mark.parametrize(
+    "key, value, text",
+    [
+        ("d_model", float("nan"), "nan is not a whole number"),
+        ("d_model", 64.5, "64.5 is not a whole number"),
+        ("n_layers", True, "True is not a whole number"),
+        ("n_layers", 10**12, "beyond any model"),  # was a MemoryError (exit 70) building per-layer tables
+        ("vocab_size", -5, "must be positive"),
+    ],
+)
+def test_absurd_numbers_in_the_model_config(checkpoints, tmp_path, key, value, text):
+    src = _copy(checkpoints, tmp_path)
+    config = json.loads((src / "config.json").read_text())
+    config["model"][key] = value
+    (src / "config.json").write_text(json.dumps(config))
+    _assert_refused(src, tmp_path / "out", 5, text)
+
+
 def test_missing_and_overlapping_chunks(checkpoints, tmp_path):
     src = Path(shutil.copytree(checkpoints["olmo3-2ranks"], tmp_path / "two"))
     fqn = "model.blocks.0.feed_forward.w1.weight"

@@ -74,10 +74,7 @@ class ModelSpec:
             "max_sequence_length",
         )
         for name in sizes:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
-            if getattr(self, name) > _LARGEST[name]:  # before any plan holds a table of that many layers
-                raise ValueError(f"{name} {getattr(self, name)} is beyond any model (at most {_LARGEST[name]})")
+            check_size(name, getattr(self, name))
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model {self.d_model} is not a multiple of n_heads {self.n_heads}")
         if self.n_heads % self.n_kv_heads:
@@ -143,6 +140,16 @@ class ModelSpec:
         if self.norm_affine:
             total += d
         return total
+
+
+def check_size(name: str, value: int) -> int:
+    """`value` for the size field `name`, or a ValueError when it is not positive or beyond any
+    model. Readers that build per-layer tables from a config call it before they do."""
+    if value <= 0:
+        raise ValueError(f"{name} must be positive, not {value}")
+    if value > _LARGEST[name]:  # before any plan holds a table of that many layers
+        raise ValueError(f"{name} {value} is beyond any model (at most {_LARGEST[name]})")
+    return value
 
 
 def whole(value) -> int:

@@ -15,7 +15,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from olmo_cli.checkpoints.spec import FULL_ATTENTION, SLIDING_ATTENTION, ModelSpec
+from olmo_cli.checkpoints.spec import FULL_ATTENTION, SLIDING_ATTENTION, ModelSpec, check_size, finite, whole
 from olmo_cli.errors import BadInputError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
 
@@ -196,7 +196,9 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         name = model.get("name")
         _refuse(where, "MoE models" if "moe" in str(name) else f"transformer type '{name}'")
     try:
-        d_model, n_layers, embedding = int(model["d_model"]), int(model["n_layers"]), int(model["vocab_size"])
+        d_model = check_size("d_model", whole(model["d_model"]))
+        n_layers = check_size("n_layers", whole(model["n_layers"]))
+        embedding = check_size("embedding_size", whole(model["vocab_size"]))
     except (KeyError, TypeError, ValueError) as error:
         raise BadInputError(f"{where}: model has no usable d_model/n_layers/vocab_size ({error})") from None
     if n_layers <= 0:
@@ -213,13 +215,13 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
 
     base, mixer = blocks[0], mixers[0]
     try:
-        n_heads = int(same([m.get("n_heads") for m in mixers], "head counts"))
-        n_kv = int(same([m.get("n_kv_heads") or m.get("n_heads") for m in mixers], "KV head counts"))
-        hidden = int(same([(b.get("feed_forward") or {}).get("hidden_size") for b in blocks], "feed-forward sizes"))
+        n_heads = whole(same([m.get("n_heads") for m in mixers], "head counts"))
+        n_kv = whole(same([m.get("n_kv_heads") or m.get("n_heads") for m in mixers], "KV head counts"))
+        hidden = whole(same([(b.get("feed_forward") or {}).get("hidden_size") for b in blocks], "feed-forward sizes"))
         head_dim = mixer.get("head_dim")
         if head_dim is not None and int(head_dim) * n_heads != d_model:
             _refuse(where, f"head_dim {head_dim} with {n_heads} heads and d_model {d_model}")
-        eps = float((base.get("layer_norm") or {}).get("eps", 1e-5))
+        eps = finite((base.get("layer_norm") or {}).get("eps", 1e-5))
         qk = same([m.get("qk_norm") for m in mixers], "QK-norms")
         per_head = bool(same([bool(m.get("use_head_qk_norm")) for m in mixers], "QK-norm kinds"))
         same([b.get("layer_norm") for b in blocks], "layer norms")
@@ -232,7 +234,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         epsilons = {eps, float(head_norm.get("eps", 1e-5))} | ({float(qk.get("eps", 1e-5))} if qk else set())
         if len(epsilons) > 1:
             _refuse(where, f"different norm epsilons {sorted(epsilons)}")
-        theta = float(same([m["rope"].get("theta", 500000) for m in mixers], "RoPE thetas"))
+        theta = finite(same([m["rope"].get("theta", 500000) for m in mixers], "RoPE thetas"))
         windows = [_window(m.get("sliding_window"), i, n_layers) for i, m in enumerate(mixers)]
         sliding = sorted({w for w in windows if w != -1})
         if any(w <= 0 for w in sliding):
@@ -260,8 +262,8 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
             n_kv_heads=n_kv,
             mlp_hidden=hidden,
             embedding_size=embedding,
-            vocab_size=int(tokenizer.get("vocab_size") or embedding),
-            max_sequence_length=int(sequence_length),
+            vocab_size=whole(tokenizer.get("vocab_size") or embedding),
+            max_sequence_length=whole(sequence_length),
             rope_theta=theta,
             weight_tying=bool(model.get("tie_word_embeddings", False)),
             norm_type="rms",
@@ -283,7 +285,7 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
 
 
 def _int(value) -> int | None:
-    return None if value is None else int(value)
+    return None if value is None else whole(value)
 
 
 def read_spec(path: Path) -> ModelSpec:
