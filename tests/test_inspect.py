@@ -250,6 +250,18 @@ def test_hub_repo_reads_weight_headers_without_downloading_weights(tmp_path, fak
     assert fake_hub.bytes_sent("model.safetensors") < 4096 < len(files["model.safetensors"])
 
 
+def test_hub_range_reads_and_small_files_are_retried_on_429_and_5xx(tmp_path, fake_hub, monkeypatch):
+    from olmo_cli.hub import transfer
+
+    monkeypatch.setattr(transfer, "DEFAULT_POLICY", transfer.RetryPolicy(base_delay=0.001, max_delay=0.01))
+    path, parameters = _hf_dir(tmp_path / "hf", tokenizer=True)
+    fake_hub.add_repo("someone/tiny-olmo", branches={"main": {f.name: f.read_bytes() for f in path.iterdir()}})
+    fake_hub.fail("/resolve/main/model.safetensors", status=503, times=2, method="GET")
+    fake_hub.fail("/resolve/main/config.json", status=429, retry_after="0", times=1, method="GET")
+    summary = inspect_source("someone/tiny-olmo")
+    assert summary["parameters"] == parameters
+
+
 def test_hub_repo_offline_uses_the_cache(tmp_path, fake_hub):
     path, _ = _hf_dir(tmp_path / "hf")
     fake_hub.add_repo("someone/tiny-olmo", branches={"main": {file.name: file.read_bytes() for file in path.iterdir()}})

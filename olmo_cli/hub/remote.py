@@ -10,6 +10,7 @@ from pathlib import Path
 
 from olmo_cli.hub import env
 from olmo_cli.hub.errors import hub_errors
+from olmo_cli.hub.retry import call_hub
 
 
 def fetch_repo_file(repo: str, filename: str, *, revision: str = "main", offline: bool = False) -> Path:
@@ -17,18 +18,19 @@ def fetch_repo_file(repo: str, filename: str, *, revision: str = "main", offline
     offline); NotFoundError when the repo or the file does not exist."""
     from huggingface_hub import hf_hub_download  # here, not at the top: only online paths pay for it
 
-    with hub_errors(repo, revision):
-        return Path(
-            hf_hub_download(
-                repo,
-                filename,
-                revision=revision,
-                endpoint=env.endpoint(),
-                cache_dir=env.hub_cache_dir(),
-                token=env.token(),
-                local_files_only=env.offline(offline),
-            )
+    def download() -> str:
+        return hf_hub_download(
+            repo,
+            filename,
+            revision=revision,
+            endpoint=env.endpoint(),
+            cache_dir=env.hub_cache_dir(),
+            token=env.token(),
+            local_files_only=env.offline(offline),
         )
+
+    with hub_errors(repo, revision):
+        return Path(call_hub(download))  # 429 and 5xx retried like every other Hub call
 
 
 def read_range(repo: str, revision: str, filename: str, start: int, end: int) -> bytes:
@@ -41,7 +43,12 @@ def read_range(repo: str, revision: str, filename: str, start: int, end: int) ->
     if token:
         headers["Authorization"] = f"Bearer {token}"
     url = hf_hub_url(repo, filename, revision=revision, endpoint=env.endpoint())
-    with hub_errors(repo, revision):
+
+    def get():
         response = get_session().get(url, headers=headers, follow_redirects=True)
         hf_raise_for_status(response)
+        return response
+
+    with hub_errors(repo, revision):
+        response = call_hub(get)
     return response.content[: end - start + 1]
