@@ -256,10 +256,11 @@ def test_hub_range_reads_and_small_files_are_retried_on_429_and_5xx(tmp_path, fa
     monkeypatch.setattr(transfer, "DEFAULT_POLICY", transfer.RetryPolicy(base_delay=0.001, max_delay=0.01))
     path, parameters = _hf_dir(tmp_path / "hf", tokenizer=True)
     fake_hub.add_repo("someone/tiny-olmo", branches={"main": {f.name: f.read_bytes() for f in path.iterdir()}})
-    fake_hub.fail("/resolve/main/model.safetensors", status=503, times=2, method="GET")
-    fake_hub.fail("/resolve/main/config.json", status=429, retry_after="0", times=1, method="GET")
+    fake_hub.fail("/model.safetensors", status=503, times=2, method="GET")  # the header's range reads
+    fake_hub.fail("/config.json", status=429, retry_after="0", times=1, method="GET")  # a small file
     summary = inspect_source("someone/tiny-olmo")
     assert summary["parameters"] == parameters
+    assert [r.status for r in fake_hub.requests if r.path.endswith("/model.safetensors")][:2] == [503, 503]
 
 
 def test_hub_repo_offline_uses_the_cache(tmp_path, fake_hub):
