@@ -129,9 +129,15 @@ class RepoCache:
         relative = os.path.relpath(self.blob(etag), target.parent)
         if target.is_symlink() and os.readlink(target) == relative:
             return target
-        if target.is_symlink() or target.exists():
-            target.unlink()
-        os.symlink(relative, target)
+        # A new link under a private name, renamed over whatever is there: a second process linking
+        # the same file at the same time (a concurrent download) can neither fail nor see no link.
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.link")
+        try:
+            os.symlink(relative, tmp)
+            os.replace(tmp, target)
+        finally:
+            if tmp.is_symlink():
+                tmp.unlink()
         return target
 
     def write_ref(self, name: str, commit: str) -> None:
