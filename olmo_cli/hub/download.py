@@ -23,7 +23,7 @@ from olmo_cli.hub.errors import RepoNotFoundError
 from olmo_cli.hub.files import RemoteFile, RevisionFiles, choose_files, list_files
 from olmo_cli.hub.repo_id import check_repo_id
 from olmo_cli.hub.transfer import CacheWriteError, fetch_blob, new_client
-from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.reporting import NULL_REPORTER, Progress, Reporter
 
 
 @dataclass
@@ -301,90 +301,111 @@ def _stops_sweep(error: OlmoError) -> bool:
 def _transfer_all(
     repo: str, plans: list[RevisionPlan], result: SweepResult, max_workers: int, reporter: Reporter
 ) -> None:
-    cache = RepoCache.of(repo)
-    first_user: dict[str, RevisionPlan] = {}  # etag -> the first revision (in order) that needs it
-    users: dict[str, list[RevisionPlan]] = {}  # etag -> every revision that needs it
-    todo: list[RemoteFile] = []
-    for plan in plans:
-        outcome = _outcome(result, plan.revision)
-        for remote in plan.files:
-            users.setdefault(remote.etag, []).append(plan)
-            if remote.etag in first_user or cache.blob(remote.etag).is_file():
-                outcome.present += remote.size
-                continue
-            first_user[remote.etag] = plan
-            todo.append(remote)
-    total = sum(f.size for f in todo)
-    if not todo:
-        return
-    partial = sum(cache.incomplete(f.etag).stat().st_size for f in todo if cache.incomplete(f.etag).exists())
-    lock = threading.Lock()
-    remaining = {plan.revision: sum(1 for f in todo if first_user[f.etag] is plan) for plan in plans}
-    endpoint, token = env.endpoint(), env.token()
-    cancelled = threading.Event()  # Ctrl-C: workers stop at their next chunk; partial files stay for resume
+    SweepTransfer(repo, plans, result).run(max_workers, reporter)
 
-    def label() -> str:
-        """The earliest revision (in training order) still waiting for files."""
-        return next((f"{repo}@{p.revision}" for p in plans if remaining[p.revision]), repo)
 
-    with reporter.progress(label(), total=total, unit="B") as bar:
-        bar.advance(partial)  # resumed bytes count as done
+class SweepTransfer:
+    """The transfer of a sweep's missing blobs, each once, several at a time, behind one progress bar.
 
-        def one(remote: RemoteFile) -> None:
-            plan = first_user[remote.etag]
+    Holds what the worker threads share (the outcomes, the bytes and the files each revision still
+    waits for) and the lock that guards it."""
 
-            def on_bytes(n: int) -> None:
-                if cancelled.is_set():
-                    raise KeyboardInterrupt
-                with lock:
-                    result.transferred += max(n, 0)
-                bar.advance(n)
+    def __init__(self, repo: str, plans: list[RevisionPlan], result: SweepResult) -> None:
+        self.repo, self.plans, self.result = repo, plans, result
+        self.cache = RepoCache.of(repo)
+        self.first_user: dict[str, RevisionPlan] = {}  # etag -> the first revision (in order) that needs it
+        self.users: dict[str, list[RevisionPlan]] = {}  # etag -> every revision that needs it
+        self.todo: list[RemoteFile] = []
+        for plan in plans:
+            outcome = _outcome(result, plan.revision)
+            for remote in plan.files:
+                self.users.setdefault(remote.etag, []).append(plan)
+                if remote.etag in self.first_user or self.cache.blob(remote.etag).is_file():
+                    outcome.present += remote.size
+                    continue
+                self.first_user[remote.etag] = plan
+                self.todo.append(remote)
+        self.lock = threading.Lock()
+        self.remaining: dict[str, int] = {}  # revision -> its files not yet done (set by run)
+        self.cancelled = threading.Event()  # Ctrl-C: workers stop at their next chunk; partial files stay for resume
+        self.endpoint: str = ""
+        self.token: str | None = None
+        self.bar: Progress | None = None
+        self.client = None
 
+    def run(self, max_workers: int, reporter: Reporter) -> None:
+        cache, todo = self.cache, self.todo
+        total = sum(f.size for f in todo)
+        if not todo:
+            return
+        partial = sum(cache.incomplete(f.etag).stat().st_size for f in todo if cache.incomplete(f.etag).exists())
+        self.remaining = {plan.revision: sum(1 for f in todo if self.first_user[f.etag] is plan) for plan in self.plans}
+        self.endpoint, self.token = env.endpoint(), env.token()
+        with reporter.progress(self.label(), total=total, unit="B") as bar:
+            self.bar = bar
+            bar.advance(partial)  # resumed bytes count as done
+            client = self.client = new_client()
             try:
-                # A blob whose first revision already failed may still be needed by a later one.
-                with lock:
-                    live = [_outcome(result, user.revision) for user in users[remote.etag]]
-                    live = [outcome for outcome in live if not outcome.error]
-                if live:
-                    fetch_blob(
-                        repo,
-                        plan.commit,
-                        remote,
-                        endpoint=endpoint,
-                        token=token,
-                        cache=cache,
-                        on_bytes=on_bytes,
-                        client=client,
-                    )
-                    with lock:
-                        live[0].downloaded += remote.size
-            except OlmoError as error:
-                with lock:
-                    for user in users[remote.etag]:
-                        _outcome(result, user.revision).fail(error)
-                if _stops_sweep(error):
+                pool = ThreadPoolExecutor(max_workers=max(1, max_workers))
+                try:
+                    futures = [pool.submit(self.one, remote) for remote in todo]
+                    errors = [f.exception() for f in futures]
+                except BaseException:
+                    self.cancelled.set()
+                    pool.shutdown(wait=True, cancel_futures=True)
                     raise
+                pool.shutdown()
             finally:
-                with lock:
-                    remaining[plan.revision] -= 1
-                bar.describe(label())
+                client.close()
+            stop = next((e for e in errors if e is not None), None)
+            if stop is not None:
+                raise stop
 
-        client = new_client()
+    def label(self) -> str:
+        """The earliest revision (in training order) still waiting for files."""
+        return next((f"{self.repo}@{p.revision}" for p in self.plans if self.remaining[p.revision]), self.repo)
+
+    def on_bytes(self, n: int) -> None:
+        if self.cancelled.is_set():
+            raise KeyboardInterrupt
+        with self.lock:
+            self.result.transferred += max(n, 0)
+        assert self.bar is not None
+        self.bar.advance(n)
+
+    def one(self, remote: RemoteFile) -> None:
+        """Fetch one blob (a worker's job), unless every revision that needs it already failed."""
+        result, users = self.result, self.users[remote.etag]
+        plan = self.first_user[remote.etag]
         try:
-            pool = ThreadPoolExecutor(max_workers=max(1, max_workers))
-            try:
-                futures = [pool.submit(one, remote) for remote in todo]
-                errors = [f.exception() for f in futures]
-            except BaseException:
-                cancelled.set()
-                pool.shutdown(wait=True, cancel_futures=True)
+            # A blob whose first revision already failed may still be needed by a later one.
+            with self.lock:
+                live = [_outcome(result, user.revision) for user in users]
+                live = [outcome for outcome in live if not outcome.error]
+            if live:
+                fetch_blob(
+                    self.repo,
+                    plan.commit,
+                    remote,
+                    endpoint=self.endpoint,
+                    token=self.token,
+                    cache=self.cache,
+                    on_bytes=self.on_bytes,
+                    client=self.client,
+                )
+                with self.lock:
+                    live[0].downloaded += remote.size
+        except OlmoError as error:
+            with self.lock:
+                for user in users:
+                    _outcome(result, user.revision).fail(error)
+            if _stops_sweep(error):
                 raise
-            pool.shutdown()
         finally:
-            client.close()
-        stop = next((e for e in errors if e is not None), None)
-        if stop is not None:
-            raise stop
+            with self.lock:
+                self.remaining[plan.revision] -= 1
+            assert self.bar is not None
+            self.bar.describe(self.label())
 
 
 def _repair(plan: RevisionPlan, reporter: Reporter) -> list[str]:
