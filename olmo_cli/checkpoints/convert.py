@@ -313,8 +313,20 @@ def _write_hf_tokenizer(
         )
         return ["generation_config.json"]
     before = set(p.name for p in tmp.iterdir())
-    tokenizers.write_hf_tokenizer(
-        tmp,
+    write_checkpoint_tokenizer(checkpoint, tmp, override, offline, reporter)
+    return ["generation_config.json", *sorted(set(p.name for p in tmp.iterdir()) - before)]
+
+
+def write_checkpoint_tokenizer(
+    checkpoint: Checkpoint, directory: Path, override: str | None, offline: bool, reporter: Reporter
+):
+    """The HF tokenizer files for `checkpoint` (from --tokenizer, its own files or its config's
+    identifier), with the spec's special ids; what `--to hf` writes and `--to gguf` embeds."""
+    from olmo_cli.checkpoints import tokenizers
+
+    spec = checkpoint.spec
+    return tokenizers.write_hf_tokenizer(
+        directory,
         source_dir=checkpoint.path,
         identifier=spec.tokenizer_identifier,
         override=override,
@@ -326,7 +338,6 @@ def _write_hf_tokenizer(
         offline=offline,
         reporter=reporter,
     )
-    return ["generation_config.json", *sorted(set(p.name for p in tmp.iterdir()) - before)]
 
 
 def _native_tokenizer(checkpoint: Checkpoint, override: str | None, reporter: Reporter) -> str:

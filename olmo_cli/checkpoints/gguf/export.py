@@ -176,24 +176,12 @@ def write_gguf(
 
 def _vocabulary(checkpoint, override: str | None, reporter: Reporter, offline: bool):
     """The tokenizer exactly as `olmo convert --to hf` would write it, read back as GGUF vocabulary."""
-    from olmo_cli.checkpoints import tokenizers
+    from olmo_cli.checkpoints.convert import write_checkpoint_tokenizer
     from olmo_cli.checkpoints.gguf.vocab import read_vocabulary
 
     spec = checkpoint.spec
     with tempfile.TemporaryDirectory(prefix="olmo-gguf-tokenizer-") as scratch:
-        info = tokenizers.write_hf_tokenizer(
-            Path(scratch),
-            source_dir=checkpoint.path,
-            identifier=spec.tokenizer_identifier,
-            override=override,
-            eos_token_id=spec.eos_token_id,
-            pad_token_id=spec.pad_token_id,
-            bos_token_id=spec.bos_token_id,
-            model_max_length=spec.max_sequence_length,
-            embedding_size=spec.embedding_size,
-            offline=offline,
-            reporter=reporter,
-        )
+        info = write_checkpoint_tokenizer(checkpoint, Path(scratch), override, offline, reporter)
         return read_vocabulary(
             Path(scratch),
             spec.embedding_size,
