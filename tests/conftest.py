@@ -82,3 +82,24 @@ def tiny_model(tmp_path_factory):
         return built[key]
 
     return get
+
+
+# Four revisions of one tiny model (seeds 1-4), built once for every sweep test (eval, executors).
+SWEEP_STEPS = {"step1000-tokens4B": 1, "step2000-tokens8B": 2, "step3000-tokens12B": 3, "step4000-tokens16B": 4}
+
+
+@pytest.fixture(scope="session")
+def sweep_checkpoints(tmp_path_factory) -> Path:
+    from tiny_models import make_hf_with_tokenizer
+
+    root = tmp_path_factory.mktemp("revisions")
+    for name, seed in SWEEP_STEPS.items():
+        make_hf_with_tokenizer(root / name, seed=seed, max_position_embeddings=64)
+    return root
+
+
+def revision_branches(root: Path) -> dict[str, dict[str, bytes]]:
+    """The fake Hub's branches for `sweep_checkpoints`: one per step, and main = the last."""
+    branches = {name: {p.name: p.read_bytes() for p in (root / name).iterdir() if p.is_file()} for name in SWEEP_STEPS}
+    branches["main"] = branches["step4000-tokens16B"]
+    return branches

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tiny_models import make_hf_with_tokenizer
+from conftest import SWEEP_STEPS as STEPS
+from conftest import revision_branches
 from typer.testing import CliRunner
 
 import olmo_cli
@@ -18,7 +19,6 @@ from olmo_cli.evaluate import text_source
 from olmo_cli.evaluate.store import ResultsStore
 
 REPO = "someone/tiny-olmo"
-STEPS = {"step1000-tokens4B": 1, "step2000-tokens8B": 2, "step3000-tokens12B": 3, "step4000-tokens16B": 4}
 TEXT = (
     "A good map is a kind of promise. It says that if you walk north along the river for two miles, "
     "you will find a bridge.\n\nLearning to ride a bicycle is mostly a matter of trusting speed."
@@ -29,19 +29,14 @@ def _files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("revisions")
-    for name, seed in STEPS.items():
-        make_hf_with_tokenizer(root / name, seed=seed, max_position_embeddings=64)
-    return root
+@pytest.fixture
+def checkpoints(sweep_checkpoints) -> Path:
+    return sweep_checkpoints
 
 
 @pytest.fixture
 def hub(fake_hub, checkpoints):
-    branches = {name: _files(checkpoints / name) for name in STEPS}
-    branches["main"] = branches["step4000-tokens16B"]
-    fake_hub.add_repo(REPO, branches=branches)
+    fake_hub.add_repo(REPO, branches=revision_branches(checkpoints))
     return fake_hub
 
 

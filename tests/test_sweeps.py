@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_models import make_hf_with_tokenizer
+from conftest import revision_branches
 from typer.testing import CliRunner
 
 import olmo_cli
@@ -27,23 +27,17 @@ from olmo_cli.sweeps.ray_executor import RayExecutor
 from olmo_cli.sweeps.slurm_executor import SlurmExecutor, SlurmOptions
 
 REPO = "someone/tiny-sweep"
-STEPS = {"step1000-tokens4B": 1, "step2000-tokens8B": 2, "step3000-tokens12B": 3, "step4000-tokens16B": 4}
 TEXT = "A good map is a kind of promise.\n\nLearning to ride a bicycle is mostly a matter of trusting speed."
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("revisions")
-    for name, seed in STEPS.items():
-        make_hf_with_tokenizer(root / name, seed=seed, max_position_embeddings=64)
-    return root
+@pytest.fixture
+def checkpoints(sweep_checkpoints) -> Path:
+    return sweep_checkpoints
 
 
 @pytest.fixture
 def hub(fake_hub, checkpoints):
-    branches = {name: {p.name: p.read_bytes() for p in (checkpoints / name).iterdir()} for name in STEPS}
-    branches["main"] = branches["step4000-tokens16B"]
-    fake_hub.add_repo(REPO, branches=branches)
+    fake_hub.add_repo(REPO, branches=revision_branches(checkpoints))
     return fake_hub
 
 
