@@ -214,20 +214,20 @@ def test_load_model_is_public_in_olmo_cli():
 
 
 def test_interrupted_conversion_leaves_no_cache_entry(tmp_path, monkeypatch):
-    import olmo_cli.checkpoints.convert as convert_module
+    import olmo_cli.checkpoints.formats.hf_write as hf_write
 
-    real = convert_module._write_hf
+    real = hf_write.write_hf
 
     def written_then_interrupted(*args, **kwargs):
         real(*args, **kwargs)  # every file written, the rename not yet done
         raise KeyboardInterrupt
 
     source = make_hf_olmo(tmp_path / "hf_olmo", **NATIVE_TOKENIZER_SHAPE)
-    monkeypatch.setattr(convert_module, "_write_hf", written_then_interrupted)
+    monkeypatch.setattr(hf_write, "write_hf", written_then_interrupted)
     with pytest.raises(KeyboardInterrupt):
         hf_checkpoint_dir(locate(str(source)))
     assert list(converted_cache_dir().iterdir()) == []  # neither an entry nor a temporary sibling
-    monkeypatch.setattr(convert_module, "_write_hf", real)
+    monkeypatch.setattr(hf_write, "write_hf", real)
     assert (hf_checkpoint_dir(locate(str(source))) / "model.safetensors").exists()
 
 

@@ -186,6 +186,13 @@ def hf_shapes(spec: ModelSpec) -> dict[str, tuple[int, ...]]:
     return out
 
 
+def output_bytes(shapes: dict[str, tuple[int, ...]], dtype: str) -> int:
+    """The weights' bytes on disk in `dtype` (checked against free space before writing)."""
+    from olmo_cli.checkpoints.primitives import nbytes
+
+    return sum(nbytes(tuple(shape), dtype) for shape in shapes.values())
+
+
 def plan(spec: ModelSpec, to: str, source: str | None = None) -> dict[str, list[Piece]]:
     """For each output key (in writing order), the pieces of input tensors it is made of.
 

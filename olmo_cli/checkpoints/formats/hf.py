@@ -255,6 +255,7 @@ def read_spec(directory: Path) -> ModelSpec:
 def _register() -> None:
     from olmo_cli.checkpoints.detect import hf_claims
     from olmo_cli.checkpoints.formats import FormatEntry, register
+    from olmo_cli.checkpoints.formats.hf_write import HFWriter
     from olmo_cli.checkpoints.kinds import Format
 
     register(
@@ -264,6 +265,7 @@ def _register() -> None:
             read_spec,
             open_checkpoint,
             "transformers olmo, olmo2, olmo3 (config.json + safetensors or pytorch_model.bin)",
+            writer=HFWriter(),
         )
     )
 

@@ -263,6 +263,7 @@ def write_train_state(directory: Path, step: int = 0, tokens: int = 0) -> None:
 def _register() -> None:
     from olmo_cli.checkpoints.detect import native_claims
     from olmo_cli.checkpoints.formats import FormatEntry, register
+    from olmo_cli.checkpoints.formats.native_write import NativeWriter
     from olmo_cli.checkpoints.kinds import Format
 
     register(
@@ -272,6 +273,7 @@ def _register() -> None:
             read_spec,
             open_checkpoint,
             "the OLMo trainer's unsharded checkpoint (config.yaml + model.pt | model.safetensors)",
+            writer=NativeWriter(),
         )
     )
 

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from olmo_cli.checkpoints.kinds import Format, Target
 from olmo_cli.checkpoints.spec import FULL_ATTENTION, SLIDING_ATTENTION, ModelSpec, check_size, finite, whole
 from olmo_cli.errors import BadInputError, UnsupportedError
 from olmo_cli.jsonfiles import read_json_object
+
+if TYPE_CHECKING:
+    from olmo_cli.checkpoints.formats import Checkpoint, PreparedWrite, WriteOptions
 
 DCP_DIR = "model_and_optim"
 UNSHARDED = ("model.safetensors", "model.pt")
@@ -490,7 +494,7 @@ def experiment_config(spec: ModelSpec, dtype: str) -> dict[str, Any]:
     }
 
 
-def write(checkpoint, tmp: Path, config: dict[str, Any], out_dtype: str, fetcher, reporter):
+def write(checkpoint, tmp: Path, config: dict[str, Any], out_dtype: str, reporter):
     """config.json + model_and_optim/ (one `.distcp` of torch.save items and a `.metadata` pickle of
     torch's own DCP classes), the layout OLMo-core's load_model_and_optim_state reads."""
     import pickle
@@ -506,6 +510,8 @@ def write(checkpoint, tmp: Path, config: dict[str, Any], out_dtype: str, fetcher
     )
 
     from olmo_cli.checkpoints import layout
+    from olmo_cli.checkpoints.fetch import fetcher
+    from olmo_cli.checkpoints.formats import Written
     from olmo_cli.checkpoints.primitives import nbytes
     from olmo_cli.jsonfiles import write_json
 
@@ -551,12 +557,42 @@ def write(checkpoint, tmp: Path, config: dict[str, Any], out_dtype: str, fetcher
         pickle.dump(metadata, f)
     write_json(tmp / "config.json", config)
     files = ["config.json", f"{DCP_DIR}/.metadata", f"{DCP_DIR}/{data_file}"]
-    return files, sum((tmp / f).stat().st_size for f in files), len(table)
+    return Written(files, sum((tmp / f).stat().st_size for f in files), len(table))
+
+
+class OlmoCoreWriter:
+    """`--to olmo-core`: a step directory OLMo-core's load_model_and_optim_state loads."""
+
+    target = Target.olmo_core
+    single_file = False
+
+    def check_options(self, options: WriteOptions) -> None:
+        pass
+
+    def prepare(self, checkpoint: Checkpoint, options: WriteOptions) -> PreparedWrite:
+        from olmo_cli.checkpoints import layout
+        from olmo_cli.checkpoints.formats import PreparedWrite
+        from olmo_cli.checkpoints.formats.hf_write import output_dtype
+
+        spec, out_dtype = checkpoint.spec, output_dtype(checkpoint, options)
+        config = experiment_config(spec, out_dtype)  # refusals before any write
+        if options.source_format != "olmo-core":
+            check_yarn_translates(spec)
+        return PreparedWrite(
+            write=lambda tmp: write(checkpoint, tmp, config, out_dtype, options.reporter),
+            description=f"olmo-core, {out_dtype}",
+            dtype=out_dtype,
+            architecture=spec.family,
+            needed_bytes=layout.output_bytes(layout.hf_shapes(spec), out_dtype),  # the same tensors as HF
+            notes=[
+                "model weights only (no optimizer state): start OLMo-core from it with "
+                f"load_path={options.dst} and load_trainer_state=false, load_optim_state=false (a fresh optimizer)"
+            ],
+        )
 
 
 def _register() -> None:
     from olmo_cli.checkpoints.formats import FormatEntry, register
-    from olmo_cli.checkpoints.kinds import Format
 
     register(
         FormatEntry(
@@ -565,6 +601,7 @@ def _register() -> None:
             read_spec,
             open_checkpoint,
             "OLMo-core: config.json + model_and_optim/ (torch.distributed.checkpoint), or unsharded model.pt",
+            writer=OlmoCoreWriter(),
         )
     )
 
