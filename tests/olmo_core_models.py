@@ -34,7 +34,12 @@ SEQUENCE = 12  # test prompts are longer than every sliding window below
 
 def config(kind: str):
     from olmo_core.nn.attention import SlidingWindowAttentionConfig
-    from olmo_core.nn.rope import YaRNRoPEScalingConfig
+    from olmo_core.nn.rope import (
+        ABFRoPEScalingConfig,
+        PIRoPEScalingConfig,
+        StepwiseRoPEScalingConfig,
+        YaRNRoPEScalingConfig,
+    )
     from olmo_core.nn.transformer import TransformerConfig
 
     small = dict(vocab_size=VOCAB, n_heads=3, head_dim=4)
@@ -49,7 +54,13 @@ def config(kind: str):
     )
     if kind == "olmo3":  # layers: full, 4, 4, full, full (forced last)
         return TransformerConfig.olmo3_1M(n_layers=5, sliding_window=window, attn_backend="torch", **small)
-    if kind == "olmo3-yarn":  # OLMo 3's default pattern, YaRN on the full-attention layers only
+    scalings = {  # on the full-attention layer of OLMo 3's default pattern (layers 0-2 slide)
+        "olmo3-yarn": lambda: YaRNRoPEScalingConfig(factor=4.0, old_context_len=8),
+        "olmo3-linear": lambda: PIRoPEScalingConfig(factor=2.0),
+        # Llama 3.1's stepwise scaling: at head_dim 4 one frequency lies in the smoothed band, one is scaled.
+        "olmo3-llama3": lambda: StepwiseRoPEScalingConfig(factor=4.0, old_context_len=8),
+    }
+    if kind in scalings:
         cfg = TransformerConfig.olmo3_1M(
             n_layers=4,
             sliding_window=SlidingWindowAttentionConfig(
@@ -61,8 +72,12 @@ def config(kind: str):
             **small,
         )
         scaled = copy.deepcopy(cfg.block)
-        scaled.sequence_mixer.rope.scaling = YaRNRoPEScalingConfig(factor=4.0, old_context_len=8)
+        scaled.sequence_mixer.rope.scaling = scalings[kind]()
         cfg.block_overrides = {3: scaled}
+        return cfg
+    if kind == "olmo2-abf":  # ABF on every layer: a new base frequency
+        cfg = TransformerConfig.olmo2_1M(**small)
+        cfg.block.sequence_mixer.rope.scaling = ABFRoPEScalingConfig(new_theta=1000)
         return cfg
     raise ValueError(kind)
 

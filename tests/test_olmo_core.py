@@ -23,7 +23,9 @@ from olmo_cli.errors import BadInputError, UnsupportedError
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 
 IDS = [(17 + 7919 * i) % 100278 for i in range(oc.SEQUENCE)]  # longer than every sliding window
-KINDS = ["olmo2", "olmo2-tied", "olmo3", "olmo3-yarn", "olmo3-2ranks"]
+# Every RoPE scaling OLMo-core 3.0.0 has (YaRN, PI, stepwise, ABF) that transformers can express.
+SCALED = ["olmo3-yarn", "olmo3-linear", "olmo3-llama3", "olmo2-abf"]
+KINDS = ["olmo2", "olmo2-tied", "olmo3", *SCALED, "olmo3-2ranks"]
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +96,46 @@ def test_yarn_on_full_attention_layers_only(converted):
     assert sliding == {"rope_type": "default", "rope_theta": 500000.0}
 
 
+@pytest.mark.parametrize(
+    "kind, expected",
+    [
+        ("olmo3-linear", {"rope_type": "linear", "factor": 2.0}),
+        (
+            "olmo3-llama3",
+            {
+                "rope_type": "llama3",
+                "factor": 4.0,
+                "original_max_position_embeddings": 8,
+                "low_freq_factor": 1.0,
+                "high_freq_factor": 4.0,
+            },
+        ),
+    ],
+)
+def test_linear_and_llama3_scaling_on_full_attention_layers(kind, expected, converted, references):
+    """PI and stepwise scaling become transformers' linear and llama3 on the full-attention layers;
+    plain RoPE there would change the logits (so the 1e-5 match above is the scaling's)."""
+    config = json.loads((converted[kind] / "config.json").read_text())
+    full, sliding = config["rope_parameters"]["full_attention"], config["rope_parameters"]["sliding_attention"]
+    assert full == {**expected, "rope_theta": 500000.0}
+    assert sliding == {"rope_type": "default", "rope_theta": 500000.0}
+    edited = converted[kind].parent / f"{kind}-unscaled"
+    shutil.copytree(converted[kind], edited)
+    plain = {**config["rope_parameters"], "full_attention": sliding}
+    (edited / "config.json").write_text(json.dumps({**config, "rope_parameters": plain}))
+    assert float((hf_logits(edited) - references[kind]).abs().max()) > 1e-3
+
+
+def test_abf_scaling_is_the_rope_theta(converted, references):
+    config = json.loads((converted["olmo2-abf"] / "config.json").read_text())
+    assert config["model_type"] == "olmo2" and config["rope_parameters"]["rope_theta"] == 1000.0
+    edited = converted["olmo2-abf"].parent / "abf-old-theta"
+    shutil.copytree(converted["olmo2-abf"], edited)
+    old = {"rope_type": "default", "rope_theta": 500000.0}
+    (edited / "config.json").write_text(json.dumps({**config, "rope_theta": 500000.0, "rope_parameters": old}))
+    assert float((hf_logits(edited) - references["olmo2-abf"]).abs().max()) > 1e-3
+
+
 def test_generate_greedy_gives_olmo_core_tokens(checkpoints):
     from tokenizers import Tokenizer
 
@@ -110,12 +152,13 @@ def test_generate_greedy_gives_olmo_core_tokens(checkpoints):
     assert completion["completion"] == tokenizer.decode(expected, skip_special_tokens=True)
 
 
-def test_hf_to_olmo_core_loads_back_in_olmo_core(converted, references, tmp_path):
-    out = run("convert", str(converted["olmo3-yarn"]), str(tmp_path / "step"), "--to", "olmo-core", "--verify")
+@pytest.mark.parametrize("kind", ["olmo3-yarn", "olmo3-linear", "olmo3-llama3"])
+def test_hf_to_olmo_core_loads_back_in_olmo_core(kind, converted, references, tmp_path):
+    out = run("convert", str(converted[kind]), str(tmp_path / "step"), "--to", "olmo-core", "--verify")
     assert out.exit_code == 0, out.output
     assert "weights only" in out.stderr and "optim" in out.stderr
     model = oc.load(tmp_path / "step")  # OLMo-core's TransformerConfig.from_dict + load_model_and_optim_state
-    assert float((oc.logits(model, IDS) - references["olmo3-yarn"]).abs().max()) <= 1e-5
+    assert float((oc.logits(model, IDS) - references[kind]).abs().max()) <= 1e-5
     assert model.blocks["1"].attention.backend.window_size != (-1, -1)
 
 
@@ -340,6 +383,31 @@ def test_yarn_that_transformers_computes_differently_is_refused(checkpoints, tmp
     config["model"]["block_overrides"]["3"]["sequence_mixer"]["rope"]["scaling"]["old_context_len"] = 100000
     (src / "config.json").write_text(json.dumps(config))
     _assert_refused(src, tmp_path / "out", 8, "YaRN")
+
+
+def _abf(**fields):
+    return {"_CLASS_": "olmo_core.nn.rope.ABFRoPEScalingConfig", "new_theta": 1000, **fields}
+
+
+@pytest.mark.parametrize(
+    "kind, scaling, feature",
+    [
+        # transformers has no attention rescale for these types (YaRN's is fixed by its factor)
+        ("olmo3-linear", {"attention_rescale_factor": 2.0}, "PIRoPEScalingConfig with attention_rescale_factor 2.0"),
+        ("olmo3-llama3", {"attention_rescale_factor": 0.5}, "StepwiseRoPEScalingConfig with attention_rescale_factor"),
+        ("olmo3-linear", _abf(attention_rescale_factor=2.0), "ABFRoPEScalingConfig with attention_rescale_factor"),
+        # olmo keeps one RoPE theta for all layers
+        ("olmo3-linear", _abf(), "ABF RoPE scaling on some layers only"),
+        ("olmo3-linear", {"_CLASS_": "olmo_core.nn.rope.NTKRoPEScalingConfig"}, "NTKRoPEScalingConfig"),
+    ],
+)
+def test_rope_scalings_transformers_cannot_express_are_refused(checkpoints, tmp_path, kind, scaling, feature):
+    src = _copy(checkpoints, tmp_path, kind)
+    config = json.loads((src / "config.json").read_text())
+    rope = config["model"]["block_overrides"]["3"]["sequence_mixer"]["rope"]
+    rope["scaling"] = {**rope["scaling"], **scaling} if "_CLASS_" not in scaling else scaling
+    (src / "config.json").write_text(json.dumps(config))
+    _assert_refused(src, tmp_path / "out", 8, feature)
 
 
 def test_qk_norm_per_head_reads_but_has_no_transformers_architecture(tmp_path):

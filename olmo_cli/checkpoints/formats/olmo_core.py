@@ -161,6 +161,18 @@ def _window(sliding: dict[str, Any] | None, layer: int, n_layers: int) -> int:
     return int(pattern[index % len(pattern)])
 
 
+def _abf_as_theta(rope: dict[str, Any], where: str) -> dict[str, Any]:
+    """ABF scaling only swaps the base frequency: a rope config with `new_theta` as its theta and
+    no scaling (transformers has no ABF type; its rope_theta says the same)."""
+    scaling = rope.get("scaling") or {}
+    if str(scaling.get("_CLASS_", "")).rsplit(".", 1)[-1] != "ABFRoPEScalingConfig":
+        return rope
+    rescale = float(scaling.get("attention_rescale_factor", 1.0))
+    if rescale != 1.0:
+        _refuse(where, f"RoPE scaling ABFRoPEScalingConfig with attention_rescale_factor {rescale}")
+    return {**rope, "theta": scaling.get("new_theta", 8_000_000), "scaling": None}
+
+
 def rope_scaling_to_hf(scaling: dict[str, Any], where: str) -> dict[str, Any]:
     """transformers' rope_parameters for an OLMo-core RoPEScalingConfig (the same math: YaRN,
     position interpolation, Llama-3.1 stepwise)."""
@@ -238,14 +250,17 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         epsilons = {eps, float(head_norm.get("eps", 1e-5))} | ({float(qk.get("eps", 1e-5))} if qk else set())
         if len(epsilons) > 1:
             _refuse(where, f"different norm epsilons {sorted(epsilons)}")
-        theta = finite(same([m["rope"].get("theta", 500000) for m in mixers], "RoPE thetas"))
+        ropes = [_abf_as_theta(m["rope"], where) for m in mixers]
+        if any(r is not m["rope"] for r, m in zip(ropes, mixers, strict=True)) and len({r["theta"] for r in ropes}) > 1:
+            _refuse(where, "ABF RoPE scaling on some layers only (a RoPE theta per layer type)")
+        theta = finite(same([r.get("theta", 500000) for r in ropes], "RoPE thetas"))
         windows = [_window(m.get("sliding_window"), i, n_layers) for i, m in enumerate(mixers)]
         sliding = sorted({w for w in windows if w != -1})
         if any(w <= 0 for w in sliding):
             raise BadInputError(f"{where}: sliding window sizes must be positive or -1, not {sliding}")
         if len(sliding) > 1:
             _refuse(where, f"different sliding window sizes {sliding}")
-        scalings = [m["rope"].get("scaling") for m in mixers]
+        scalings = [r.get("scaling") for r in ropes]
         if any(s and w != -1 for s, w in zip(scalings, windows, strict=True)):
             _refuse(where, "RoPE scaling on sliding-window layers")
         full_scalings = [
