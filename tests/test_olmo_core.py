@@ -239,6 +239,48 @@ def test_hub_repo_of_a_step_directory(checkpoints, references, fake_hub, tmp_pat
     assert model_files(src / "model_and_optim") <= {name.split("/")[-1] for name in files}
 
 
+def _optimizer_in_a_file_of_its_own(step: Path) -> str:
+    """A real save rearranged: every optim.* item's bytes copied into a new .distcp, which .metadata
+    names instead (DCP lets any item live in any file); the name of that file."""
+    import dataclasses
+
+    directory, name = step / "model_and_optim", "__2_0.distcp"
+    metadata = pickle.loads((directory / ".metadata").read_bytes())  # the test's own, trusted file
+    with open(directory / name, "wb") as out:
+        for index, info in list(metadata.storage_data.items()):
+            if index.fqn.startswith("optim."):
+                with open(directory / info.relative_path, "rb") as f:
+                    f.seek(info.offset)
+                    data = f.read(info.length)
+                metadata.storage_data[index] = dataclasses.replace(info, relative_path=name, offset=out.tell())
+                out.write(data)
+    (directory / ".metadata").write_bytes(pickle.dumps(metadata))
+    return name
+
+
+def test_hub_download_skips_optimizer_only_files(checkpoints, references, fake_hub, tmp_path):
+    from olmo_cli.checkpoints.dcp import files_holding, read_metadata
+
+    src = Path(shutil.copytree(checkpoints["olmo3-2ranks"], tmp_path / "step10"))
+    optimizer_only = _optimizer_in_a_file_of_its_own(src)
+    stored = read_metadata(src / "model_and_optim")
+    assert optimizer_only not in files_holding(stored) and optimizer_only in files_holding(stored, "optim.")
+    files = {p.relative_to(src).as_posix(): p.read_bytes() for p in src.rglob("*") if p.is_file()}
+    fake_hub.add_repo("someone/olmo3-core", branches={"main": files})
+    fake_hub.clear_log()
+    result = run("convert", "someone/olmo3-core", str(tmp_path / "hf"))
+    assert result.exit_code == 0, result.output
+    assert float((hf_logits(tmp_path / "hf") - references["olmo3-2ranks"]).abs().max()) <= 1e-5
+    requested = [r.path for r in fake_hub.requests]
+    assert not [path for path in requested if optimizer_only in path]
+    assert all(any(name in path for path in requested) for name in files_holding(stored))  # the model's are fetched
+    # verify judges the snapshot complete without it; download --all-files still fetches it
+    checked = json.loads(run("verify", "someone/olmo3-core", "--json").stdout)
+    assert checked["ok"] and checked["revisions"][0]["missing"] == [], checked
+    assert run("download", "someone/olmo3-core", "--all-files").exit_code == 0
+    assert [path for path in (r.path for r in fake_hub.requests) if optimizer_only in path]
+
+
 # --- bad input: one line, exit 5 (or 8), nothing at DST -----------------------------------------
 
 

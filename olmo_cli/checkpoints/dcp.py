@@ -106,6 +106,11 @@ def read_metadata(directory: Path) -> dict[str, StoredTensor]:
         raise BadInputError(f"{directory}: no .metadata (not a complete torch.distributed.checkpoint)") from None
     except OSError as error:
         raise BadInputError(f"{path}: not readable: {error.strerror}") from None
+    return parse_metadata(raw, path)
+
+
+def parse_metadata(raw: bytes, path: Path | str) -> dict[str, StoredTensor]:
+    """`read_metadata` of a `.metadata` pickle's bytes (`path` names it in errors)."""
     try:
         metadata = _MetadataUnpickler(io.BytesIO(raw)).load()
     except pickle.UnpicklingError as error:
@@ -172,7 +177,11 @@ def _tensors(metadata) -> dict[str, StoredTensor]:
 
 def model_files(directory: Path, prefix: str = "model.") -> set[str]:
     """The `.distcp` files holding any `prefix` entry: the rest hold optimizer state only."""
-    return {chunk.file for fqn, t in read_metadata(directory).items() if fqn.startswith(prefix) for chunk in t.chunks}
+    return files_holding(read_metadata(directory), prefix)
+
+
+def files_holding(stored: dict[str, StoredTensor], prefix: str = "model.") -> set[str]:
+    return {chunk.file for fqn, t in stored.items() if fqn.startswith(prefix) for chunk in t.chunks}
 
 
 def check_chunks(fqn: str, tensor: StoredTensor) -> None:

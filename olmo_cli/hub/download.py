@@ -97,6 +97,10 @@ def plan_revision(
 ) -> RevisionPlan:
     listing = listing or list_files(repo, revision)
     wanted = set(choose_files([f.path for f in listing.files], include=include, exclude=exclude, all_files=all_files))
+    if not (include or all_files):
+        from olmo_cli.hub.dcp_files import fetched_metadata, without_optimizer_only
+
+        wanted = without_optimizer_only(wanted, fetched_metadata(repo, listing), f"{repo}@{revision}")
     files = [f for f in listing.files if f.path in wanted]
     cache = RepoCache.of(repo)
     cached = {f.path for f in files if cache.blob(f.etag).is_file()}

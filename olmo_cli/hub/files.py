@@ -121,8 +121,7 @@ def needed_files(paths: list[str]) -> list[str]:
     top = [p for p in paths if "/" not in p]
     chosen = [p for p in top if p in CONFIG_FILES or p in TOKENIZER_FILES]
     if DCP_DIR + ".metadata" in paths:
-        # Which .distcp files hold only optimizer state is in .metadata (dcp.model_files), but
-        # FSDP writers mix model and optimizer items in every file, so all of them are fetched.
+        # Those holding only optimizer state are dropped once .metadata is read (hub/dcp_files.py).
         return sorted(set(chosen) | {p for p in paths if p.startswith(DCP_DIR) and p.count("/") == 1})
     for index, pattern in _WEIGHT_FAMILIES:
         weights = [p for p in top if fnmatch.fnmatch(p, pattern) and p != index]

@@ -93,6 +93,15 @@ def verify_revision(
         return report
     remote = list_files(repo, commit).by_path()  # the cached commit, even if the branch moved since
     wanted = set(choose_files(list(remote), include=include, exclude=exclude, all_files=all_files))
+    if not (include or all_files):  # as download chose: no optimizer-only .distcp files
+        from olmo_cli.hub.dcp_files import METADATA, without_optimizer_only
+
+        cached_metadata = local.get(METADATA)
+        wanted = without_optimizer_only(
+            wanted,
+            lambda: cached_metadata.read_bytes() if cached_metadata and cached_metadata.is_file() else None,
+            f"{repo}@{commit}",
+        )
     report.missing = sorted(p for p in wanted if p not in local or not local[p].is_file())
     report.extra = sorted(p for p in local if p not in remote)
     for path, blob in sorted(local.items()):
