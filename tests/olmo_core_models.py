@@ -59,6 +59,8 @@ def config(kind: str):
         "olmo3-linear": lambda: PIRoPEScalingConfig(factor=2.0),
         # Llama 3.1's stepwise scaling: at head_dim 4 one frequency lies in the smoothed band, one is scaled.
         "olmo3-llama3": lambda: StepwiseRoPEScalingConfig(factor=4.0, old_context_len=8),
+        # ABF: another base frequency on the full-attention layer only
+        "olmo3-abf": lambda: ABFRoPEScalingConfig(new_theta=1000),
     }
     if kind in scalings:
         cfg = TransformerConfig.olmo3_1M(

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
 
 IDS = [(17 + 7919 * i) % 100278 for i in range(oc.SEQUENCE)]  # longer than every sliding window
 # Every RoPE scaling OLMo-core 3.0.0 has (YaRN, PI, stepwise, ABF) that transformers can express.
-SCALED = ["olmo3-yarn", "olmo3-linear", "olmo3-llama3", "olmo2-abf"]
+SCALED = ["olmo3-yarn", "olmo3-linear", "olmo3-llama3", "olmo3-abf", "olmo2-abf"]
 KINDS = ["olmo2", "olmo2-tied", "olmo3", *SCALED, "olmo3-2ranks"]
 
 
@@ -99,7 +99,7 @@ def test_yarn_on_full_attention_layers_only(converted):
 @pytest.mark.parametrize(
     "kind, expected",
     [
-        ("olmo3-linear", {"rope_type": "linear", "factor": 2.0}),
+        ("olmo3-linear", {"rope_type": "linear", "factor": 2.0, "rope_theta": 500000.0}),
         (
             "olmo3-llama3",
             {
@@ -108,16 +108,19 @@ def test_yarn_on_full_attention_layers_only(converted):
                 "original_max_position_embeddings": 8,
                 "low_freq_factor": 1.0,
                 "high_freq_factor": 4.0,
+                "rope_theta": 500000.0,
             },
         ),
+        ("olmo3-abf", {"rope_type": "default", "rope_theta": 1000.0}),
     ],
 )
-def test_linear_and_llama3_scaling_on_full_attention_layers(kind, expected, converted, references):
-    """PI and stepwise scaling become transformers' linear and llama3 on the full-attention layers;
-    plain RoPE there would change the logits (so the 1e-5 match above is the scaling's)."""
+def test_linear_llama3_and_abf_scaling_on_full_attention_layers(kind, expected, converted, references):
+    """PI, stepwise and ABF scaling become transformers' linear, llama3 and a rope_theta of their
+    own on the full-attention layers; plain RoPE there would change the logits (so the 1e-5 match
+    above is the scaling's)."""
     config = json.loads((converted[kind] / "config.json").read_text())
     full, sliding = config["rope_parameters"]["full_attention"], config["rope_parameters"]["sliding_attention"]
-    assert full == {**expected, "rope_theta": 500000.0}
+    assert full == expected
     assert sliding == {"rope_type": "default", "rope_theta": 500000.0}
     edited = converted[kind].parent / f"{kind}-unscaled"
     shutil.copytree(converted[kind], edited)
@@ -152,7 +155,7 @@ def test_generate_greedy_gives_olmo_core_tokens(checkpoints):
     assert completion["completion"] == tokenizer.decode(expected, skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("kind", ["olmo3-yarn", "olmo3-linear", "olmo3-llama3"])
+@pytest.mark.parametrize("kind", ["olmo3-yarn", "olmo3-linear", "olmo3-llama3", "olmo3-abf"])
 def test_hf_to_olmo_core_loads_back_in_olmo_core(kind, converted, references, tmp_path):
     out = run("convert", str(converted[kind]), str(tmp_path / "step"), "--to", "olmo-core", "--verify")
     assert out.exit_code == 0, out.output
@@ -438,8 +441,6 @@ def _abf(**fields):
         ("olmo3-linear", {"attention_rescale_factor": 2.0}, "PIRoPEScalingConfig with attention_rescale_factor 2.0"),
         ("olmo3-llama3", {"attention_rescale_factor": 0.5}, "StepwiseRoPEScalingConfig with attention_rescale_factor"),
         ("olmo3-linear", _abf(attention_rescale_factor=2.0), "ABFRoPEScalingConfig with attention_rescale_factor"),
-        # olmo keeps one RoPE theta for all layers
-        ("olmo3-linear", _abf(), "ABF RoPE scaling on some layers only"),
         ("olmo3-linear", {"_CLASS_": "olmo_core.nn.rope.NTKRoPEScalingConfig"}, "NTKRoPEScalingConfig"),
     ],
 )
@@ -480,4 +481,4 @@ def test_restricted_unpickler_maps_only_the_listed_names(tmp_path):
     with pytest.raises(UnsupportedError):
         from olmo_cli.checkpoints.formats.olmo_core import rope_scaling_to_hf
 
-        rope_scaling_to_hf({"_CLASS_": "olmo_core.nn.rope.ABFRoPEScalingConfig"}, "config.json")
+        rope_scaling_to_hf({"_CLASS_": "olmo_core.nn.rope.NTKRoPEScalingConfig"}, "config.json")

@@ -94,8 +94,16 @@ class ModelSpec:
         if self.slides:
             features.append("sliding-window attention layers (OLMo 3)")
         if self.rope_scaling is not None:
-            features.append(f"RoPE scaling '{self.rope_scaling.get('rope_type')}'")
+            features.append(self.rope_scaling_name)
         return features
+
+    @property
+    def rope_scaling_name(self) -> str:
+        """The full-attention layers' RoPE scaling, as refusals name it."""
+        scaling = self.rope_scaling or {}
+        if scaling.get("rope_type") == "default":
+            return f"ABF RoPE scaling (rope_theta {scaling.get('rope_theta')} on the full-attention layers)"
+        return f"RoPE scaling '{scaling.get('rope_type')}'"
 
     @property
     def head_dim(self) -> int:

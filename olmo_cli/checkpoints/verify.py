@@ -41,8 +41,9 @@ def _inv_freq(spec: ModelSpec, scaling: dict | None):
     import torch
 
     hd = spec.head_dim
-    inv = 1.0 / (spec.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-    if not scaling:
+    theta = float((scaling or {}).get("rope_theta", spec.rope_theta))  # ABF: its own theta
+    inv = 1.0 / (theta ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+    if not scaling or scaling["rope_type"] == "default":
         return inv, 1.0
     kind, factor = scaling["rope_type"], float(scaling["factor"])
     if kind == "linear":

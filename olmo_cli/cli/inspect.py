@@ -92,6 +92,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
 def _rope_scaling(scaling: dict[str, Any] | None) -> str:
     if not scaling:
         return "none"
+    if scaling.get("rope_type") == "default":  # OLMo-core's ABF: another base frequency
+        return f"ABF (rope_theta {scaling.get('rope_theta')}; full-attention layers)"
     details = ", ".join(f"{k} {v}" for k, v in scaling.items() if k != "rope_type")
     return f"{scaling.get('rope_type')} ({details}; full-attention layers)"
 

@@ -45,7 +45,10 @@ def _rope_params(config: dict[str, Any], where: str) -> tuple[float, dict[str, A
                 raise UnsupportedError(f"{where}: RoPE scaling '{kind}' is not supported")
             scaling = {"rope_type": kind, **{k: params[k] for k in SCALINGS[kind] if k in params}}
     if sliding and float(sliding.get("rope_theta", theta)) != theta:
-        raise UnsupportedError(f"{where}: different RoPE thetas per layer type are not supported")
+        if scaling is not None:
+            raise UnsupportedError(f"{where}: RoPE scaling with a theta of its own on the full-attention layers")
+        # plain RoPE of another theta on the full-attention layers (what OLMo-core's ABF is)
+        scaling, theta = {"rope_type": "default", "rope_theta": theta}, float(sliding["rope_theta"])
     return theta, scaling
 
 
@@ -208,7 +211,8 @@ def config_for(spec: ModelSpec, dtype: str) -> dict[str, Any]:
             raise UnsupportedError("clip_qkv with OLMo-3 style norms is not supported by transformers' olmo3")
         config["rms_norm_eps"] = spec.norm_eps
         plain = {"rope_type": "default", "rope_theta": float(spec.rope_theta)}
-        full = {**(spec.rope_scaling or {"rope_type": "default"}), "rope_theta": float(spec.rope_theta)}
+        # rope_scaling may carry its own rope_theta (OLMo-core's ABF on the full-attention layers)
+        full = {"rope_type": "default", "rope_theta": float(spec.rope_theta), **(spec.rope_scaling or {})}
         config["rope_parameters"] = {"full_attention": full, "sliding_attention": plain}
         config["layer_types"] = [spec.layer_type(i) for i in range(spec.n_layers)]
         # transformers counts the current token in the window, as OLMo-core's pattern does (REFERENCE 3.4).

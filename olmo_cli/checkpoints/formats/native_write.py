@@ -54,7 +54,7 @@ def _refuse_for_native(spec: ModelSpec) -> None:
     """What the allenai/OLMo trainer cannot express (it has neither window nor RoPE scaling)."""
     for feature, present in (
         ("sliding-window attention layers (OLMo 3)", spec.slides),
-        (f"RoPE scaling ({(spec.rope_scaling or {}).get('rope_type')})", spec.rope_scaling),
+        (spec.rope_scaling_name, spec.rope_scaling),
         ("QK-norm per head (use_head_qk_norm)", spec.qk_norm_per_head),
     ):
         if present:

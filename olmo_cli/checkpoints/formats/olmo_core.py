@@ -161,21 +161,19 @@ def _window(sliding: dict[str, Any] | None, layer: int, n_layers: int) -> int:
     return int(pattern[index % len(pattern)])
 
 
+def _is_abf(scaling: dict[str, Any] | None) -> bool:
+    return str((scaling or {}).get("_CLASS_", "")).rsplit(".", 1)[-1] == "ABFRoPEScalingConfig"
+
+
 def _abf_as_theta(rope: dict[str, Any], where: str) -> dict[str, Any]:
-    """ABF scaling only swaps the base frequency: a rope config with `new_theta` as its theta and
-    no scaling (transformers has no ABF type; its rope_theta says the same)."""
-    scaling = rope.get("scaling") or {}
-    if str(scaling.get("_CLASS_", "")).rsplit(".", 1)[-1] != "ABFRoPEScalingConfig":
-        return rope
-    rescale = float(scaling.get("attention_rescale_factor", 1.0))
-    if rescale != 1.0:
-        _refuse(where, f"RoPE scaling ABFRoPEScalingConfig with attention_rescale_factor {rescale}")
-    return {**rope, "theta": scaling.get("new_theta", 8_000_000), "scaling": None}
+    """ABF scaling only swaps the base frequency: on every layer, it is a rope config with
+    `new_theta` as its theta and no scaling (transformers has no ABF type; rope_theta says it)."""
+    return {**rope, "theta": rope_scaling_to_hf(rope["scaling"], where)["rope_theta"], "scaling": None}
 
 
 def rope_scaling_to_hf(scaling: dict[str, Any], where: str) -> dict[str, Any]:
     """transformers' rope_parameters for an OLMo-core RoPEScalingConfig (the same math: YaRN,
-    position interpolation, Llama-3.1 stepwise)."""
+    position interpolation, Llama-3.1 stepwise; ABF is plain RoPE of another theta)."""
     kind = str(scaling.get("_CLASS_", "")).rsplit(".", 1)[-1]
     rescale = float(scaling.get("attention_rescale_factor", 1.0))
     if kind == "YaRNRoPEScalingConfig":
@@ -192,6 +190,8 @@ def rope_scaling_to_hf(scaling: dict[str, Any], where: str) -> dict[str, Any]:
         }
     if rescale != 1.0:
         _refuse(where, f"RoPE scaling {kind} with attention_rescale_factor {rescale}")
+    if kind == "ABFRoPEScalingConfig":  # on the full-attention layers only: their own rope_theta
+        return {"rope_type": "default", "rope_theta": finite(scaling.get("new_theta", 8_000_000))}
     if kind == "PIRoPEScalingConfig":
         return {"rope_type": "linear", "factor": float(scaling.get("factor", 2.0))}
     if kind == "StepwiseRoPEScalingConfig":
@@ -250,9 +250,9 @@ def spec_from_config(config: dict[str, Any], where: str) -> ModelSpec:
         epsilons = {eps, float(head_norm.get("eps", 1e-5))} | ({float(qk.get("eps", 1e-5))} if qk else set())
         if len(epsilons) > 1:
             _refuse(where, f"different norm epsilons {sorted(epsilons)}")
-        ropes = [_abf_as_theta(m["rope"], where) for m in mixers]
-        if any(r is not m["rope"] for r, m in zip(ropes, mixers, strict=True)) and len({r["theta"] for r in ropes}) > 1:
-            _refuse(where, "ABF RoPE scaling on some layers only (a RoPE theta per layer type)")
+        ropes = [m["rope"] for m in mixers]
+        if _is_abf(ropes[0].get("scaling")) and len({json.dumps(r.get("scaling"), sort_keys=True) for r in ropes}) == 1:
+            ropes = [_abf_as_theta(r, where) for r in ropes]  # ABF on every layer: a new theta
         theta = finite(same([r.get("theta", 500000) for r in ropes], "RoPE thetas"))
         windows = [_window(m.get("sliding_window"), i, n_layers) for i, m in enumerate(mixers)]
         sliding = sorted({w for w in windows if w != -1})
@@ -397,6 +397,13 @@ def rope_scaling_from_hf(scaling: dict[str, Any]) -> dict[str, Any]:
             "beta_slow": int(float(scaling.get("beta_slow", 1))),
             "old_context_len": int(scaling["original_max_position_embeddings"]),
         }
+    if kind == "default":  # another theta on the full-attention layers: ABF, whose new_theta is an int
+        theta = float(scaling["rope_theta"])
+        if not theta.is_integer():
+            raise UnsupportedError(
+                f"a full-attention rope_theta of {theta} has no OLMo-core config (ABF takes integers)"
+            )
+        return {"_CLASS_": _C + "rope.ABFRoPEScalingConfig", "new_theta": int(theta)}
     if kind == "linear":
         return {"_CLASS_": _C + "rope.PIRoPEScalingConfig", "factor": float(scaling["factor"])}
     if kind == "llama3":

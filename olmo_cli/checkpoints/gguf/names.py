@@ -80,7 +80,7 @@ def architecture(spec: ModelSpec) -> gguf.MODEL_ARCH:
         raise UnsupportedError("llama.cpp's olmo2 architecture has no per-head QK-norm (use_head_qk_norm)")
     kind = (spec.rope_scaling or {}).get("rope_type", "yarn")
     if kind != "yarn":
-        raise UnsupportedError(f"llama.cpp's olmo2 architecture has no RoPE scaling '{kind}' (YaRN only)")
+        raise UnsupportedError(f"llama.cpp's olmo2 architecture has no {spec.rope_scaling_name} (YaRN only)")
     return gguf.MODEL_ARCH.OLMO2
 
 
