@@ -203,7 +203,7 @@ def test_hf_sliding_window_and_rope_scaling_are_unsupported(tmp_path):
     config = json.loads((src / "config.json").read_text())
     config["rope_parameters"] = {"rope_type": "yarn", "rope_theta": 500000.0, "factor": 4.0}
     (src / "config.json").write_text(json.dumps(config))
-    with pytest.raises(UnsupportedError, match=r"RoPE scaling \(yarn\)"):
+    with pytest.raises(UnsupportedError, match="RoPE scaling 'yarn'"):
         convert(src, tmp_path / "out", to="native")
     config["model_type"], config["layer_types"] = "olmo3", ["sliding_attention", "full_attention"]
     config["rope_parameters"] = {"rope_type": "default", "rope_theta": 500000.0}
