@@ -76,3 +76,9 @@ class UnsupportedError(OlmoError):
 
 class AuthError(OlmoError):
     exit_code = EXIT_AUTH
+
+
+def short(text: str, limit: int = 160) -> str:
+    """`text` on one line, cut to `limit` characters (for quoting what a parser said)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."

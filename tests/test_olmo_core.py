@@ -16,8 +16,8 @@ import torch
 from typer.testing import CliRunner
 
 from olmo_cli.checkpoints.convert import convert
-from olmo_cli.checkpoints.dcp import read_metadata
 from olmo_cli.cli.app import app
+from olmo_cli.dcp_metadata import read_metadata
 from olmo_cli.errors import BadInputError, UnsupportedError
 
 pytestmark = pytest.mark.filterwarnings("ignore:torch.distributed is disabled")
@@ -231,7 +231,7 @@ def test_optimizer_state_is_never_read(checkpoints, tmp_path):
 
 
 def test_hub_repo_of_a_step_directory(checkpoints, references, fake_hub, tmp_path):
-    from olmo_cli.checkpoints.dcp import model_files
+    from olmo_cli.dcp_metadata import model_files
 
     src = checkpoints["olmo3-2ranks"]
     files = {p.relative_to(src).as_posix(): p.read_bytes() for p in src.rglob("*") if p.is_file()}
@@ -262,7 +262,7 @@ def _optimizer_in_a_file_of_its_own(step: Path) -> str:
 
 
 def test_hub_download_skips_optimizer_only_files(checkpoints, references, fake_hub, tmp_path):
-    from olmo_cli.checkpoints.dcp import files_holding, read_metadata
+    from olmo_cli.dcp_metadata import files_holding, read_metadata
 
     src = Path(shutil.copytree(checkpoints["olmo3-2ranks"], tmp_path / "step10"))
     optimizer_only = _optimizer_in_a_file_of_its_own(src)
@@ -469,7 +469,7 @@ def test_qk_norm_per_head_reads_but_has_no_transformers_architecture(tmp_path):
 
 
 def test_restricted_unpickler_maps_only_the_listed_names(tmp_path):
-    from olmo_cli.checkpoints.dcp import _MetadataUnpickler
+    from olmo_cli.dcp_metadata import _MetadataUnpickler
 
     for payload in (pickle.dumps(eval), pickle.dumps(Path("x")), pickle.dumps(torch.nn.Linear)):
         directory = tmp_path / str(len(list(tmp_path.iterdir())))

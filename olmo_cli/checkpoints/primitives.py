@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from olmo_cli.dtypes import ITEMSIZE  # used here (nbytes) and re-exported to the readers
+
 # safetensors dtype names <-> torch dtype names (torch imported lazily).
 SAFETENSORS_DTYPES = {
     "F64": "float64",
@@ -24,20 +26,6 @@ SAFETENSORS_DTYPES = {
     "F8_E5M2": "float8_e5m2",
 }
 TORCH_TO_SAFETENSORS = {v: k for k, v in SAFETENSORS_DTYPES.items()}
-ITEMSIZE = {
-    "float64": 8,
-    "float32": 4,
-    "float16": 2,
-    "bfloat16": 2,
-    "int64": 8,
-    "int32": 4,
-    "int16": 2,
-    "int8": 1,
-    "uint8": 1,
-    "bool": 1,
-    "float8_e4m3fn": 1,
-    "float8_e5m2": 1,
-}
 
 
 def dtype_name(dtype) -> str:

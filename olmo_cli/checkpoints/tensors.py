@@ -28,7 +28,7 @@ from olmo_cli.checkpoints.primitives import (
     is_zip,
     nbytes,
 )
-from olmo_cli.errors import BadInputError
+from olmo_cli.errors import BadInputError, short
 
 MAX_HEADER_BYTES = 100 * 1024 * 1024  # safetensors' own limit
 
@@ -190,9 +190,7 @@ def _refusal(error: Exception) -> str:
     return _short(lines[0]) if lines else type(error).__name__
 
 
-def _short(text: str, limit: int = 160) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+_short = short  # the name the readers use
 
 
 # --- safetensors ------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ def without_optimizer_only(wanted: set[str], metadata: Callable[[], bytes | None
     distcp = {p for p in wanted if p.startswith(DCP_DIR) and p.endswith(".distcp")}
     if METADATA not in wanted or not distcp:
         return wanted
-    from olmo_cli.checkpoints import dcp
+    from olmo_cli import dcp_metadata as dcp
 
     raw = metadata()
     if raw is None:
