@@ -345,3 +345,29 @@ def test_a_rerun_waits_on_the_slurm_jobs_in_flight_and_submits_only_the_rest(hub
     local = olmo_cli.evaluate(REPO, FOUR[:3], text_source(data), results=tmp_path / "local", context=32)
     assert timeless(rows) == timeless(local)
     assert not (store.root / STATE_FILE).exists()  # nothing in flight any more
+
+
+def test_tab_after_convert_to_offers_formats_then_revisions():
+    def complete(words: str) -> list[str]:
+        env = {"_OLMO_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+        result = CliRunner().invoke(app, [], env=env, prog_name="olmo")
+        assert result.exit_code == 0
+        return result.stdout.split()
+
+    assert complete("olmo convert allenai/OLMo-1B out --to ") == ["hf", "native", "olmo-core", "gguf"]
+    assert complete("olmo convert allenai/OLMo-1B out --to g") == ["gguf"]
+    revisions = complete("olmo convert allenai/OLMo-1B out --to step2")
+    assert revisions and all(r.startswith("step2") for r in revisions)
+
+
+def test_a_convert_sweep_dry_run_writes_one_array_of_the_missing_outputs(hub, tmp_path):
+    pytest.importorskip("submitit")
+    out = tmp_path / "out"
+    assert olmo("convert", REPO, "--from", "1000", "--to", "1000", out).exit_code == 0  # one output exists
+    args = ["convert", REPO, "--from", "1000", "--to", "3000", out, "--executor", "slurm", "--slurm-dry-run"]
+    result = olmo(*args, "--slurm-logs", tmp_path / "logs", "--slurm-mem", "16G")
+    assert result.exit_code == 0, result.output
+    script = Path(result.stdout.strip().splitlines()[-1]).read_text()
+    assert any(line.startswith("#SBATCH --array=0-1%") for line in script.splitlines())  # step2000, step3000
+    assert "#SBATCH --mem=16GB" in script.splitlines()
+    assert sorted(p.name for p in out.iterdir()) == ["step1000-tokens4B"]  # nothing ran
