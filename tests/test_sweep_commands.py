@@ -371,3 +371,13 @@ def test_a_convert_sweep_dry_run_writes_one_array_of_the_missing_outputs(hub, tm
     assert any(line.startswith("#SBATCH --array=0-1%") for line in script.splitlines())  # step2000, step3000
     assert "#SBATCH --mem=16GB" in script.splitlines()
     assert sorted(p.name for p in out.iterdir()) == ["step1000-tokens4B"]  # nothing ran
+
+
+def test_a_generate_sweep_dry_run_prints_the_script_and_submits_nothing(hub, tmp_path):
+    pytest.importorskip("submitit")
+    args = [*GENERATE, "--executor", "slurm", "--slurm-dry-run", "--slurm-logs", tmp_path / "logs"]
+    result = olmo(*args, "--slurm-gpus-per-task", "1")
+    assert result.exit_code == 0, result.output
+    script = Path(result.stdout.strip().splitlines()[-1]).read_text().splitlines()
+    assert any(line.startswith("#SBATCH --array=0-2%") for line in script)  # the three revisions
+    assert "#SBATCH --gpus-per-task=1" in script

@@ -230,6 +230,8 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
     answers = run_generations(
         units, executor.build(options["device"]), describe=_as_json, reporter=options["reporter"], on_result=on_result
     )
+    if not answers:  # --slurm-dry-run: the script's path is the output
+        return
     runs = [(resolved, answer["json"], answer["result"]) for resolved, answer in zip(chosen, answers, strict=True)]
     if as_json:
         print_json([described for _, described, _ in runs])

@@ -157,6 +157,8 @@ class SlurmExecutor:
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         if not items:
             return
+        if self.dry_run:  # a driver that forgot to check: never submit what was asked to be written only
+            raise UsageError("--slurm-dry-run submits nothing", hint="drop --slurm-dry-run to submit")
         journal, keys = (self.journal, self.keys) if self.journal and len(self.keys) == len(items) else (None, [])
         pending: dict[int, Any] = {}
         if journal is not None:
