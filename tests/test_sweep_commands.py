@@ -80,7 +80,7 @@ def test_convert_to_takes_a_format_and_a_revision_once_each(hub, tmp_path):
     for args, message in [
         (["--to", "hf", "--to", "gguf"], "--to names two formats: hf, gguf"),
         (["--to", "2000", "--to", "3000"], "--to names two revisions: 2000, 3000"),
-        (["--to", "parquet"], "--to 'parquet' is neither a format nor a revision"),
+        (["--to", "parquet"], "--to 'parquet' is not one of 'hf', 'native', 'olmo-core', 'gguf', nor a revision"),
     ]:
         bad = olmo("convert", REPO, *args, tmp_path / "bad")
         assert bad.exit_code == 2 and message in bad.output, bad.output

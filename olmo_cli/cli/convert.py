@@ -69,7 +69,7 @@ def split_to(values: list[str]) -> tuple[str | None, str | None]:
             parse_bound(bounds[0], "--to")
         except UsageError:
             raise UsageError(
-                f"--to '{bounds[0]}' is neither a format nor a revision",
+                f"--to '{bounds[0]}' is not one of {', '.join(repr(f) for f in FORMATS)}, nor a revision",
                 hint=f"formats: {', '.join(FORMATS)}; revisions: e.g. step200000, 200000, 2T, 2000B",
             ) from None
     return (formats[0].strip().lower() if formats else None), (bounds[0] if bounds else None)
