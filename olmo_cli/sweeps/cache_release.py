@@ -99,30 +99,27 @@ def release(repo: str, revision: str, commit: str, keep: frozenset[str]) -> int:
 def finish(repo: str, commits: Iterable[str], keep: frozenset[str]) -> int:
     """At the end of the sweep (no worker left): remove what is left of `commits` and the shared
     blobs (`keep`) that no remaining snapshot links, and the sweep's use-lock files."""
-    from olmo_cli.hub.cleanup import _prune_empty, apply_removal, plan_removal
+    from olmo_cli.hub.cleanup import RemovalPlan, apply_removal, plan_removal
 
     commits = set(commits)
     cache = RepoCache.of(repo)
-    freed = 0
     with _flock(_locks(repo) / "olmo-cleanup.lock", fcntl.LOCK_EX):
         names = [r.name for r in _cached(repo) if r.commit in commits]
-        if names:
-            plan = plan_removal(repo, names)
-            apply_removal(plan)
-            freed += plan.bytes_freed
-        linked = {blob.name for c in cache.commits() for blob in cache.snapshot_files(c).values()}
-        for etag in keep - linked:
+        plan = plan_removal(repo, names) if names else RemovalPlan(repo, [])
+        going = {snapshot.name for snapshot in plan.snapshots}
+        linked = {blob.name for c in cache.commits() if c not in going for blob in cache.snapshot_files(c).values()}
+        for etag in keep - linked:  # shared blobs whose last snapshot a worker already removed
             blob = cache.blob(etag)
             if blob.is_file():
-                freed += blob.stat().st_size
-                blob.unlink()
+                plan.blobs[blob] = blob.stat().st_size
+        if plan.refs or plan.snapshots or plan.blobs:
+            apply_removal(plan)
         for commit in commits:
             use_lock(repo, commit).unlink(missing_ok=True)
-        _prune_empty(cache.dir)
     (_locks(repo) / "olmo-cleanup.lock").unlink(missing_ok=True)
     with contextlib.suppress(OSError):
         _locks(repo).rmdir()  # only when empty
-    return freed
+    return plan.bytes_freed
 
 
 def _cached(repo: str):
