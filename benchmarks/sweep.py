@@ -11,14 +11,17 @@ from an empty HF cache and results store and a fresh Hub process:
   The driver's torch runs on --threads threads (default 1, what Ray gives a 1-CPU task), so the
   comparison is one worker against two, not thread counts;
 - ray: RayExecutor on a local Ray instance with 2 CPUs, 1 CPU per task (2 units at a time),
-  no --delete-after (it is local-only: on a shared cache a deletion could pull files from under
-  another worker).
+  no --delete-after;
+- ray-delete: the same with --delete-after (each worker removes its revision, the shared files
+  stay until the driver removes them at the end);
+- convert-local, convert-ray: `olmo convert REPO <the 16 revisions> OUTDIR/` (to hf), then the same
+  again, which must schedule nothing; both executors' outputs must be byte-identical.
 
 Reported: wall time, the bytes the Hub sent (against the unique bytes: each revision's weights plus
-the shared files once), and the peak size of the HF cache (sampled every 0.1 s). Both runs' rows
-must be equal except for timings.
+the shared files once), and the peak size of the HF cache (sampled every 0.1 s) and what it holds
+after the sweep. All eval runs' rows must be equal except for timings.
 
-    flock /tmp/olmo-heavy.lock python benchmarks/sweep.py [--quick] [--json]
+    flock /tmp/bench.lock python benchmarks/sweep.py [--quick] [--json]
 """
 
 from __future__ import annotations
@@ -100,50 +103,96 @@ class PeakDisk:
         self.peak = max(self.peak, self._size())
 
 
+class Served:
+    """A fresh loopback Hub process, HF cache and olmo cache for one run; `bytes_sent` once closed."""
+
+    def __init__(self, mode: str, root: Path, work: Path, latency: float, rate: float):
+        self.args = [sys.executable, __file__, "--serve", str(root), "--latency", str(latency), "--rate", str(rate)]
+        self.run_dir = Path(tempfile.mkdtemp(dir=work, prefix=mode))
+        self.bytes_sent = 0
+
+    def __enter__(self) -> Served:
+        self.server = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        os.environ["HF_ENDPOINT"] = self.server.stdout.readline().strip()  # type: ignore[union-attr]
+        os.environ["HF_HUB_CACHE"] = str(self.run_dir / "hf")
+        os.environ["OLMO_CACHE_DIR"] = str(self.run_dir / "olmo")
+        (self.run_dir / "hf").mkdir()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        out, _ = self.server.communicate("", timeout=60)
+        self.bytes_sent = json.loads(out.strip().splitlines()[-1])["bytes_sent"]
+
+
+def ray_executor():
+    import ray
+
+    from olmo_cli.sweeps.ray_executor import RayExecutor
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return RayExecutor(cpus_per_task=1, gpus_per_task=0)
+
+
+def shutdown_ray() -> None:
+    if "ray" in sys.modules:
+        sys.modules["ray"].shutdown()
+
+
 def run(mode: str, root: Path, work: Path, revisions: list[str], data: Path, latency: float, rate: float) -> dict:
+    """mode: local (with --delete-after), ray (keeps the cache), ray-delete (ray with --delete-after)."""
     import olmo_cli
     from olmo_cli.evaluate import text_source
 
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(root), "--latency", str(latency), "--rate", str(rate)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    run_dir = Path(tempfile.mkdtemp(dir=work, prefix=mode))
-    try:
-        os.environ["HF_ENDPOINT"] = server.stdout.readline().strip()  # type: ignore[union-attr]
-        os.environ["HF_HUB_CACHE"] = str(run_dir / "hf")
-        os.environ["OLMO_CACHE_DIR"] = str(run_dir / "olmo")
-        (run_dir / "hf").mkdir()
-        options: dict = {"delete_after": True} if mode == "local" else {}
-        if mode == "ray":
-            import ray
-
-            from olmo_cli.sweeps.ray_executor import RayExecutor
-
-            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-            options["executor"] = RayExecutor(cpus_per_task=1, gpus_per_task=0)
-        with PeakDisk(run_dir / "hf") as disk:
+    with Served(mode, root, work, latency, rate) as served:
+        options: dict = {"delete_after": mode in ("local", "ray-delete")}
+        if mode.startswith("ray"):
+            options["executor"] = ray_executor()
+        with PeakDisk(served.run_dir / "hf") as disk:
             start = time.perf_counter()
             rows = olmo_cli.evaluate(
                 REPO, revisions, text_source(data, split_blank_lines=True), context=512, device="cpu", **options
             )
             wall = time.perf_counter() - start
-        if mode == "ray":
-            import ray
-
-            ray.shutdown()
-    finally:
-        out, _ = server.communicate("", timeout=60)
+    shutdown_ray()  # each Ray run starts cold, as the first one did
     assert all(r["error"] is None and not r["cached"] for r in rows), rows
+    left = sum(f.stat().st_size for f in (served.run_dir / "hf").rglob("*") if f.is_file() and not f.is_symlink())
     return {
         "wall_s": round(wall, 2),
-        "bytes_sent": json.loads(out.strip().splitlines()[-1])["bytes_sent"],
+        "bytes_sent": served.bytes_sent,
         "peak_hf_cache_bytes": disk.peak,
+        "hf_cache_bytes_after": left,
         "score_s_sum": round(sum(r["seconds"] for r in rows), 2),
         "rows": [{k: v for k, v in r.items() if k != "seconds"} for r in rows],
     }
+
+
+def run_convert(mode: str, root: Path, work: Path, revisions: list[str], latency: float, rate: float) -> dict:
+    """`olmo convert REPO <revisions> OUTDIR/` (to hf), here or on Ray; then a rerun, which must schedule nothing."""
+    import hashlib
+
+    from olmo_cli.revisions.select import Selection
+    from olmo_cli.sweeps.base import LocalExecutor
+    from olmo_cli.sweeps.outputs import plan_outputs, run_outputs
+
+    with Served(f"convert-{mode}", root, work, latency, rate) as served:
+        outdir = served.run_dir / "out"
+        executor = ray_executor() if mode == "ray" else LocalExecutor()
+        units = plan_outputs("convert", REPO, revisions, Selection(), outdir, {"to": None})
+        start = time.perf_counter()
+        outcomes = run_outputs(units, executor, outdir=outdir)
+        wall = time.perf_counter() - start
+        start = time.perf_counter()
+        again = run_outputs(units, executor, outdir=outdir)
+        rerun = time.perf_counter() - start
+    shutdown_ray()
+    assert [o.status for o in outcomes] == ["written"] * len(units), [o.error for o in outcomes]
+    assert [o.status for o in again] == ["exists"] * len(units)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in outdir.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(outdir).as_posix().encode() + path.read_bytes())
+    return {"wall_s": round(wall, 2), "rerun_s": round(rerun, 3), "bytes_sent": served.bytes_sent,
+            "outputs_sha256": digest.hexdigest()}  # fmt: skip
 
 
 def bench(work: Path, quick: bool, latency: float, threads: int) -> dict:
@@ -182,10 +231,14 @@ def bench(work: Path, quick: bool, latency: float, threads: int) -> dict:
         "bandwidth_bytes_per_s_per_connection": int(rate),
         "score_s_one_revision": round(calibrate["seconds"], 2),
     }
-    for mode in ("local", "ray"):
+    for mode in ("local", "ray", "ray-delete"):
         report[mode] = run(mode, root, work, revisions, data, latency, rate)
-    assert report["local"].pop("rows") == report["ray"].pop("rows"), "the executors' rows differ"
+    rows = report["local"].pop("rows")
+    assert report["ray"].pop("rows") == rows and report["ray-delete"].pop("rows") == rows, "the executors' rows differ"
     report["ray_wall_vs_local"] = round(report["ray"]["wall_s"] / report["local"]["wall_s"], 3)
+    for mode in ("local", "ray"):
+        report[f"convert-{mode}"] = run_convert(mode, root, work, revisions, latency, rate)
+    assert report["convert-local"]["outputs_sha256"] == report["convert-ray"]["outputs_sha256"], "outputs differ"
     return report
 
 

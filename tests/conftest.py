@@ -103,3 +103,13 @@ def revision_branches(root: Path) -> dict[str, dict[str, bytes]]:
     branches = {name: {p.name: p.read_bytes() for p in (root / name).iterdir() if p.is_file()} for name in SWEEP_STEPS}
     branches["main"] = branches["step4000-tokens16B"]
     return branches
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray instance for the whole session (starting one takes seconds), for the executor tests."""
+    ray = pytest.importorskip("ray")
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()

@@ -48,16 +48,11 @@ def data(tmp_path) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def ray_local():
-    """One local Ray instance for the whole session (starting one takes seconds)."""
-    ray = pytest.importorskip("ray")
-    if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+@pytest.fixture
+def ray_local(ray_session):
     # Test-module functions reach the workers by value (the workers cannot import tests/).
-    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
-    ray.shutdown()
+    ray_session.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    return ray_session
 
 
 def sweep(data: Path, store: Path, revisions, **options) -> list[dict]:
@@ -190,13 +185,6 @@ def test_a_missing_cluster_extra_is_a_one_line_hint(hub, data, tmp_path, monkeyp
     )
     assert result.exit_code == 8
     assert "olmo-cli[cluster]" in result.output and "Traceback" not in result.output
-
-
-def test_delete_after_is_for_the_local_executor_only(hub, data, tmp_path):
-    result = CliRunner().invoke(
-        app, ["eval", REPO, "-r", "step1000", "--text", str(data), "--executor", "ray", "--delete-after"]
-    )
-    assert result.exit_code == 2 and "--delete-after" in result.output
 
 
 FETCH = "import sys; from olmo_cli.hub.download import fetch_revision; fetch_revision(sys.argv[1], sys.argv[2])"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from olmo_cli.checkpoints.convert import convert as run_convert
+from olmo_cli.cli.completion import complete_revision
 from olmo_cli.cli.options import (
     DType,
     ForceOpt,
@@ -17,22 +18,63 @@ from olmo_cli.cli.options import (
     SourceArg,
     TargetFormat,
     command_app,
+    executor_options,
+    selection_options_but_to,
 )
 from olmo_cli.cli.output import ConsoleReporter, format_size, print_json
+from olmo_cli.errors import UsageError
+from olmo_cli.revisions.select import Selection, parse_bound
 from olmo_cli.sources import locate
+from olmo_cli.sweeps.choose import ExecutorChoice
 
 app = command_app()
 
+FORMATS = tuple(target.value for target in TargetFormat)
+
+
+def complete_to(ctx, incomplete: str) -> list[str]:
+    """The formats first; revisions once what is typed is no format's beginning (`--to st<TAB>`)."""
+    formats = [name for name in FORMATS if name.startswith(incomplete)]
+    return formats or complete_revision(ctx, incomplete)
+
+
 ToOpt = Annotated[
-    TargetFormat | None,
+    list[str] | None,
     typer.Option(
         "--to",
+        metavar="<" + "|".join(FORMATS) + ">|REV",
         help="Target format: hf (transformers olmo/olmo2/olmo3), native (allenai/OLMo trainer), "
         "olmo-core (OLMo-core step directory, model weights only) or gguf (llama.cpp); "
-        "default gguf when DST ends in .gguf, else hf.",
+        "default gguf when DST ends in .gguf, else hf. A value that is not a format name is the last "
+        "revision of a sweep (2T, step200000); give --to once of each: --to gguf --to 2T.",
+        autocompletion=complete_to,
         show_default=False,
     ),
 ]
+
+
+def split_to(values: list[str]) -> tuple[str | None, str | None]:
+    """--to's values -> (format, last revision). The format names are a closed vocabulary, checked
+    first: no revision bound is spelled like one."""
+    formats = [v for v in values if v.strip().lower() in FORMATS]
+    bounds = [v for v in values if v.strip().lower() not in FORMATS]
+    for kind, given in (("format", formats), ("revision", bounds)):
+        if len(given) > 1:
+            raise UsageError(
+                f"--to names two {kind}s: {', '.join(given)}",
+                hint="give --to once with a format (" + ", ".join(FORMATS) + ") and once with the last revision",
+            )
+    if bounds:
+        try:
+            parse_bound(bounds[0], "--to")
+        except UsageError:
+            raise UsageError(
+                f"--to '{bounds[0]}' is not one of {', '.join(repr(f) for f in FORMATS)}, nor a revision",
+                hint=f"formats: {', '.join(FORMATS)}; revisions: e.g. step200000, 200000, 2T, 2000B",
+            ) from None
+    return (formats[0].strip().lower() if formats else None), (bounds[0] if bounds else None)
+
+
 DTypeOpt = Annotated[DType, typer.Option("--dtype", help="Output dtype (auto: as the source).")]
 ShardSizeOpt = Annotated[
     str,
@@ -53,13 +95,16 @@ TokenizerOpt = Annotated[
 
 
 @app.command()
+@selection_options_but_to
+@executor_options
 def convert(
     src: SourceArg,
     dst: Annotated[
         Path,
         typer.Argument(
             metavar="DST",
-            help="Output directory, or DST.gguf file (must not exist unless --force).",
+            help="Output directory, or DST.gguf file (must not exist unless --force); "
+            "with a selection, the directory of one output per revision.",
             show_default=False,
         ),
     ],
@@ -81,6 +126,8 @@ def convert(
     tokenizer: TokenizerOpt = None,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
+    selection: Selection = Selection(),
+    executor: ExecutorChoice = ExecutorChoice(),
 ):
     """Convert between native OLMo, OLMo-core, legacy hf_olmo and transformers checkpoints, or to GGUF.
 
@@ -94,6 +141,11 @@ def convert(
     streamed one at a time; the output appears only when complete (an interrupted run leaves
     nothing at DST).
 
+    With a selection (--from, --to REV, --every ...), SRC is a Hub repo and DST a directory that
+    gets one output per revision: DST/<revision>/, or DST/<revision>.gguf with --to gguf. An output
+    that exists is not written again (unless --force), so a rerun does only what is missing;
+    --executor ray|slurm runs each revision on a cluster worker (the [cluster] extra).
+
     \b
     Examples:
       olmo convert ./step1000-unsharded ./olmo-hf
@@ -104,13 +156,33 @@ def convert(
       olmo convert ./olmo-core-run/step1000 ./step1000-hf --tokenizer allenai/dolma2-tokenizer
       olmo convert allenai/Olmo-3-1025-7B ./olmo3-step-dir --to olmo-core
       olmo convert allenai/OLMo-1B -r step20000-tokens84B olmo-1b-20k.gguf --outtype q8_0
+      olmo convert allenai/OLMo-7B --from 1T --to 2T --every 50000 out/
+      olmo convert allenai/OLMo-7B --from 1T --to 2T --to gguf --every 50000 ggufs/ --executor slurm
     """
+    import dataclasses
+
+    target, last = split_to(to or [])
+    if last is not None:
+        selection = dataclasses.replace(selection, end=last)
+    if selection.active:
+        from olmo_cli.cli.output_sweep import run_output_sweep
+
+        options: dict[str, Any] = {"to": target, "dtype": dtype.value, "shard_size": shard_size}
+        options |= {"tokenizer": tokenizer, "verify": verify, "outtype": outtype}
+        run_output_sweep(
+            "convert", src, selection, dst, options, executor,
+            revisions=[revision] if revision else None, force=force, offline=offline, as_json=as_json,
+            describe=_sweep_line,
+        )  # fmt: skip
+        return
+    if executor.remote:
+        raise UsageError("--executor ray|slurm runs sweeps", hint="select revisions with --from/--to/--every ...")
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)
     result = run_convert(
         located.path,
         dst,
-        to=None if to is None else to.value,
+        to=target,
         dtype=dtype.value,
         shard_size=shard_size,
         force=force,
@@ -135,3 +207,10 @@ def convert(
     if result.max_logit_diff is not None:
         line += f"; verified, max logit difference {result.max_logit_diff:.3g}"
     typer.echo(line)
+
+
+def _sweep_line(summary: dict) -> str:
+    return (
+        f"{summary['source']} -> {summary['dst']} ({summary['architecture']}, {summary['dtype']}): "
+        f"{summary['n_tensors']} tensors, {format_size(summary['bytes_written'])}"
+    )

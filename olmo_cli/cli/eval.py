@@ -12,9 +12,11 @@ from olmo_cli.cli.options import (
     OfflineOpt,
     RevisionsOpt,
     command_app,
+    executor_options,
     selection_options,
 )
 from olmo_cli.revisions.select import Selection
+from olmo_cli.sweeps.choose import ExecutorChoice
 
 app = command_app()
 
@@ -23,6 +25,7 @@ PathsOpt = Annotated[list[Path] | None, typer.Option(show_default=False)]
 
 @app.command(name="eval")
 @selection_options
+@executor_options
 def eval_(
     models: Annotated[
         list[str] | None,
@@ -149,74 +152,7 @@ def eval_(
             "--delete-after", help="Remove each revision from the HF cache once scored (unless it was cached before)."
         ),
     ] = False,
-    executor: Annotated[
-        str,
-        typer.Option(
-            "--executor",
-            metavar="local|ray|slurm",
-            help="Where units run: local (here, in order), ray, slurm (the [cluster] extra).",
-        ),
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(
-            "--ray-address",
-            metavar="ADDR",
-            help="Ray cluster (default: $RAY_ADDRESS, else a local instance).",
-            show_default=False,
-        ),
-    ] = None,
-    gpus_per_task: Annotated[
-        float | None,
-        typer.Option(
-            "--gpus-per-task", metavar="N", help="Ray: GPUs per unit (default 1 on CUDA, else 0).", show_default=False
-        ),
-    ] = None,
-    cpus_per_task: Annotated[
-        float | None,
-        typer.Option("--cpus-per-task", metavar="N", help="Ray: CPUs per unit (default 1).", show_default=False),
-    ] = None,
-    max_retries: Annotated[
-        int, typer.Option("--max-retries", metavar="N", help="Ray: retries of a unit whose worker died.")
-    ] = 2,
-    slurm_partition: Annotated[
-        str | None, typer.Option("--slurm-partition", metavar="NAME", show_default=False)
-    ] = None,
-    slurm_gpus_per_task: Annotated[
-        int | None,
-        typer.Option("--slurm-gpus-per-task", metavar="N", help="Default 1 on CUDA, else none.", show_default=False),
-    ] = None,
-    slurm_cpus_per_task: Annotated[
-        int | None, typer.Option("--slurm-cpus-per-task", metavar="N", show_default=False)
-    ] = None,
-    slurm_mem: Annotated[
-        str | None, typer.Option("--slurm-mem", metavar="SIZE", help="E.g. 64G.", show_default=False)
-    ] = None,
-    slurm_time: Annotated[
-        str | None,
-        typer.Option("--slurm-time", metavar="TIME", help="Minutes, H:MM:SS or D-HH:MM:SS.", show_default=False),
-    ] = None,
-    slurm_array_parallelism: Annotated[
-        int | None,
-        typer.Option("--slurm-array-parallelism", metavar="N", help="Array tasks running at once.", show_default=False),
-    ] = None,
-    slurm_account: Annotated[str | None, typer.Option("--slurm-account", metavar="NAME", show_default=False)] = None,
-    slurm_qos: Annotated[str | None, typer.Option("--slurm-qos", metavar="NAME", show_default=False)] = None,
-    slurm_setup: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--slurm-setup",
-            metavar="LINE",
-            help="A shell line run before each job, e.g. 'module load cuda' (repeatable).",
-            show_default=False,
-        ),
-    ] = None,
-    slurm_logs: Annotated[
-        Path, typer.Option("--slurm-logs", metavar="DIR", help="Where submitit keeps job scripts, pickles and logs.")
-    ] = Path("olmo-slurm-logs"),
-    slurm_dry_run: Annotated[
-        bool, typer.Option("--slurm-dry-run", help="Write the sbatch script, print its path, submit nothing.")
-    ] = False,
+    executor: ExecutorChoice = ExecutorChoice(),
 ):
     """Measure how a model changes across training, revision by revision.
 
@@ -257,29 +193,7 @@ def eval_(
     sources = [text_source(p, split_blank_lines=split_blank_lines, max_documents=max_documents) for p in text or []]
     sources += [jsonl_source(p, field=field, max_documents=max_documents) for p in jsonl or []]
     sources += [sample_source(name, max_documents=max_documents) for name in sample or []]
-    from olmo_cli.sweeps.choose import build_executor
-
-    runner = build_executor(
-        executor,
-        device=device,
-        ray_address=ray_address,
-        gpus_per_task=gpus_per_task,
-        cpus_per_task=cpus_per_task,
-        max_retries=max_retries,
-        slurm_logs=slurm_logs,
-        slurm_dry_run=slurm_dry_run,
-        slurm={
-            "partition": slurm_partition,
-            "gpus_per_task": slurm_gpus_per_task,
-            "cpus_per_task": slurm_cpus_per_task,
-            "mem": slurm_mem,
-            "time": slurm_time,
-            "array_parallelism": slurm_array_parallelism,
-            "account": slurm_account,
-            "qos": slurm_qos,
-            "setup": tuple(slurm_setup or ()),
-        },
-    )
+    runner = executor.build(device)
     reporter = ConsoleReporter()
     rows = evaluate(
         models or None,

@@ -19,6 +19,7 @@ from olmo_cli.cli.options import (
     RevisionsOpt,
     command_app,
     complete_load_quantization,
+    executor_options,
     selection_options,
 )
 from olmo_cli.cli.output import ConsoleReporter, one_line, print_json, print_table, say
@@ -28,6 +29,7 @@ from olmo_cli.loading.devices import pick_device
 from olmo_cli.quantize.methods import require_backend
 from olmo_cli.revisions.select import Selection
 from olmo_cli.sources import is_local_path
+from olmo_cli.sweeps.choose import ExecutorChoice
 
 app = command_app()
 
@@ -44,6 +46,7 @@ ModelArg = Annotated[
 
 @app.command("generate")
 @selection_options
+@executor_options
 def generate_command(
     model: ModelArg = None,
     revision: RevisionsOpt = None,
@@ -131,6 +134,7 @@ def generate_command(
     ] = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
+    executor: ExecutorChoice = ExecutorChoice(),
 ):
     """Generate text from any revision or local checkpoint.
 
@@ -177,8 +181,10 @@ def generate_command(
     reporter = ConsoleReporter()
     options = dict(dtype=dtype.value, device=device, quantization=quantization, offline=offline, reporter=reporter)
     if len(revisions) > 1 or selection.active:
-        _sweep(model, revisions, selection, prompts, params, options, as_json, stats)
+        _sweep(model, revisions, selection, prompts, params, options, as_json, stats, executor)
     else:
+        if executor.remote:
+            raise UsageError("--executor ray|slurm runs sweeps", hint="give several --revision, or a selection")
         _single(model, revisions[0] if revisions else None, prompts, params, options, as_json, stats)
 
 
@@ -196,8 +202,9 @@ def _single(model, revision, prompts, params, options, as_json, stats) -> None:
         _print_stats(result.timings)
 
 
-def _sweep(model, revisions, selection, prompts, params, options, as_json, stats) -> None:
-    """The same prompts on each revision, in training order; one model in memory at a time."""
+def _sweep(model, revisions, selection, prompts, params, options, as_json, stats, executor) -> None:
+    """The same prompts on each revision, in training order; one model in memory at a time (here)
+    or one per worker (--executor ray|slurm)."""
     if model is not None and is_local_path(model):
         raise UsageError(
             "several revisions need a Hub repo, not a local directory",
@@ -212,19 +219,22 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
         reporter=options["reporter"],
     )
     say(f"{len(chosen)} revision(s) of {chosen[0].repo}: {', '.join(r.revision for r in chosen)}")
-    runs = []
-    for index, resolved in enumerate(chosen, start=1):
-        say(f"[{index}/{len(chosen)}] {resolved.revision}")
-        loaded = loading.load_model(resolved.repo, resolved.revision, **options)
-        try:
-            result = generation.generate(loaded, prompts, params)
-        finally:
-            loaded.release()
-        runs.append((resolved, loaded, result))
+    from olmo_cli.sweeps.generations import plan_generations, run_generations
+
+    units = plan_generations(chosen, prompts, params, options)
+
+    def on_result(unit, result) -> None:
         if stats:
-            _print_stats(result.timings, prefix=f"{resolved.revision}: ")
+            _print_stats(result.timings, prefix=f"{unit.revision}: ")
+
+    answers = run_generations(
+        units, executor.build(options["device"]), describe=_as_json, reporter=options["reporter"], on_result=on_result
+    )
+    if not answers:  # --slurm-dry-run: the script's path is the output
+        return
+    runs = [(resolved, answer["json"], answer["result"]) for resolved, answer in zip(chosen, answers, strict=True)]
     if as_json:
-        print_json([_as_json(loaded, result) for _, loaded, result in runs])
+        print_json([described for _, described, _ in runs])
         return
     many = len(prompts) > 1 or params.num_return_sequences > 1
     if not many:

@@ -207,28 +207,181 @@ _SELECTION_OPTIONS: tuple[tuple[str, Any], ...] = (
 Command = TypeVar("Command", bound=Callable[..., Any])
 
 
-def selection_options(command: Command) -> Command:
-    """Give a command --from/--to/--every/--log-spaced/--stage/--limit in place of its `selection`
-    parameter, which receives them as one checked Selection (a UsageError before any I/O)."""
+def _bundle(
+    command: Command,
+    name: str,
+    options: tuple[tuple[str, Any], ...],
+    make: Callable[[dict], Any],
+    defaults: dict[str, Any] | None = None,
+) -> Command:
+    """`command` with the options (name, annotation) in place of its parameter `name`, which receives
+    make(their values); an option's default is None unless `defaults` names one."""
+    defaults = defaults or {}
     signature = inspect.signature(command, eval_str=True)
-    if "selection" not in signature.parameters:
-        raise TypeError(f"{command.__name__} has no 'selection' parameter to fill")
+    if name not in signature.parameters:
+        raise TypeError(f"{command.__name__} has no '{name}' parameter to fill")
     parameters: list[inspect.Parameter] = []
     for parameter in signature.parameters.values():
-        if parameter.name != "selection":
+        if parameter.name != name:
             parameters.append(parameter)
             continue
         parameters += [
-            inspect.Parameter(name, parameter.kind, default=None, annotation=annotation)
-            for name, annotation in _SELECTION_OPTIONS
+            inspect.Parameter(option, parameter.kind, default=defaults.get(option), annotation=annotation)
+            for option, annotation in options
         ]
 
     @functools.wraps(command)
-    def with_selection(*args, **kwargs):
-        fields = {name: kwargs.pop(name) for name, _ in _SELECTION_OPTIONS}
-        return command(*args, selection=Selection(**fields), **kwargs)
+    def with_bundle(*args, **kwargs):
+        fields = {option: kwargs.pop(option) for option, _ in options}
+        return command(*args, **{name: make(fields)}, **kwargs)
 
     new_signature = signature.replace(parameters=parameters)
-    with_selection.__signature__ = new_signature  # type: ignore[attr-defined]
-    with_selection.__annotations__ = {p.name: p.annotation for p in parameters}
-    return with_selection  # type: ignore[return-value]
+    with_bundle.__signature__ = new_signature  # type: ignore[attr-defined]
+    with_bundle.__annotations__ = {p.name: p.annotation for p in parameters}
+    return with_bundle  # type: ignore[return-value]
+
+
+def selection_options(command: Command) -> Command:
+    """Give a command --from/--to/--every/--log-spaced/--stage/--limit in place of its `selection`
+    parameter, which receives them as one checked Selection (a UsageError before any I/O)."""
+    return _bundle(command, "selection", _SELECTION_OPTIONS, lambda fields: Selection(**fields))
+
+
+def selection_options_but_to(command: Command) -> Command:
+    """selection_options less --to, for a command whose own --to also names the end of the range
+    (convert: `--to gguf --to 2T`); it fills `Selection.end` itself."""
+    options = tuple(option for option in _SELECTION_OPTIONS if option[0] != "end")
+    return _bundle(command, "selection", options, lambda fields: Selection(**fields))
+
+
+# ----- executors: where a sweep's units run (one bundle, one ExecutorChoice) -----
+_EXECUTOR_OPTIONS: tuple[tuple[str, Any], ...] = (
+    (
+        "name",
+        Annotated[
+            str,
+            typer.Option(
+                "--executor",
+                metavar="local|ray|slurm",
+                help="Where units run: local (here, in order), ray, slurm (the [cluster] extra).",
+            ),
+        ],
+    ),
+    (
+        "ray_address",
+        Annotated[
+            str | None,
+            typer.Option(
+                "--ray-address",
+                metavar="ADDR",
+                help="Ray cluster (default: $RAY_ADDRESS, else a local instance).",
+                show_default=False,
+            ),
+        ],
+    ),
+    (
+        "gpus_per_task",
+        Annotated[
+            float | None,
+            typer.Option(
+                "--gpus-per-task",
+                metavar="N",
+                help="Ray: GPUs per unit (default 1 on CUDA, else 0).",
+                show_default=False,
+            ),
+        ],
+    ),
+    (
+        "cpus_per_task",
+        Annotated[
+            float | None,
+            typer.Option("--cpus-per-task", metavar="N", help="Ray: CPUs per unit (default 1).", show_default=False),
+        ],
+    ),
+    (
+        "max_retries",
+        Annotated[int, typer.Option("--max-retries", metavar="N", help="Ray: retries of a unit whose worker died.")],
+    ),
+    ("partition", Annotated[str | None, typer.Option("--slurm-partition", metavar="NAME", show_default=False)]),
+    (
+        "slurm_gpus_per_task",
+        Annotated[
+            int | None,
+            typer.Option(
+                "--slurm-gpus-per-task", metavar="N", help="Default 1 on CUDA, else none.", show_default=False
+            ),
+        ],
+    ),
+    (
+        "slurm_cpus_per_task",
+        Annotated[int | None, typer.Option("--slurm-cpus-per-task", metavar="N", show_default=False)],
+    ),
+    ("mem", Annotated[str | None, typer.Option("--slurm-mem", metavar="SIZE", help="E.g. 64G.", show_default=False)]),
+    (
+        "time",
+        Annotated[
+            str | None,
+            typer.Option("--slurm-time", metavar="TIME", help="Minutes, H:MM:SS or D-HH:MM:SS.", show_default=False),
+        ],
+    ),
+    (
+        "array_parallelism",
+        Annotated[
+            int | None,
+            typer.Option(
+                "--slurm-array-parallelism", metavar="N", help="Array tasks running at once.", show_default=False
+            ),
+        ],
+    ),
+    ("account", Annotated[str | None, typer.Option("--slurm-account", metavar="NAME", show_default=False)]),
+    ("qos", Annotated[str | None, typer.Option("--slurm-qos", metavar="NAME", show_default=False)]),
+    (
+        "setup",
+        Annotated[
+            list[str] | None,
+            typer.Option(
+                "--slurm-setup",
+                metavar="LINE",
+                help="A shell line run before each job, e.g. 'module load cuda' (repeatable).",
+                show_default=False,
+            ),
+        ],
+    ),
+    (
+        "slurm_logs",
+        Annotated[
+            Path,
+            typer.Option(
+                "--slurm-logs",
+                metavar="DIR",
+                help="Where submitit keeps job scripts, pickles and logs, and the sweep its job ids.",
+            ),
+        ],
+    ),
+    (
+        "slurm_dry_run",
+        Annotated[
+            bool,
+            typer.Option("--slurm-dry-run", help="Write the sbatch script, print its path, submit nothing."),
+        ],
+    ),
+)
+_EXECUTOR_DEFAULTS = {"name": "local", "max_retries": 2, "slurm_logs": Path("olmo-slurm-logs"), "slurm_dry_run": False}
+_SLURM_FIELDS = ("partition", "mem", "time", "array_parallelism", "account", "qos")
+
+
+def _executor_choice(fields: dict) -> Any:
+    from olmo_cli.sweeps.choose import ExecutorChoice
+
+    slurm = {name: fields.pop(name) for name in _SLURM_FIELDS}
+    slurm["gpus_per_task"] = fields.pop("slurm_gpus_per_task")
+    slurm["cpus_per_task"] = fields.pop("slurm_cpus_per_task")
+    slurm["setup"] = tuple(fields.pop("setup") or ())
+    return ExecutorChoice(**fields, slurm=slurm)
+
+
+def executor_options(command: Command) -> Command:
+    """Give a sweep command --executor and the Ray and SLURM options in place of its `executor`
+    parameter, which receives them as one sweeps.choose.ExecutorChoice (nothing of Ray or submitit
+    is imported until a command builds a cluster executor)."""
+    return _bundle(command, "executor", _EXECUTOR_OPTIONS, _executor_choice, _EXECUTOR_DEFAULTS)

@@ -16,9 +16,14 @@ from olmo_cli.cli.options import (
     RevisionOpt,
     SourceArg,
     command_app,
+    executor_options,
+    selection_options,
 )
 from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_lines
+from olmo_cli.errors import UsageError
 from olmo_cli.quantize.run import quantize as run_quantize
+from olmo_cli.revisions.select import Selection
+from olmo_cli.sweeps.choose import ExecutorChoice
 
 app = command_app()
 
@@ -40,6 +45,8 @@ CheckOpt = Annotated[
 
 
 @app.command()
+@selection_options
+@executor_options
 def quantize(
     src: SourceArg,
     dst: OutputArg,
@@ -50,6 +57,8 @@ def quantize(
     force: ForceOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
+    selection: Selection = Selection(),
+    executor: ExecutorChoice = ExecutorChoice(),
 ):
     """Write a smaller checkpoint (int8, int4, nf4, fp16, bf16).
 
@@ -60,6 +69,10 @@ def quantize(
     built-in English text. The output is written to a temporary directory next to DST and renamed
     when complete.
 
+    With a selection (--from, --to, --every ...), SRC is a Hub repo and DST a directory that gets
+    one output per revision, DST/<revision>/; an output that exists is not written again (unless
+    --force), and --executor ray|slurm runs each revision on a cluster worker.
+
     \b
     Examples:
       olmo quantize allenai/OLMo-1B-hf olmo-1b-int8
@@ -67,7 +80,20 @@ def quantize(
       olmo quantize ./step1000-unsharded out-bf16 --method bf16
       olmo quantize allenai/OLMo-7B-0724-hf olmo-7b-int4 --method int4     # CUDA only
       olmo quantize olmo-1b-hf olmo-1b-int8 --force --json
+      olmo quantize allenai/OLMo-1B-hf --every 100000 int8/ --executor ray
     """
+    if selection.active:
+        from olmo_cli.cli.output_sweep import run_output_sweep
+
+        options = {"method": method.value, "dtype": dtype.value, "check": check}
+        run_output_sweep(
+            "quantize", src, selection, dst, options, executor,
+            revisions=[revision] if revision else None, force=force, offline=offline, as_json=as_json,
+            describe=_sweep_line,
+        )  # fmt: skip
+        return
+    if executor.remote:
+        raise UsageError("--executor ray|slurm runs sweeps", hint="select revisions with --from/--to/--every ...")
     report = run_quantize(
         src,
         dst,
@@ -105,3 +131,10 @@ def _print_report(report) -> None:
     ]
     width = max(len(label) for label, _ in rows)
     print_lines(f"{label:<{width}}  {value}" for label, value in rows)
+
+
+def _sweep_line(summary: dict) -> str:
+    ratio = summary["size_after"] / summary["size_before"] if summary.get("size_before") else float("nan")
+    diff = summary.get("max_logit_diff")
+    quality = "" if diff is None else f", max logit diff {diff:.4g}"
+    return f"{summary['source']} -> {summary['destination']} ({summary['method']}): {ratio:.3f} of before{quality}"

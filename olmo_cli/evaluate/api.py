@@ -79,11 +79,8 @@ def evaluate(
         batch_size=batch_size,
     )
     store = ResultsStore(results)
-    from olmo_cli.evaluate.remote import check_options, run_remote
+    from olmo_cli.evaluate.remote import run_remote
     from olmo_cli.evaluate.sweep import plan, run_sweep
-
-    if executor is not None:
-        check_options(executor, delete_after=delete_after)
 
     planned = plan(
         model_list,
@@ -98,7 +95,7 @@ def evaluate(
         reporter=reporter,
     )
     if executor is not None and executor.remote:
-        return run_remote(planned, store, executor, offline=offline, reporter=reporter)
+        return run_remote(planned, store, executor, offline=offline, delete_after=delete_after, reporter=reporter)
     return run_sweep(planned, store, offline=offline, delete_after=delete_after, prefetch=prefetch, reporter=reporter)
 
 

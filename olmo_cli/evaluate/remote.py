@@ -3,13 +3,17 @@
 Each worker computes its unit with `run.run_unit`, which writes every row into the shared results
 store atomically (a rename of a complete file), and returns the rows; the driver merges them in plan
 order with the rows that were stored already. A worker that dies mid-unit leaves at most a temporary
-file; its retry computes the same keys, so a row is never stored twice. --delete-after and prefetch
-are for the local executor: on a shared cache, one worker's deletion could pull files from under
-another.
+file; its retry computes the same keys, so a row is never stored twice. With --delete-after, a
+worker removes its revision from the shared HF cache after its unit, under the rules of
+sweeps.cache_release (files other units share stay until the driver removes them at the end).
+Prefetching is the local executor's: a worker has one unit.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import shutil
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
@@ -17,20 +21,49 @@ from typing import Any
 from olmo_cli.errors import OlmoError, UsageError
 from olmo_cli.evaluate.run import missing, run_unit, stored_row
 from olmo_cli.evaluate.store import ResultsStore
+from olmo_cli.evaluate.sweep import converted_copy
 from olmo_cli.evaluate.units import Unit, empty_row
 from olmo_cli.reporting import NULL_REPORTER, Reporter
+from olmo_cli.sweeps import cache_release
 from olmo_cli.sweeps.base import Executor, Failure, apply_environment, worker_environment
 
+STATE_FILE = ".olmo-slurm-jobs.json"  # in the results store: the SLURM jobs in flight, by unit
 
-def eval_worker(unit: Unit, *, results: str, offline: bool, environment: dict[str, str]) -> dict[str, Any]:
+
+def eval_worker(
+    unit: Unit,
+    *,
+    results: str,
+    offline: bool,
+    environment: dict[str, str],
+    release: frozenset[str] | None = None,
+) -> dict[str, Any]:
     """What a worker runs for one unit (module-level, so it pickles by reference). Returns its rows,
     or the usage error every unit would hit (as plain data: exception classes do not always survive
-    a trip through Ray or submitit)."""
+    a trip through Ray or submitit). `release`: remove the revision from the HF cache afterwards,
+    keeping these blobs (the ones other units share); None keeps everything."""
     apply_environment(environment)
+    deleting = release is not None and not unit.is_local
+    converted = converted_copy(unit) if deleting else None
+    converted_before = converted is not None and converted.exists()
     try:
-        return {"rows": run_unit(unit, ResultsStore(results), offline=offline)}
+        with cache_release.using(unit.model, unit.commit) if deleting else contextlib.nullcontext():
+            out: dict[str, Any] = {"rows": run_unit(unit, ResultsStore(results), offline=offline)}
     except OlmoError as error:
         return {"error": error.message, "hint": error.hint, "exit_code": error.exit_code}
+    if deleting and release is not None:
+        try:
+            out["freed"] = cache_release.release(unit.model, unit.revision or unit.commit, unit.commit, release)
+        except (OSError, OlmoError) as error:  # the rows are stored: removal is best effort, the driver retries
+            out["warning"] = f"cannot remove {unit.label} from the HF cache: {error}"
+        if converted is not None and not converted_before:
+            shutil.rmtree(converted, ignore_errors=True)  # olmo's transformers copy of a legacy checkpoint
+    return out
+
+
+def job_name(keys: frozenset[str]) -> str:
+    """A unit's name in the SLURM state file: its missing rows' keys, the same on every run."""
+    return hashlib.sha256("\n".join(sorted(keys)).encode()).hexdigest()[:32]
 
 
 def run_remote(
@@ -39,6 +72,7 @@ def run_remote(
     executor: Executor,
     *,
     offline: bool = False,
+    delete_after: bool = False,
     reporter: Reporter = NULL_REPORTER,
     worker: Callable[..., dict[str, Any]] = eval_worker,
 ) -> list[dict]:
@@ -49,12 +83,13 @@ def run_remote(
 
     units = [p for p in planned if isinstance(p, Unit)]
     # One task per set of missing rows: main and the step branch it points at are scored once.
-    todo, seen = [], set()
+    todo, seen, names = [], set(), []
     for i, item in enumerate(planned):
         keys = frozenset(item.key(m) for m in missing(item, store)) if isinstance(item, Unit) else frozenset()
         if keys and keys not in seen:
             todo.append(i)
             seen.add(keys)
+            names.append(job_name(keys))
     rows: dict[int, list[dict]] = {}
     for i, item in enumerate(planned):
         if isinstance(item, Unresolved):
@@ -73,8 +108,27 @@ def run_remote(
         path = executor.write_script(len(todo))  # type: ignore[attr-defined]
         reporter.info(f"wrote {path} ({len(todo)} unit(s)); submitted nothing")
         return [row for i in sorted(rows) for row in rows[i]]
-    fn = partial(worker, results=str(store.root.absolute()), offline=offline, environment=worker_environment())
     work = [planned[i] for i in todo]
+    fn = partial(worker, results=str(store.root.absolute()), offline=offline, environment=worker_environment())
+    removing: dict[str, set[str]] = {}  # repo -> the commits the sweep downloads (not cached before)
+    if delete_after:
+        from olmo_cli.hub.cache import RepoCache
+
+        for unit in work:
+            if not unit.is_local and not RepoCache.of(unit.model).snapshot(unit.commit).is_dir():
+                removing.setdefault(unit.model, set()).add(unit.commit)
+        keep = frozenset().union(
+            *(
+                cache_release.shared_blobs(_blobs(repo, c, offline) for c in commits)
+                for repo, commits in removing.items()
+            )
+        )
+        fn = partial(fn, release=keep)
+    else:
+        keep = frozenset()
+    remember = getattr(executor, "remember", None)
+    if remember is not None:  # SLURM: a rerun waits on the jobs still in flight instead of submitting them again
+        remember(store.root / STATE_FILE, names)
     with reporter.progress(f"eval ({executor.name})", total=len(planned)) as bar:
         bar.advance(len(planned) - len(todo))
         bar.describe(f"{len(todo)} unit(s) on {executor.name}")
@@ -89,12 +143,18 @@ def run_remote(
                     raise UsageError(result["error"], hint=result.get("hint"), exit_code=result.get("exit_code"))
                 else:
                     rows[todo[position]] = result["rows"]
+                    if result.get("warning"):
+                        reporter.warn(result["warning"])
                 bar.describe(f"{unit.label} done")
                 bar.advance()
         finally:
             close = getattr(results, "close", None)
             if close is not None:
                 close()  # cancels the outstanding tasks (Ctrl-C, or a usage error)
+        if getattr(executor, "attached", 0):
+            reporter.info(f"waited on {executor.attached} SLURM job(s) an earlier run had submitted")  # type: ignore[attr-defined]
+    for repo, commits in removing.items():  # the files the units shared, now that no worker is left
+        cache_release.finish(repo, commits, keep)
     for i, item in enumerate(planned):
         if i not in rows:  # the twin of a unit just run: its rows are in the store now, or it failed too
             rows[i] = _twin_rows(item, store, rows)
@@ -109,9 +169,10 @@ def _twin_rows(unit: Unit, store: ResultsStore, rows: dict[int, list[dict]]) -> 
     ]
 
 
-def check_options(executor: Executor, *, delete_after: bool) -> None:
-    if executor.remote and delete_after:
-        raise UsageError(
-            f"--delete-after works with --executor local only (not {executor.name})",
-            hint="on a shared HF cache, remove revisions afterwards with olmo cache rm",
-        )
+def _blobs(repo: str, commit: str, offline: bool) -> list[str]:
+    """What a unit will fetch (offline: what its cached snapshot links; a unit not cached fails)."""
+    if offline:
+        from olmo_cli.hub.cache import RepoCache
+
+        return [blob.name for blob in RepoCache.of(repo).snapshot_files(commit).values()]
+    return cache_release.unit_blobs(repo, commit)

@@ -147,7 +147,7 @@ def run_sweep(
                 fetcher.wait(unit)
                 following = _next_needing_weights(planned, position, unit, store)
                 fetcher.start(following)
-            converted = _converted_copy(unit)
+            converted = converted_copy(unit)
             converted_before = converted is not None and converted.exists()
             rows = run_unit(unit, store, offline=offline, reporter=quiet, phase=_phase(bar, label))
             if needs_weights and delete_after and not unit.is_local and (unit.model, unit.commit) not in cached_before:
@@ -179,7 +179,7 @@ def _next_needing_weights(planned, position, current: Unit, store) -> Unit | Non
     return None
 
 
-def _converted_copy(unit: Unit):
+def converted_copy(unit: Unit):
     """Where the loading core keeps its transformers copy of a legacy (hf_olmo, native) Hub revision."""
     if unit.is_local:
         return None

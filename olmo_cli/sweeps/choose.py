@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from olmo_cli.errors import UsageError
 from olmo_cli.sweeps.base import EXECUTORS, Executor, LocalExecutor
@@ -62,3 +64,35 @@ def task_device(device: str, executor: Executor) -> str | None:
     if device != "auto":
         return device
     return "cuda" if getattr(executor, "gpus", 0) else "cpu"
+
+
+@dataclass(frozen=True)
+class ExecutorChoice:
+    """What the --executor options asked for (cli.options.executor_options fills it); `build` makes
+    the executor once the command knows its device."""
+
+    name: str = "local"
+    ray_address: str | None = None
+    gpus_per_task: float | None = None
+    cpus_per_task: float | None = None
+    max_retries: int = 2
+    slurm_logs: Path | None = None
+    slurm_dry_run: bool = False
+    slurm: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def remote(self) -> bool:
+        return self.name != "local"
+
+    def build(self, device: str = "auto") -> Executor:
+        return build_executor(
+            self.name,
+            device=device,
+            ray_address=self.ray_address,
+            gpus_per_task=self.gpus_per_task,
+            cpus_per_task=self.cpus_per_task,
+            max_retries=self.max_retries,
+            slurm_logs=self.slurm_logs,
+            slurm_dry_run=self.slurm_dry_run,
+            slurm=self.slurm,
+        )

@@ -1,7 +1,10 @@
 """`--executor slurm`: one submitit job array per sweep (`AutoExecutor.map_array`).
 
 The driver waits and reports each job as it finishes; finished rows are in the shared store, so
-running the same sweep again submits only what is missing (re-attaching). --slurm-dry-run writes
+running the same sweep again submits only what is missing. The driver also records the job id of
+each unit it submitted in a small state file (`remember`); a rerun while those jobs are still
+pending or running waits on them (submitit job objects re-created from the log folder and the id)
+instead of submitting them again. --slurm-dry-run writes
 the sbatch script submitit would submit and submits nothing. Only that script's text comes from a
 private submitit function (`submitit.slurm.slurm._make_sbatch_string`, the one its SlurmExecutor
 uses): submitit has no public way to render a script without `sbatch` on the PATH.
@@ -9,6 +12,8 @@ uses): submitit has no public way to render a script without `sbatch` on the PAT
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shlex
 import sys
@@ -94,6 +99,14 @@ class SlurmExecutor:
         )  # cluster="local": submitit's LocalExecutor
         self.options.sbatch()  # bad --slurm-mem / --slurm-time fail before anything is planned
         self.script: Path | None = None
+        self.journal: JobJournal | None = None
+        self.keys: list[str] = []
+        self.attached = 0  # jobs of an earlier run of the sweep waited on instead of submitted
+
+    def remember(self, state: Path, keys: Sequence[str]) -> None:
+        """Record the jobs of the next `map` in `state` under `keys` (one per item, stable across
+        runs), and wait on the ones an earlier run recorded there that are still in flight."""
+        self.journal, self.keys = JobJournal(state), list(keys)
 
     @property
     def gpus(self) -> int:
@@ -144,13 +157,32 @@ class SlurmExecutor:
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         if not items:
             return
-        jobs = self._executor().map_array(fn, items)
-        pending = dict(enumerate(jobs))
+        if self.dry_run:  # a driver that forgot to check: never submit what was asked to be written only
+            raise UsageError("--slurm-dry-run submits nothing", hint="drop --slurm-dry-run to submit")
+        journal, keys = (self.journal, self.keys) if self.journal and len(self.keys) == len(items) else (None, [])
+        pending: dict[int, Any] = {}
+        if journal is not None:
+            recorded = journal.read()
+            for i, key in enumerate(keys):
+                job = self._reattach(recorded[key]) if key in recorded else None
+                if job is not None:
+                    pending[i] = job
+        self.attached = len(pending)
+        fresh = [i for i in range(len(items)) if i not in pending]
+        if fresh:
+            jobs = self._executor().map_array(fn, [items[i] for i in fresh])
+            pending.update(zip(fresh, jobs, strict=True))
+            if journal is not None:
+                folder = str(self.options.logs.absolute() / "%j")
+                journal.update({keys[i]: {"job_id": job.job_id, "folder": folder, "cluster": self.cluster}
+                                for i, job in zip(fresh, jobs, strict=True)})  # fmt: skip
         try:
             while pending:
                 finished = [i for i, job in pending.items() if job.done()]
                 for i in finished:
                     job = pending.pop(i)
+                    if journal is not None:
+                        journal.update({keys[i]: None})
                     try:
                         result = job.result()
                     except Exception as error:  # the job failed, timed out or was cancelled
@@ -164,3 +196,54 @@ class SlurmExecutor:
                     job.cancel(check=False)
                 except Exception:
                     pass
+            if journal is not None and pending:
+                journal.update({keys[i]: None for i in pending})
+
+    def _reattach(self, entry: dict) -> Any:
+        """The recorded job, re-created from its log folder and id, when it finished with a result or
+        is still pending or running; None when it must be submitted again (it failed, was cancelled,
+        or is a local job whose process this driver cannot follow)."""
+        submitit = require("submitit", "slurm")
+        try:
+            if entry.get("cluster") == "slurm":
+                job = submitit.SlurmJob(folder=entry["folder"], job_id=str(entry["job_id"]))
+            else:
+                job = submitit.LocalJob(folder=entry["folder"], job_id=str(entry["job_id"]))
+        except (KeyError, TypeError, ValueError):  # a hand-edited or foreign state file
+            return None
+        if job.paths.result_pickle.exists():
+            return job
+        if entry.get("cluster") != "slurm":
+            return None
+        return job if not job.done() else None
+
+
+class JobJournal:
+    """The SLURM jobs a sweep submitted, by unit key: a JSON file beside the sweep's results, rewritten
+    atomically; it is removed once no job is in flight."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+
+    def read(self) -> dict[str, dict]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+        return {k: v for k, v in data.get("jobs", {}).items() if isinstance(v, dict)} if isinstance(data, dict) else {}
+
+    def update(self, changes: dict[str, dict | None]) -> None:
+        """Set each key's entry; None forgets it."""
+        jobs = self.read()
+        for key, entry in changes.items():
+            if entry is None:
+                jobs.pop(key, None)
+            else:
+                jobs[key] = entry
+        if not jobs:
+            self.path.unlink(missing_ok=True)
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"jobs": jobs}, indent=1, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.path)
