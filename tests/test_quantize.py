@@ -342,7 +342,7 @@ def test_an_interrupted_quantize_leaves_no_half_written_output(source, tmp_path,
     def interrupted(*args, **kwargs):  # the weights are written, config.json not yet
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cast, "_write_config", interrupted)
+    monkeypatch.setattr(cast, "write_config", interrupted)
     dst = tmp_path / "out"
     if existing:
         dst.mkdir()

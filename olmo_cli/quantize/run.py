@@ -128,13 +128,10 @@ def quantize(
                 f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}, "
                 "one weight at a time"
             )
-            import torch
-
             from olmo_cli.checkpoints.writer import parse_size
             from olmo_cli.quantize.stream import quantize_streaming
 
-            qconfig = quantization_config(chosen.name, compute_dtype=getattr(torch, compute_dtype))
-            quantize_streaming(hf_dir, tmp, qconfig, compute_dtype, parse_size(SHARD_SIZE), reporter)
+            quantize_streaming(hf_dir, tmp, chosen.name, compute_dtype, parse_size(SHARD_SIZE), reporter)
             copy_side_files(hf_dir, tmp)
             quantized = _output_logits(tmp, chosen, compute_dtype, device, ids) if ids is not None else None
         else:

@@ -21,14 +21,15 @@ def streamed_logits(hf_dir: Path, dtype: str, ids):
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from olmo_cli.quantize.stream import _checkpoint_keys, _SourceReader
+    from olmo_cli.quantize.layout import checkpoint_keys
+    from olmo_cli.quantize.stream import _SourceReader
 
     torch_dtype = getattr(torch, dtype)
     config = AutoConfig.from_pretrained(hf_dir, local_files_only=True, trust_remote_code=False)
     with init_empty_weights(include_buffers=False):
         model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
     model.eval()
-    reader = _SourceReader(hf_dir, _checkpoint_keys(model))
+    reader = _SourceReader(hf_dir, checkpoint_keys(model))
     subclassed = _torchao_metadata(hf_dir, config)
     names = {id(module): name for name, module in model.named_modules()}
 
