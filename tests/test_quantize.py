@@ -453,3 +453,18 @@ def test_streamed_reference_logits_equal_the_whole_model(arch, tmp_path):
     with torch.inference_mode():
         expected = model(ids).logits
     assert torch.equal(streamed_logits(src, "float32", ids), expected)
+
+
+@pytest.mark.parametrize("method", ["int8", "int8-dynamic", "nf4"])
+def test_streamed_quantized_logits_equal_the_loaded_output(method, outputs, sample):
+    """The quality check's forward of the quantized output, one weight at a time, is the forward
+    of that output loaded whole by transformers (Linear4bit's eval-mode CPU kernel included)."""
+    from transformers import AutoModelForCausalLM
+
+    from olmo_cli.quantize.streamed_logits import streamed_logits
+
+    path, _ = outputs[method]
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    with torch.inference_mode():
+        expected = model(sample).logits.float()
+    assert torch.equal(streamed_logits(path, "bfloat16", sample), expected)

@@ -133,7 +133,11 @@ def quantize(
 
             quantize_streaming(hf_dir, tmp, chosen.name, compute_dtype, parse_size(SHARD_SIZE), reporter)
             copy_side_files(hf_dir, tmp)
-            quantized = _output_logits(tmp, chosen, compute_dtype, device, ids) if ids is not None else None
+            quantized = None
+            if ids is not None:  # the output's forward streams too
+                from olmo_cli.quantize.streamed_logits import streamed_logits
+
+                quantized = streamed_logits(tmp, compute_dtype, ids)
         else:
             reporter.info(
                 f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}"
@@ -238,20 +242,3 @@ def _load(path: Path, dtype: str, device: str, quantization_config=None):
     from olmo_cli.loading.model import load_weights
 
     return load_weights(path, getattr(torch, dtype), device, quantization_config)
-
-
-def _output_logits(path: Path, method: Method, dtype: str, device: str, ids):
-    """The quantized output's logits: streamed for torchao; bitsandbytes needs its Linear4bit
-    modules, so that output is loaded (about a quarter of the bf16 model)."""
-    if method.backend == "torchao":
-        from olmo_cli.quantize.streamed_logits import streamed_logits
-
-        return streamed_logits(path, dtype, ids)
-    from olmo_cli.loading.model import free_memory
-    from olmo_cli.quantize.quality import logits_of
-
-    model = _load(path, dtype, device)
-    logits = logits_of(model, ids)
-    del model
-    free_memory()
-    return logits
