@@ -129,3 +129,21 @@ def test_int8_writing_imports_neither_torchao_nor_transformers(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "out" / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("shape", [(12, 64), (7, 40)])  # whole blocks; a partial last block and an odd count
+def test_nf4_in_runs_of_blocks_is_quantize_4bit_of_the_whole_weight(shape, monkeypatch):
+    from bitsandbytes.functional import quantize_4bit
+
+    from olmo_cli.quantize.stream import _Nf4
+
+    monkeypatch.setattr(_Nf4, "CHUNK", 128)  # several runs, the last one short
+    weight = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
+    packed, state = quantize_4bit(
+        weight.to(torch.bfloat16), blocksize=64, compress_statistics=False, quant_type="nf4", quant_storage=torch.uint8
+    )
+    expected = {"w": packed, **{f"w.{k}": v for k, v in state.as_dict(packed=True).items()}}
+    ours = _Nf4("bfloat16").quantize("w", weight)
+    assert sorted(ours) == sorted(expected)
+    for key, value in expected.items():
+        assert ours[key].dtype == value.dtype and torch.equal(ours[key], value), key

@@ -117,6 +117,7 @@ class _Nf4:
     """bitsandbytes 4-bit: what Linear4bit's state dict holds for each quantized weight."""
 
     BLOCKSIZE = 64  # Params4bit's default, which transformers keeps
+    CHUNK = BLOCKSIZE << 14  # values quantized at a time: whole blocks, an even count
 
     def __init__(self, dtype: str):
         self.dtype = dtype
@@ -159,18 +160,34 @@ class _Nf4:
         return outputs, planned, {}
 
     def quantize(self, param: str, weight) -> dict:
+        """Params4bit's quantize_4bit of the weight cast to the compute dtype, a run of whole
+        blocks at a time: each 64-value block is quantized on its own and two values share a
+        byte, so the pieces join into exactly the whole weight's result, with small temporaries."""
         import torch
-        from bitsandbytes.functional import quantize_4bit
+        from bitsandbytes.functional import QuantState, get_4bit_type, quantize_4bit
 
-        # Cast first, as transformers does before quantizing a weight it loads.
-        packed, state = quantize_4bit(
-            weight.to(getattr(torch, self.dtype)).contiguous(),
+        dtype = getattr(torch, self.dtype)
+        flat = weight.reshape(-1)
+        packed, absmax = [], []
+        for start in range(0, flat.numel(), self.CHUNK):
+            piece, state = quantize_4bit(
+                flat[start : start + self.CHUNK].to(dtype).contiguous(),
+                blocksize=self.BLOCKSIZE,
+                compress_statistics=False,
+                quant_type="nf4",
+                quant_storage=torch.uint8,
+            )
+            packed.append(piece)
+            absmax.append(state.absmax)
+        whole = QuantState(
+            absmax=torch.cat(absmax),
+            shape=weight.shape,
+            dtype=dtype,
             blocksize=self.BLOCKSIZE,
-            compress_statistics=False,
+            code=get_4bit_type("nf4", device="cpu"),
             quant_type="nf4",
-            quant_storage=torch.uint8,
         )
-        return {param: packed, **{f"{param}.{k}": v for k, v in state.as_dict(packed=True).items()}}
+        return {param: torch.cat(packed), **{f"{param}.{k}": v for k, v in whole.as_dict(packed=True).items()}}
 
 
 class _SourceReader:
