@@ -3,9 +3,9 @@
 The transformers model's state dict - every parameter name in order, which weights transformers'
 quantizer quantizes, and which names are tied to another - decides the output's keys and header
 metadata. For the OLMo families the converter writes (olmo, olmo2, olmo3) it is read off the
-modeling code's structure here, with no transformers import; other transformers OLMo types
-(olmoe, flex_olmo) ask transformers itself, on a meta-device skeleton. Tests check that both
-give the same plan.
+modeling code's structure here, with no transformers import (tests compare it with the model and
+quantizer transformers builds). Other transformers OLMo types (olmoe, flex_olmo, whose saved keys
+are not their state dict's) are quantized by loading them whole.
 """
 
 from __future__ import annotations
@@ -57,40 +57,3 @@ def olmo_layout(config: dict) -> Layout | None:
     # transformers' default for all three families is untied.
     tied = {"lm_head.weight": "model.embed_tokens.weight"} if text.get("tie_word_embeddings", False) else {}
     return Layout(names, frozenset(n for n in names if _LINEAR_WEIGHT.fullmatch(n)), tied)
-
-
-def transformers_layout(hf_dir, dtype, qconfig) -> Layout:
-    """The layout as transformers builds the model and its quantizer selects weights (any model type)."""
-    import copy
-
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
-    from transformers.quantizers.auto import AutoHfQuantizer
-
-    config = AutoConfig.from_pretrained(hf_dir, local_files_only=True, trust_remote_code=False)
-    with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(config, dtype=dtype)
-        # The quantizer decides before weights are tied (its "last parameter" rule then sees the
-        # lm_head), so it is asked about an untied skeleton.
-        untied = copy.deepcopy(config)
-        untied.get_text_config(decoder=True).tie_word_embeddings = False
-        model = AutoModelForCausalLM.from_config(untied, dtype=dtype)
-    quantizer = AutoHfQuantizer.from_config(qconfig, pre_quantized=False)
-    quantizer._process_model_before_weight_loading(model, device_map=None)
-    quantized = {name for name, _ in model.named_parameters() if quantizer.param_needs_quantization(model, name)}
-    keys = checkpoint_keys(skeleton)
-    names = list(skeleton.state_dict())
-    tied = {name: keys[name] for name in names if keys.get(name, name) != name}
-    return Layout(names, frozenset(quantized), tied)
-
-
-def checkpoint_keys(model) -> dict[str, str]:
-    """Parameter name -> the name it has in a checkpoint (tied parameters share the first name,
-    also where the skeleton's ties are declared but not made, as on an empty-weights skeleton)."""
-    first: dict[int, str] = {}
-    keys = {}
-    for name, param in model.named_parameters(remove_duplicate=False):
-        keys[name] = first.setdefault(id(param), name)
-    for tied, source in (getattr(model, "all_tied_weights_keys", None) or {}).items():
-        keys[tied] = keys.get(source, source)
-    return keys

@@ -23,7 +23,7 @@ from pathlib import Path
 from olmo_cli.jsonfiles import read_json_object
 from olmo_cli.quantize import torchao_layout
 from olmo_cli.quantize.files import weight_files
-from olmo_cli.quantize.layout import Layout, olmo_layout, transformers_layout
+from olmo_cli.quantize.layout import Layout, olmo_layout
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 
@@ -40,14 +40,14 @@ def quantize_streaming(
     hf_dir: Path, dst: Path, method: str, compute_dtype: str, shard_size: int, reporter: Reporter = NULL_REPORTER
 ) -> list[str]:
     """Write `hf_dir` quantized with `method` (int8, int8-dynamic or nf4) computing in
-    `compute_dtype` into `dst` (weights, config.json, generation_config.json); the weight file names."""
-    import torch
-
+    `compute_dtype` into `dst` (weights, config.json, generation_config.json); the weight file names.
+    `hf_dir` holds an olmo, olmo2 or olmo3 model (see `streams`)."""
     from olmo_cli.quantize.cast import write_config
 
     scheme = _Int8(method, compute_dtype) if method in torchao_layout.METHODS else _Nf4(compute_dtype)
-    config = read_json_object(hf_dir / "config.json")
-    layout = olmo_layout(config) or transformers_layout(hf_dir, getattr(torch, compute_dtype), scheme.qconfig())
+    layout = olmo_layout(read_json_object(hf_dir / "config.json"))
+    if layout is None:
+        raise ValueError(f"{hf_dir}: streaming quantization plans olmo, olmo2 and olmo3 models only")
     reader = _SourceReader(hf_dir, layout.tied)
     outputs, planned, metadata = scheme.plan(layout, reader)
     fetch = _Fetcher(reader, outputs, scheme, compute_dtype)
@@ -56,6 +56,11 @@ def quantize_streaming(
     write_config(hf_dir / "config.json", dst / "config.json", compute_dtype, scheme.quantization_config())
     _write_generation_config(hf_dir, dst)
     return names
+
+
+def streams(hf_dir: Path) -> bool:
+    """Whether `hf_dir`'s model can be quantized one weight at a time (its layout is known here)."""
+    return olmo_layout(read_json_object(hf_dir / "config.json")) is not None
 
 
 def _plain(layout: Layout, reader: _SourceReader, dtype: str):
@@ -80,12 +85,6 @@ class _Int8:
 
     def __init__(self, method: str, dtype: str):
         self.method, self.dtype = method, dtype
-
-    def qconfig(self):
-        """transformers' TorchAoConfig (only asked for models whose layout transformers plans)."""
-        from olmo_cli.quantize.methods import quantization_config
-
-        return quantization_config(self.method)
 
     def quantization_config(self) -> dict:
         return torchao_layout.quantization_config(self.method)
@@ -122,15 +121,12 @@ class _Nf4:
     def __init__(self, dtype: str):
         self.dtype = dtype
 
-    def qconfig(self):
+    def quantization_config(self) -> dict:
         import torch
 
         from olmo_cli.quantize.methods import quantization_config
 
-        return quantization_config("nf4", compute_dtype=getattr(torch, self.dtype))
-
-    def quantization_config(self) -> dict:
-        return self.qconfig().to_dict()
+        return quantization_config("nf4", compute_dtype=getattr(torch, self.dtype)).to_dict()
 
     def plan(self, layout: Layout, reader: _SourceReader):
         import torch

@@ -22,14 +22,13 @@ def streamed_logits(hf_dir: Path, dtype: str, ids):
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
 
-    from olmo_cli.quantize.layout import checkpoint_keys
     from olmo_cli.quantize.stream import _SourceReader
 
     torch_dtype = getattr(torch, dtype)
     config = AutoConfig.from_pretrained(hf_dir, local_files_only=True, trust_remote_code=False)
     with init_empty_weights(include_buffers=False):
         model = AutoModelForCausalLM.from_config(config, dtype=torch_dtype)
-    reader = _SourceReader(hf_dir, checkpoint_keys(model))
+    reader = _SourceReader(hf_dir, _checkpoint_keys(model))
     subclassed = _torchao_metadata(hf_dir, config)
     four_bit = _swap_in_linear4bit(model, config)
     model.eval()  # after the swap: Linear4bit's CPU kernel is for eval mode only
@@ -136,3 +135,15 @@ def _torchao_weight(reader, param: str, description: str):
             parts[key] = source.get(key)
     rebuilt, _ = unflatten_tensor_state_dict(parts, {param: description, "tensor_names": json.dumps([param])})
     return rebuilt[param]
+
+
+def _checkpoint_keys(model) -> dict[str, str]:
+    """Parameter name -> the name it has in a checkpoint (tied parameters share the first name,
+    also where the skeleton's ties are declared but not made, as on an empty-weights skeleton)."""
+    first: dict[int, str] = {}
+    keys = {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        keys[name] = first.setdefault(id(param), name)
+    for tied, source in (getattr(model, "all_tied_weights_keys", None) or {}).items():
+        keys[tied] = keys.get(source, source)
+    return keys
