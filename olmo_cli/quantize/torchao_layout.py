@@ -103,14 +103,18 @@ def quantize_int8(weight, dtype) -> list:
     qdata = torch.empty((rows, cols), dtype=torch.int8)
     scale = torch.empty((rows, 1), dtype=torch.float32)
     eps = torch.finfo(torch.float32).eps  # torchao's floor for every dtype
-    step = max(1, _BLOCK_ELEMENTS // max(cols, 1))
+    step = max(1, min(rows, _BLOCK_ELEMENTS // max(cols, 1)))
+    # One pair of block buffers for the whole weight: no fresh pages to fault in per block.
+    cast = torch.empty((step, cols), dtype=dtype)
+    scaled = torch.empty((step, cols), dtype=torch.float32)
     for start in range(0, rows, step):
-        block = weight[start : start + step].to(dtype)
+        n = min(step, rows - start)
+        block = cast[:n].copy_(weight[start : start + n])
         # max(-min, max) in `dtype`, as choose_qparams_affine's SYMMETRIC mapping takes it.
         absmax = torch.maximum(-block.amin(dim=1, keepdim=True), block.amax(dim=1, keepdim=True))
         block_scale = (absmax / 127.5).clamp(min=eps).to(torch.float32)
-        scale[start : start + step] = block_scale
+        scale[start : start + n] = block_scale
         # quantize_affine: input * (1 / scale) in float32, rounded half to even, clamped.
-        scaled = torch.mul(block, 1.0 / block_scale)
-        qdata[start : start + step] = scaled.round_().clamp_(-128, 127)
+        torch.mul(block, 1.0 / block_scale, out=scaled[:n])
+        qdata[start : start + n] = scaled[:n].round_().clamp_(-128, 127)
     return [qdata, scale, torch.zeros((rows, 1), dtype=torch.int8)]
