@@ -15,7 +15,7 @@ also given as a multiple of the bf16 cast's in the same run and check mode ("x c
 bf16 for cases with the check, bf16-nocheck for those without).
 --no-decode skips the decode timing.
 
-    flock /tmp/bench.lock python benchmarks/quantize.py --no-decode --cases bf16,bf16-nocheck,int8,\
+    python benchmarks/quantize.py --no-decode --cases bf16,bf16-nocheck,int8,\
         int8-nocheck,int8-dynamic,int8-dynamic-nocheck,nf4,nf4-nocheck
 """
 
