@@ -342,7 +342,7 @@ def test_an_interrupted_quantize_leaves_no_half_written_output(source, tmp_path,
     def interrupted(*args, **kwargs):  # the weights are written, config.json not yet
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cast, "_write_config", interrupted)
+    monkeypatch.setattr(cast, "write_config", interrupted)
     dst = tmp_path / "out"
     if existing:
         dst.mkdir()
@@ -453,3 +453,44 @@ def test_streamed_reference_logits_equal_the_whole_model(arch, tmp_path):
     with torch.inference_mode():
         expected = model(ids).logits
     assert torch.equal(streamed_logits(src, "float32", ids), expected)
+
+
+@pytest.mark.parametrize("method", ["int8", "int8-dynamic", "nf4"])
+def test_streamed_quantized_logits_equal_the_loaded_output(method, outputs, sample):
+    """The quality check's forward of the quantized output, one weight at a time, is the forward
+    of that output loaded whole by transformers (Linear4bit's eval-mode CPU kernel included)."""
+    from transformers import AutoModelForCausalLM
+
+    from olmo_cli.quantize.streamed_logits import streamed_logits
+
+    path, _ = outputs[method]
+    model = AutoModelForCausalLM.from_pretrained(path).eval()
+    with torch.inference_mode():
+        expected = model(sample).logits.float()
+    assert torch.equal(streamed_logits(path, "bfloat16", sample), expected)
+
+
+def test_other_transformers_olmo_types_are_quantized_whole(tmp_path):
+    """OLMoE's saved keys are not its state dict's (transformers fuses the experts on load), so it
+    is quantized by loading it whole, as transformers does, and reloads with those numbers."""
+    from transformers import AutoModelForCausalLM, OlmoeConfig
+
+    config = OlmoeConfig(
+        vocab_size=96,
+        hidden_size=32,
+        intermediate_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        num_experts=4,
+        num_experts_per_tok=2,
+        eos_token_id=1,
+        pad_token_id=0,
+    )
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(tmp_path / "src")
+    quantize(str(tmp_path / "src"), tmp_path / "out", method="int8", check=False)
+    ids = torch.tensor([[3, 17, 42, 5, 9]])
+    with torch.inference_mode():
+        reloaded = AutoModelForCausalLM.from_pretrained(tmp_path / "out").eval()(ids).logits.float()
+    assert torch.equal(reloaded, _in_memory(tmp_path / "src", "int8", ids))

@@ -48,7 +48,7 @@ def cast_checkpoint(src: Path, dst: Path, dtype_name: str, reporter: Reporter = 
             dst / "model.safetensors.index.json",
             {"metadata": {"total_size": total}, "weight_map": dict(sorted(weight_map.items()))},
         )
-    _write_config(src / "config.json", dst / "config.json", dtype_name)
+    write_config(src / "config.json", dst / "config.json", dtype_name)
     return len(weight_map)
 
 
@@ -71,10 +71,13 @@ def _output_name(name: str) -> str:
     return stem.replace("pytorch_model", "model", 1) + ".safetensors"
 
 
-def _write_config(src: Path, dst: Path, dtype_name: str) -> None:
+def write_config(src: Path, dst: Path, dtype_name: str, quantization: dict | None = None) -> None:
+    """`src`'s config.json for weights in `dtype_name`, with `quantization` as its quantization_config."""
     config = read_json_object(src)
     config.pop("quantization_config", None)
     config["dtype"] = dtype_name
     if "torch_dtype" in config:  # transformers 4.x reads this name
         config["torch_dtype"] = dtype_name
+    if quantization is not None:
+        config["quantization_config"] = quantization
     write_json(dst, config)

@@ -28,11 +28,13 @@ from olmo_cli.quantize.methods import (
     refuse_quantized,
     require_backend,
 )
+from olmo_cli.quantize.stream import streams
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")  # also their short names (bf16, fp32 ...), as generate takes
 SHARD_SIZE = "1GB"  # safetensors builds each file in memory before writing it: smaller files, lower peak
-# Quantized one weight at a time (quantize/stream.py); the others load the model through transformers.
+# Quantized one weight at a time (quantize/stream.py) for olmo, olmo2 and olmo3 models; the others
+# (and other model types, e.g. olmoe) load the model through transformers.
 STREAMED = ("int8", "int8-dynamic", "nf4")
 
 
@@ -94,21 +96,13 @@ def quantize(
     tokenizer = _tokenizer_or_none(hf_dir, reporter) if check else None
     ids = reference = None
     if tokenizer is not None:
-        from olmo_cli.quantize.quality import logits_of, sample_ids
+        from olmo_cli.quantize.quality import sample_ids
 
         ids = sample_ids(tokenizer, max_tokens=_context_length(hf_dir))
         ids = _ids_within_vocabulary(ids, hf_dir, reporter)
     if ids is not None:
         reporter.info(f"reference: float32 logits of {located.describe()} on {ids.shape[1]} tokens")
-        if device == "cpu":  # one weight in memory at a time, not the float32 model
-            from olmo_cli.quantize.streamed_logits import streamed_logits
-
-            reference = streamed_logits(hf_dir, "float32", ids)
-        else:
-            model = _load(hf_dir, "float32", device)
-            reference = logits_of(model, ids)
-            del model
-            free_memory()
+        reference = _logits(hf_dir, "float32", device, ids)
 
     needed = _output_bytes(hf_dir, size_before, chosen)
     require_free(dst.parent, needed)
@@ -118,25 +112,18 @@ def quantize(
 
             cast_checkpoint(hf_dir, tmp, compute_dtype, reporter=reporter)
             copy_side_files(hf_dir, tmp)
-            quantized = None
-            if ids is not None:
-                from olmo_cli.quantize.streamed_logits import streamed_logits
-
-                quantized = streamed_logits(tmp, compute_dtype, ids)
-        elif chosen.name in STREAMED:
+            quantized = _logits(tmp, compute_dtype, device, ids) if ids is not None else None
+        elif chosen.name in STREAMED and streams(hf_dir):
             reporter.info(
                 f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}, "
                 "one weight at a time"
             )
-            import torch
-
             from olmo_cli.checkpoints.writer import parse_size
             from olmo_cli.quantize.stream import quantize_streaming
 
-            qconfig = quantization_config(chosen.name, compute_dtype=getattr(torch, compute_dtype))
-            quantize_streaming(hf_dir, tmp, qconfig, compute_dtype, parse_size(SHARD_SIZE), reporter)
+            quantize_streaming(hf_dir, tmp, chosen.name, compute_dtype, parse_size(SHARD_SIZE), reporter)
             copy_side_files(hf_dir, tmp)
-            quantized = _output_logits(tmp, chosen, compute_dtype, device, ids) if ids is not None else None
+            quantized = _logits(tmp, compute_dtype, device, ids) if ids is not None else None
         else:
             reporter.info(
                 f"quantizing {located.describe()} to {chosen.name} ({chosen.summary}), computing in {compute_dtype}"
@@ -243,10 +230,10 @@ def _load(path: Path, dtype: str, device: str, quantization_config=None):
     return load_weights(path, getattr(torch, dtype), device, quantization_config)
 
 
-def _output_logits(path: Path, method: Method, dtype: str, device: str, ids):
-    """The quantized output's logits: streamed for torchao; bitsandbytes needs its Linear4bit
-    modules, so that output is loaded (about a quarter of the bf16 model)."""
-    if method.backend == "torchao":
+def _logits(path: Path, dtype: str, device: str, ids):
+    """float32 logits of the checkpoint `path` computed in `dtype`: one weight in memory at a time
+    on the CPU for the models whose layout olmo plans, else from the model loaded whole."""
+    if device == "cpu" and streams(path):
         from olmo_cli.quantize.streamed_logits import streamed_logits
 
         return streamed_logits(path, dtype, ids)

@@ -1,26 +1,30 @@
 """Quantizing without holding the model: one weight at a time (torchao int8 / int8-dynamic, nf4).
 
-What `save_pretrained` writes for a model loaded with TorchAoConfig is planned on the meta device
-first: the model skeleton, quantized there by torchao itself (`quantize_` runs on meta tensors)
-and flattened by torchao's safetensors support, gives every output key, shape and dtype and the
-header metadata (`tensor_names`, each weight's tensor-subclass description) before any weight is
-read. Then each weight is read from the source, cast to the compute dtype, quantized by the same
-`quantize_` on a one-module stand-in, flattened, and written into its place in the output file;
-tensors that are not quantized (embeddings, norms, an untied lm_head) are cast or copied as bytes.
-Which weights are quantized is decided by transformers' own quantizer.
+The output is what `save_pretrained` writes for the model loaded with transformers' TorchAoConfig
+or 4-bit BitsAndBytesConfig, planned before any weight is read: the state dict's names, the
+weights transformers' quantizer quantizes and the ties come from quantize/layout.py, the shapes
+from the source's headers. Then each weight is read from the source, quantized and written into
+its place in the output file; tensors that are not quantized (embeddings, norms, an untied
+lm_head) are cast into place, or copied file-to-file where they already have the dtype.
 
-nf4 follows the same plan with bitsandbytes' layout (what `Linear4bit` saves): the packed 4-bit
-weight, `absmax`, `quant_map` and the packed quant state, made by `bitsandbytes.functional.
-quantize_4bit` as `Params4bit` does when transformers loads with a BitsAndBytesConfig.
+int8 and int8-dynamic are written in torchao's layout by plain torch (quantize/torchao_layout.py):
+no torchao or transformers import on the way. nf4 follows bitsandbytes' layout (what `Linear4bit`
+saves): the packed 4-bit weight, `absmax`, `quant_map` and the packed quant state, made by
+`bitsandbytes.functional.quantize_4bit` as `Params4bit` does when transformers loads the model.
 """
 
 from __future__ import annotations
 
+import json
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from olmo_cli.jsonfiles import read_json_object
+from olmo_cli.quantize import torchao_layout
 from olmo_cli.quantize.files import weight_files
+from olmo_cli.quantize.layout import Layout, olmo_layout
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 
 
@@ -34,135 +38,98 @@ class _Output:
 
 
 def quantize_streaming(
-    hf_dir: Path, dst: Path, qconfig, compute_dtype: str, shard_size: int, reporter: Reporter = NULL_REPORTER
+    hf_dir: Path, dst: Path, method: str, compute_dtype: str, shard_size: int, reporter: Reporter = NULL_REPORTER
 ) -> list[str]:
-    """Write `hf_dir` quantized with the transformers TorchAoConfig or 4-bit BitsAndBytesConfig
-    `qconfig` into `dst` (weights, config.json, generation_config.json); the weight file names."""
-    import torch
-    from transformers import AutoConfig
+    """Write `hf_dir` quantized with `method` (int8, int8-dynamic or nf4) computing in
+    `compute_dtype` into `dst` (weights, config.json, generation_config.json); the weight file names.
+    `hf_dir` holds an olmo, olmo2 or olmo3 model (see `streams`)."""
+    from olmo_cli.quantize.cast import write_config
 
-    config = AutoConfig.from_pretrained(hf_dir, local_files_only=True, trust_remote_code=False)
-    dtype = getattr(torch, compute_dtype)
-    skeleton = _meta_model(config, dtype)
-    scheme = _TorchAo(qconfig) if qconfig.quant_method == "torchao" else _Nf4(qconfig)
-    quantized_params = _quantized_params(config, dtype, qconfig)
-    checkpoint_keys = _checkpoint_keys(skeleton)
-    outputs, planned, metadata = scheme.plan(skeleton, quantized_params, checkpoint_keys)
-    reader = _SourceReader(hf_dir, checkpoint_keys)
-    fetch = _Fetcher(reader, outputs, scheme, dtype)
+    scheme = _Int8(method, compute_dtype) if method in torchao_layout.METHODS else _Nf4(compute_dtype)
+    layout = olmo_layout(read_json_object(hf_dir / "config.json"))
+    if layout is None:
+        raise ValueError(f"{hf_dir}: streaming quantization plans olmo, olmo2 and olmo3 models only")
+    reader = _SourceReader(hf_dir, layout.tied)
+    outputs, planned, metadata = scheme.plan(layout, reader)
+    fetch = _Fetcher(reader, outputs, scheme, compute_dtype)
     with reporter.progress("quantizing", total=sum(t.nbytes for t in planned), unit="B") as bar:
         names = _write_grouped(dst, planned, [o.param for o in outputs], fetch, metadata, shard_size, bar.advance)
-    config.quantization_config = qconfig
-    config.dtype = dtype
-    config.save_pretrained(dst)
-    _write_generation_config(hf_dir, dst, config)
+    write_config(hf_dir / "config.json", dst / "config.json", compute_dtype, scheme.quantization_config())
+    _write_generation_config(hf_dir, dst)
     return names
 
 
-def _meta_model(config, dtype):
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    with torch.device("meta"):
-        return AutoModelForCausalLM.from_config(config, dtype=dtype)
+def streams(hf_dir: Path) -> bool:
+    """Whether `hf_dir`'s model can be quantized one weight at a time (its layout is known here)."""
+    return olmo_layout(read_json_object(hf_dir / "config.json")) is not None
 
 
-def _quantized_params(config, dtype, qconfig) -> set[str]:
-    """The parameters transformers' quantizer would quantize while loading.
-
-    Its own selection runs on a meta skeleton (for bitsandbytes it also swaps in Linear4bit
-    there). It decides before the weights are tied (its "last parameter" rule then sees the
-    lm_head), so it is asked about an untied skeleton.
-    """
-    import copy
-
-    from transformers.quantizers.auto import AutoHfQuantizer
-
-    untied = copy.deepcopy(config)
-    untied.get_text_config(decoder=True).tie_word_embeddings = False
-    model = _meta_model(untied, dtype)
-    quantizer = AutoHfQuantizer.from_config(qconfig, pre_quantized=False)
-    quantizer._process_model_before_weight_loading(model, device_map=None)
-    return {name for name, _ in model.named_parameters() if quantizer.param_needs_quantization(model, name)}
-
-
-def _checkpoint_keys(model) -> dict[str, str]:
-    """Parameter name -> the name it has in a checkpoint (tied parameters share the first name,
-    also where the skeleton's ties are declared but not made, as on an empty-weights skeleton)."""
-    first: dict[int, str] = {}
-    keys = {}
-    for name, param in model.named_parameters(remove_duplicate=False):
-        keys[name] = first.setdefault(id(param), name)
-    for tied, source in (getattr(model, "all_tied_weights_keys", None) or {}).items():
-        keys[tied] = keys.get(source, source)
-    return keys
-
-
-def _plain_outputs(name: str, tensor) -> tuple[list[_Output], list]:
-    from olmo_cli.checkpoints.primitives import dtype_name
+def _plain(layout: Layout, reader: _SourceReader, dtype: str):
+    """(outputs, PlannedTensors) of every saved tensor of `layout`, quantized ones left to `parts`."""
     from olmo_cli.checkpoints.writer import PlannedTensor
 
-    return [_Output(name, name, False)], [PlannedTensor(name, tuple(tensor.shape), dtype_name(tensor.dtype))]
+    for name in layout.saved():
+        source, key = reader.reader_and_key(name)
+        shape = tuple(source.info(key).shape)
+        if name not in layout.quantized:
+            yield name, shape, [_Output(name, name, False)], [PlannedTensor(name, shape, dtype)]
+            continue
+        if len(shape) != 2:
+            from olmo_cli.errors import BadInputError
+
+            raise BadInputError(f"{name} has shape {shape}; a linear layer's weight has two dimensions")
+        yield name, shape, None, None
 
 
-class _TorchAo:
-    """torchao's tensor subclasses, flattened by torchao's safetensors support."""
+class _Int8:
+    """torchao's Int8Tensor layout (weight-only or with dynamic int8 activations)."""
 
-    def __init__(self, qconfig):
-        self.config = qconfig.get_apply_tensor_subclass()
+    def __init__(self, method: str, dtype: str):
+        self.method, self.dtype = method, dtype
 
-    def plan(self, model, quantized_params: set[str], checkpoint_keys: dict[str, str]):
-        """(outputs, PlannedTensors, header metadata) as torchao flattens the quantized state dict."""
-        from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
-        from torchao.quantization import quantize_
+    def quantization_config(self) -> dict:
+        return torchao_layout.quantization_config(self.method)
 
-        from olmo_cli.checkpoints.primitives import dtype_name
+    def plan(self, layout: Layout, reader: _SourceReader):
         from olmo_cli.checkpoints.writer import PlannedTensor
 
-        modules = dict(model.named_modules())
-        for name in sorted(quantized_params):
-            quantize_(modules[name.rsplit(".", 1)[0]], self.config, filter_fn=lambda module, fqn: True)
-        state = model.state_dict()  # meta tensors
-        _, metadata = flatten_tensor_state_dict(state)  # `tensor_names` lists tied names too, as saved
         outputs, planned = [], []
-        for name, tensor in state.items():
-            if checkpoint_keys.get(name, name) != name:
-                continue  # a tied duplicate (lm_head of tied embeddings): not saved
-            if name not in quantized_params:
-                more, tensors = _plain_outputs(name, tensor)
-                outputs += more
-                planned += tensors
-                continue
-            flat, _ = flatten_tensor_state_dict({name: tensor})
-            for key, part in flat.items():
-                outputs.append(_Output(key, name, True))
-                planned.append(PlannedTensor(key, tuple(part.shape), dtype_name(part.dtype)))
+        metadata = {name: torchao_layout.PLAIN_TENSOR for name in layout.names}
+        for name, shape, more, tensors in _plain(layout, reader, self.dtype):
+            if more is None:
+                metadata[name] = torchao_layout.description(self.method, shape, self.dtype)
+                keys, parts = torchao_layout.part_keys(name), torchao_layout.part_shapes(shape)
+                more = [_Output(key, name, True) for key in keys]
+                tensors = [PlannedTensor(key, *part) for key, part in zip(keys, parts, strict=True)]
+            outputs += more
+            planned += tensors
+        metadata["tensor_names"] = json.dumps(layout.names)
         return outputs, planned, metadata
 
     def quantize(self, param: str, weight) -> dict:
         import torch
-        from torchao.prototype.safetensors.safetensors_support import flatten_tensor_state_dict
-        from torchao.quantization import quantize_
 
-        with torch.device("meta"):
-            linear = torch.nn.Linear(weight.shape[1], weight.shape[0], bias=False)
-        linear.weight = torch.nn.Parameter(weight, requires_grad=False)
-        quantize_(linear, self.config, filter_fn=lambda module, fqn: True)
-        flat, _ = flatten_tensor_state_dict({param: linear.weight})
-        return flat
+        parts = torchao_layout.quantize_int8(weight, getattr(torch, self.dtype))
+        return dict(zip(torchao_layout.part_keys(param), parts, strict=True))
 
 
 class _Nf4:
     """bitsandbytes 4-bit: what Linear4bit's state dict holds for each quantized weight."""
 
     BLOCKSIZE = 64  # Params4bit's default, which transformers keeps
+    CHUNK = BLOCKSIZE << 14  # values quantized at a time: whole blocks, an even count
 
-    def __init__(self, qconfig):
-        if qconfig.bnb_4bit_use_double_quant or qconfig.bnb_4bit_quant_type != "nf4":
-            raise ValueError("streaming 4-bit quantization writes nf4 without double quantization")
-        self.qconfig = qconfig
+    def __init__(self, dtype: str):
+        self.dtype = dtype
 
-    def plan(self, model, quantized_params: set[str], checkpoint_keys: dict[str, str]):
+    def quantization_config(self) -> dict:
+        import torch
+
+        from olmo_cli.quantize.methods import quantization_config
+
+        return quantization_config("nf4", compute_dtype=getattr(torch, self.dtype)).to_dict()
+
+    def plan(self, layout: Layout, reader: _SourceReader):
         import torch
         from bitsandbytes.functional import QuantState, get_4bit_type
 
@@ -170,46 +137,61 @@ class _Nf4:
         from olmo_cli.checkpoints.writer import PlannedTensor
 
         outputs, planned = [], []
-        for name, tensor in model.state_dict().items():
-            if checkpoint_keys.get(name, name) != name:
-                continue
-            if name not in quantized_params:
-                more, tensors = _plain_outputs(name, tensor)
-                outputs += more
-                planned += tensors
-                continue
-            numel = tensor.numel()
-            state = QuantState(
-                absmax=torch.empty(-(-numel // self.BLOCKSIZE), dtype=torch.float32, device="meta"),
-                shape=tensor.shape,
-                code=get_4bit_type("nf4", device="cpu"),
-                blocksize=self.BLOCKSIZE,
-                quant_type="nf4",
-                dtype=tensor.dtype,
-            )
-            parts = {name: torch.empty(((numel + 1) // 2, 1), dtype=torch.uint8, device="meta")}
-            parts.update({f"{name}.{k}": v for k, v in state.as_dict(packed=True).items()})
-            for key, part in parts.items():
-                outputs.append(_Output(key, name, True))
-                planned.append(PlannedTensor(key, tuple(part.shape), dtype_name(part.dtype)))
+        for name, shape, more, tensors in _plain(layout, reader, self.dtype):
+            if more is None:
+                numel = shape[0] * shape[1]
+                state = QuantState(
+                    absmax=torch.empty(-(-numel // self.BLOCKSIZE), dtype=torch.float32, device="meta"),
+                    shape=torch.Size(shape),
+                    code=get_4bit_type("nf4", device="cpu"),
+                    blocksize=self.BLOCKSIZE,
+                    quant_type="nf4",
+                    dtype=getattr(torch, self.dtype),
+                )
+                parts = {name: torch.empty(((numel + 1) // 2, 1), dtype=torch.uint8, device="meta")}
+                parts.update({f"{name}.{k}": v for k, v in state.as_dict(packed=True).items()})
+                more = [_Output(key, name, True) for key in parts]
+                tensors = [PlannedTensor(key, tuple(p.shape), dtype_name(p.dtype)) for key, p in parts.items()]
+            outputs += more
+            planned += tensors
         return outputs, planned, {}
 
     def quantize(self, param: str, weight) -> dict:
+        """Params4bit's quantize_4bit of the weight cast to the compute dtype, a run of whole
+        blocks at a time: each 64-value block is quantized on its own and two values share a
+        byte, so the pieces join into exactly the whole weight's result, with small temporaries."""
         import torch
-        from bitsandbytes.functional import quantize_4bit
+        from bitsandbytes.functional import QuantState, get_4bit_type, quantize_4bit
 
-        packed, state = quantize_4bit(
-            weight.contiguous(),
+        dtype = getattr(torch, self.dtype)
+        flat = weight.reshape(-1)
+        packed, absmax = [], []
+        for start in range(0, flat.numel(), self.CHUNK):
+            piece, state = quantize_4bit(
+                flat[start : start + self.CHUNK].to(dtype).contiguous(),
+                blocksize=self.BLOCKSIZE,
+                compress_statistics=False,
+                quant_type="nf4",
+                quant_storage=torch.uint8,
+            )
+            packed.append(piece)
+            absmax.append(state.absmax)
+        whole = QuantState(
+            absmax=torch.cat(absmax),
+            shape=weight.shape,
+            dtype=dtype,
             blocksize=self.BLOCKSIZE,
-            compress_statistics=False,
+            code=get_4bit_type("nf4", device="cpu"),
             quant_type="nf4",
-            quant_storage=torch.uint8,
         )
-        return {param: packed, **{f"{param}.{k}": v for k, v in state.as_dict(packed=True).items()}}
+        return {param: torch.cat(packed), **{f"{param}.{k}": v for k, v in whole.as_dict(packed=True).items()}}
 
 
 class _SourceReader:
-    """The source's tensors by checkpoint key, across its weight files (lazy, memory-mapped)."""
+    """The source's tensors by checkpoint key, across its weight files (lazy, memory-mapped).
+
+    `checkpoint_keys`: a parameter name -> the name it is saved under, where they differ (ties).
+    """
 
     def __init__(self, hf_dir: Path, checkpoint_keys: dict[str, str]):
         from olmo_cli.checkpoints.tensors import PickleReader, SafetensorsReader
@@ -237,7 +219,7 @@ class _Fetcher:
     (the writer asks for keys in order, one ahead, from a single worker thread).
     """
 
-    def __init__(self, reader: _SourceReader, outputs: list[_Output], scheme, dtype):
+    def __init__(self, reader: _SourceReader, outputs: list[_Output], scheme, dtype: str):
         self.reader, self.scheme, self.dtype = reader, scheme, dtype
         self.outputs = {o.key: o for o in outputs}
         self._lock = threading.Lock()
@@ -245,12 +227,10 @@ class _Fetcher:
         self._parts: dict = {}
 
     def __call__(self, key: str):
-        from olmo_cli.checkpoints.primitives import dtype_name
-
         output = self.outputs[key]
         reader, source_key = self.reader.reader_and_key(output.param)
         if not output.quantized:
-            if reader.info(source_key).dtype == dtype_name(self.dtype):
+            if reader.info(source_key).dtype == self.dtype:
                 where = reader.file_range(source_key)
                 if where is not None:
                     return where
@@ -258,13 +238,25 @@ class _Fetcher:
         with self._lock:
             if self._param != output.param:
                 self._parts = {}  # drop the previous weight's parts first
-                weight = reader.get(source_key)
-                if weight.dim() != 2:
-                    raise AssertionError(f"{output.param}: a linear weight with shape {tuple(weight.shape)}")
-                # Cast first, as transformers does before quantizing a weight it loads.
-                self._parts = self.scheme.quantize(output.param, weight.to(self.dtype))
+                with _one_torch_thread():
+                    self._parts = self.scheme.quantize(output.param, reader.get(source_key))
                 self._param = output.param
             return self._parts.pop(key)
+
+
+@contextmanager
+def _one_torch_thread():
+    """Quantize on this (worker) thread alone: the work comes in small blocks, and on a busy
+    machine torch's second thread stalls every block (measured: 0.2-0.7 s against 1-16 s for one
+    layer of the 1B shape). torch keeps its thread count per thread, so the writer's is untouched."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _write_grouped(directory: Path, planned, groups: list[str], fetch, metadata: dict, shard_size: int, advance):
@@ -298,10 +290,11 @@ def _write_grouped(directory: Path, planned, groups: list[str], fetch, metadata:
     return names
 
 
-def _write_generation_config(hf_dir: Path, dst: Path, config) -> None:
+def _write_generation_config(hf_dir: Path, dst: Path) -> None:
     """The source's generation_config.json, or the one save_pretrained derives from the config."""
     if (hf_dir / "generation_config.json").is_file():
         return  # copied with the other side files
-    from transformers import GenerationConfig
+    from transformers import AutoConfig, GenerationConfig
 
+    config = AutoConfig.from_pretrained(hf_dir, local_files_only=True, trust_remote_code=False)
     GenerationConfig.from_model_config(config).save_pretrained(dst)
