@@ -188,7 +188,12 @@ def check_compile(device) -> None:
 def generate(
     loaded, prompts: list[str], params: SamplingParams, *, on_text: Callable[[str], None] | None = None
 ) -> GenerationResult:
-    """Complete every prompt (one left-padded batch) with `loaded` (a LoadedModel)."""
+    """Complete every prompt (one left-padded batch) with `loaded` (a LoadedModel, or a
+    generate_llama.LlamaLoaded, which llama.cpp completes)."""
+    if getattr(loaded, "engine", "torch") == "llama.cpp":
+        from olmo_cli.generate_llama import generate_llama
+
+        return generate_llama(loaded, prompts, params, on_text=on_text)
     import torch
 
     params.validate()
