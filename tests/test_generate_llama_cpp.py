@@ -48,7 +48,10 @@ def test_greedy_text_at_f32_equals_the_torch_paths(tiny, llama_cpp):
     assert Path(llama_run["gguf"]).name.endswith(".f32.gguf")
     for mine, theirs in zip(llama_run["completions"], torch_run["completions"], strict=True):
         assert mine["completion"] == theirs["completion"] and mine["completion"]
-        assert (mine["prompt_tokens"], mine["completion_tokens"]) == (theirs["prompt_tokens"], theirs["completion_tokens"])
+        assert (mine["prompt_tokens"], mine["completion_tokens"]) == (
+            theirs["prompt_tokens"],
+            theirs["completion_tokens"],
+        )
         assert mine["finish_reason"] == theirs["finish_reason"]
 
 
