@@ -137,7 +137,11 @@ def run_cpu_decode(args) -> None:
     torch_cases = (("float32", ["--dtype", "float32"]), ("bfloat16", ["--dtype", "bfloat16"]))
     for kind, extra in (*torch_cases, ("int8", ["--quantize", "int8"])):
         contenders.append((f"olmo torch {kind}", olmo + extra, olmo_stats, torch_weight_bytes(shape, kind)))
-    engine_cases = (("q8_0", ["--quantize", "int8"]), ("f16", ["--dtype", "float16"]), ("bf16", ["--dtype", "bfloat16"]))
+    engine_cases = (
+        ("q8_0", ["--quantize", "int8"]),
+        ("f16", ["--dtype", "float16"]),
+        ("bf16", ["--dtype", "bfloat16"]),
+    )
     if have_llama:
         for outtype, extra in engine_cases:
             argv = [*olmo, "--engine", "llama.cpp", *extra]
