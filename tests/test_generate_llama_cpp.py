@@ -161,3 +161,24 @@ def test_generate_says_when_auto_picked_bf16_on_the_cpu(tiny, monkeypatch):
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["dtype"] == "bfloat16"
     assert "this CPU computes bf16 natively" in result.stderr
+
+
+@pytest.mark.llama_cpp
+def test_sweep_of_hub_revisions_one_gguf_per_commit(fake_hub, tmp_path, llama_cpp):
+    from tiny_models import make_hf_with_tokenizer
+
+    repo = "allenai/OLMo-1B-hf"
+    revisions = {"step1000-tokens4B": 1, "step2000-tokens8B": 2}
+    branches = {}
+    for name, seed in revisions.items():
+        directory = make_hf_with_tokenizer(tmp_path / name, seed=seed, **SHAPE)
+        branches[name] = {p.name: p.read_bytes() for p in directory.iterdir() if p.is_file()}
+    fake_hub.add_repo(repo, branches=branches)
+    args = ("-p", "Hello", "--greedy", "-n", "6", "--dtype", "float32")
+    runs = run_json(repo, "-r", "step2000-tokens8B", "-r", "step1000-tokens4B", *args, "--engine", "llama.cpp")
+    assert [r["revision"] for r in runs] == ["step1000-tokens4B", "step2000-tokens8B"]
+    ggufs = {Path(r["gguf"]).name for r in runs}
+    assert len(ggufs) == 2 and all(r["commit"] in Path(r["gguf"]).name for r in runs)  # keyed by the commit
+    for each in runs:
+        local = run_json(str(tmp_path / each["revision"]), *args)
+        assert each["completions"][0]["completion"] == local["completions"][0]["completion"]
