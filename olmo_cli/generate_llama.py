@@ -36,6 +36,7 @@ from olmo_cli.generate import (
 )
 from olmo_cli.loading.converted import gguf_checkpoint_file
 from olmo_cli.loading.devices import DTYPE_NAMES, cpu_prefers_bf16, physical_cores
+from olmo_cli.quantize.methods import saved_quantization
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sources import Located, locate
 
@@ -155,6 +156,12 @@ def load_llama_model(
     native = cpu_prefers_bf16()
     outtype = gguf_outtype(dtype, quantization, native_bf16=native)
     located = locate(source, revision, offline=offline, reporter=reporter)
+    saved = saved_quantization(located.path)
+    if saved is not None:
+        raise UnsupportedError(
+            f"{located.describe()} is saved quantized ({saved}); llama.cpp needs full-precision weights",
+            hint="run its full-precision source with --engine llama.cpp --quantize int8, or use --engine torch",
+        )
     path = gguf_checkpoint_file(located, outtype, offline=offline, reporter=reporter)
     threads = _threads()
     note = " (dtype auto: this CPU computes bf16 natively)" if dtype == "auto" and outtype == "bf16" else ""

@@ -109,6 +109,19 @@ def test_what_cannot_map_is_refused_with_exit_8(tiny, args, message):
     assert_one_line_error(result, 8, message)
 
 
+def test_a_checkpoint_saved_quantized_is_refused_before_any_conversion(tiny, tmp_path):
+    saved = tmp_path / "int8"
+    saved.mkdir()
+    for file in tiny.iterdir():
+        (saved / file.name).write_bytes(file.read_bytes())
+    config = json.loads((saved / "config.json").read_text())
+    (saved / "config.json").write_text(json.dumps({**config, "quantization_config": {"quant_method": "torchao"}}))
+    result = olmo("generate", str(saved), "-p", "Hi", "--engine", "llama.cpp")
+    if "needs llama-cpp-python" in result.stderr:
+        pytest.skip("llama-cpp-python is not installed: refused earlier, for that")
+    assert_one_line_error(result, 8, "saved quantized (torchao)")
+
+
 def test_unknown_engine_is_a_usage_error(tiny):
     assert_one_line_error(olmo("generate", str(tiny), "-p", "Hi", "--engine", "vllm"), 2, "unknown --engine")
 

@@ -100,7 +100,12 @@ def generate_command(
         ),
     ] = None,
     dtype: Annotated[
-        DType, typer.Option("--dtype", help="auto: bfloat16 on GPUs that support it, else the checkpoint's.")
+        DType,
+        typer.Option(
+            "--dtype",
+            help="auto: bfloat16 on GPUs that support it and, for float32 checkpoints, on CPUs with native bf16; "
+            "else the checkpoint's.",
+        ),
     ] = DType.auto,
     device: DeviceOpt = "auto",
     load_in_8bit: Annotated[
