@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from olmo_cli.errors import UnsupportedError
+from olmo_cli.errors import BadInputError, UnsupportedError, UsageError, first_line
 from olmo_cli.generate import (
     MAX_SEED,
     Completion,
@@ -72,8 +72,6 @@ def gguf_outtype(dtype: str, quantization: str | None, *, native_bf16: bool | No
         return "bf16" if (cpu_prefers_bf16() if native_bf16 is None else native_bf16) else "f16"
     name = DTYPE_NAMES.get(str(dtype).lower())
     if name is None:
-        from olmo_cli.errors import UsageError
-
         raise UsageError(f"unknown dtype '{dtype}'", hint="use auto, float32, bfloat16 or float16")
     return OUTTYPE_OF_DTYPE[name]
 
@@ -102,14 +100,20 @@ class LlamaLoaded:
         """(Re)open the GGUF with a KV cache of `context` tokens (llama.cpp allocates it whole)."""
         llama_cpp = require_llama_cpp()
         self.release()
-        self.llm = llama_cpp.Llama(
-            str(self.path),
-            n_ctx=context,
-            n_batch=min(512, context),
-            n_threads=self.threads,
-            n_threads_batch=self.threads,
-            verbose=False,
-        )
+        try:
+            self.llm = llama_cpp.Llama(
+                str(self.path),
+                n_ctx=context,
+                n_batch=min(512, context),
+                n_threads=self.threads,
+                n_threads_batch=self.threads,
+                verbose=False,
+            )
+        except ValueError as error:  # llama-cpp-python's word for a file llama.cpp could not load
+            raise BadInputError(
+                f"llama.cpp cannot load {self.path}: {first_line(error)}",
+                hint="delete the file to convert again, or use --engine torch",
+            ) from None
 
     @property
     def context_length(self) -> int:

@@ -195,3 +195,11 @@ def test_sweep_of_hub_revisions_one_gguf_per_commit(fake_hub, tmp_path, llama_cp
     for each in runs:
         local = run_json(str(tmp_path / each["revision"]), *args)
         assert each["completions"][0]["completion"] == local["completions"][0]["completion"]
+
+
+@pytest.mark.llama_cpp
+def test_a_damaged_cached_gguf_is_one_line_bad_input(tiny, llama_cpp):
+    args = (str(tiny), "-p", "Hi", "-n", "2", "--greedy", "--engine", "llama.cpp", "--dtype", "float16")
+    gguf = Path(run_json(*args)["gguf"])
+    gguf.write_bytes(gguf.read_bytes()[:4096])  # cut short, as by a disk problem or a hand edit
+    assert_one_line_error(olmo("generate", *args), 5, "llama.cpp cannot load")
