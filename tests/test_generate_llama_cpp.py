@@ -16,6 +16,7 @@ import torch
 from helpers import assert_one_line_error, olmo
 from test_gguf_llama_cpp import _require_llama_cpp
 
+from olmo_cli.checkpoints.verify import TOLERANCE
 from olmo_cli.generate_llama import gguf_outtype
 from olmo_cli.loading.devices import cpu_prefers_bf16, pick_dtype
 
@@ -138,8 +139,7 @@ def test_dtype_and_quantize_map_to_gguf_outtypes():
     assert gguf_outtype("bf16", None) == "bf16"
     assert gguf_outtype("float16", None) == "f16"
     assert gguf_outtype("auto", "int8") == "q8_0"
-    assert gguf_outtype("auto", None, native_bf16=True) == "bf16"
-    assert gguf_outtype("auto", None, native_bf16=False) == "f16"
+    assert gguf_outtype("auto", None) == "f16"
 
 
 def test_native_bf16_cpus_are_told_from_their_flags(tmp_path):
@@ -164,6 +164,18 @@ def test_auto_dtype_on_the_cpu_is_bf16_only_for_float32_checkpoints_on_native_bf
     (tmp_path / "config.json").write_text(json.dumps({"dtype": "float32"}))
     monkeypatch.setattr(devices, "cpu_prefers_bf16", lambda: False)
     assert pick_dtype("auto", cpu, tmp_path) == torch.float32  # emulated bf16 is slower: float32 stays
+
+
+def test_bf16_logits_are_within_tolerance_of_float32(tiny):
+    """What makes bf16 an acceptable default on the CPU: the logits stay close to float32's."""
+    from olmo_cli.loading import load_model
+
+    ids = load_model(str(tiny), dtype="float32").tokenizer(PROMPT, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        full = load_model(str(tiny), dtype="float32").model(ids).logits
+        half = load_model(str(tiny), dtype="bfloat16").model(ids).logits.float()
+    assert (half - full).abs().max() <= TOLERANCE["bfloat16"] * full.abs().max()  # olmo convert --verify's
+    assert (half.argmax(-1) == full.argmax(-1)).float().mean() >= 0.9
 
 
 def test_generate_says_when_auto_picked_bf16_on_the_cpu(tiny, monkeypatch):
