@@ -9,6 +9,11 @@ Goals (issue 4): olmo >= 0.95x the plain script's tokens/s, and no slower to the
 
     python benchmarks/generate.py --quick          # small model, a few seconds
     flock /tmp/olmo-heavy.lock python benchmarks/generate.py   # the OLMo-1B shape (~4.7 GB fp32)
+
+`--cpu-decode` (issue 13) runs every CPU decode contender side by side instead: llama.cpp itself
+(llama-cpp-python on GGUFs written by `olmo convert`) in q8_0/f16/f32, `olmo generate` in fp32/bf16/
+int8 (torch) and `olmo generate --engine llama.cpp` in q8_0/f16/bf16, with the memory read bandwidth
+measured in the same run; see benchmarks/cpu_decode.py.
 """
 
 from __future__ import annotations
@@ -109,7 +114,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "olmo-bench")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument(
+        "--cpu-decode", action="store_true", help="every CPU decode contender (issue 13), see cpu_decode.py"
+    )
     args = parser.parse_args()
+    if args.cpu_decode:
+        from cpu_decode import run_cpu_decode
+
+        run_cpu_decode(args)
+        return
 
     shape = QUICK if args.quick else OLMO_1B
     checkpoint = synthetic_hf_1b(args.dir / ("synthetic-quick" if args.quick else "synthetic-1b-fp32"), shape=shape)

@@ -185,10 +185,27 @@ def check_compile(device) -> None:
         )
 
 
+def load(source, revision, *, engine: str = "torch", **options):
+    """The model to generate with: transformers through loading.load_model, or with
+    engine="llama.cpp" a GGUF of it run by llama-cpp-python (options are load_model's)."""
+    if engine == "llama.cpp":
+        from olmo_cli.generate_llama import load_llama_model
+
+        return load_llama_model(source, revision, **options)
+    from olmo_cli import loading
+
+    return loading.load_model(source, revision, **options)
+
+
 def generate(
     loaded, prompts: list[str], params: SamplingParams, *, on_text: Callable[[str], None] | None = None
 ) -> GenerationResult:
-    """Complete every prompt (one left-padded batch) with `loaded` (a LoadedModel)."""
+    """Complete every prompt (one left-padded batch) with `loaded` (a LoadedModel, or a
+    generate_llama.LlamaLoaded, which llama.cpp completes)."""
+    if getattr(loaded, "engine", "torch") == "llama.cpp":
+        from olmo_cli.generate_llama import generate_llama
+
+        return generate_llama(loaded, prompts, params, on_text=on_text)
     import torch
 
     params.validate()

@@ -11,6 +11,7 @@ from tiny_models import make_hf_with_tokenizer
 
 from olmo_cli.errors import BadInputError, UsageError
 from olmo_cli.generate import SamplingParams, _Streamer, generate, read_prompts
+from olmo_cli.loading.devices import cpu_prefers_bf16
 
 SHAPE = dict(max_position_embeddings=64)
 REPO = "allenai/OLMo-1B-hf"
@@ -43,7 +44,8 @@ def test_single_prompt_streams_the_same_text_json_reports(tiny):
 def test_json_has_prompt_counts_and_timings(tiny):
     result = olmo("generate", str(tiny), "-p", "Hello", "-n", "5", "--seed", "1", "--json")
     payload = json.loads(result.stdout)
-    assert payload["device"] == "cpu" and payload["dtype"] == "float32" and payload["repo"] is None
+    auto = "bfloat16" if cpu_prefers_bf16() else "float32"  # a float32 checkpoint on a CPU with native bf16 or not
+    assert payload["device"] == "cpu" and payload["dtype"] == auto and payload["repo"] is None
     assert payload["completions"][0]["prompt"] == "Hello"
     timings = payload["timings"]
     assert timings["new_tokens"] == 5 and timings["tokens_per_second"] > 0

@@ -29,7 +29,12 @@ LAYERS = (
 # The quantization method table and the memory release are what loading quantizes and frees
 # with: they sit with loading, below the quantize command core (quantize.run) that uses them.
 # `python -m olmo_cli` runs the CLI, so __main__ is part of it.
-PLACED = {"olmo_cli.quantize.methods": "loading", "olmo_cli.quantize.memory": "loading", "olmo_cli.__main__": "cli"}
+PLACED = {
+    "olmo_cli.quantize.methods": "loading",
+    "olmo_cli.quantize.memory": "loading",
+    "olmo_cli.__main__": "cli",
+    "olmo_cli.generate_llama": "generate",  # generation through llama.cpp, beside the torch path's module
+}
 
 
 def module_name(path: Path) -> str:

@@ -43,7 +43,10 @@ def olmo_greedy(loaded, prompts, n=8) -> list[str]:
     return [c.completion for c in result.completions]
 
 
-def test_transformers_checkpoint_loads_in_place_on_cpu_in_its_own_dtype(tiny_hf):
+def test_transformers_checkpoint_loads_in_place_on_cpu_in_its_own_dtype(tiny_hf, monkeypatch):
+    from olmo_cli.loading import devices
+
+    monkeypatch.setattr(devices, "cpu_prefers_bf16", lambda: False)  # a CPU without native bf16
     loaded = load_model(str(tiny_hf))
     assert loaded.path == tiny_hf.resolve()
     assert loaded.device.type == "cpu" and loaded.model.device.type == "cpu"

@@ -9,7 +9,6 @@ from typing import Annotated
 import typer
 
 from olmo_cli import generate as generation  # called through the module, so tests can stand in for it
-from olmo_cli import loading
 from olmo_cli.cli.options import (
     DeviceOpt,
     DType,
@@ -103,7 +102,12 @@ def generate_command(
         ),
     ] = None,
     dtype: Annotated[
-        DType, typer.Option("--dtype", help="auto: bfloat16 on GPUs that support it, else the checkpoint's.")
+        DType,
+        typer.Option(
+            "--dtype",
+            help="auto: bfloat16 on GPUs that support it and, for float32 checkpoints, on CPUs with native bf16; "
+            "else the checkpoint's.",
+        ),
     ] = DType.auto,
     device: DeviceOpt = "auto",
     load_in_8bit: Annotated[
@@ -128,6 +132,14 @@ def generate_command(
             "--compile", help="CUDA only: static KV cache + torch.compile (faster decoding after a slow first call)."
         ),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            metavar="torch|llama.cpp",
+            help="llama.cpp: decode on the CPU with llama-cpp-python, on a GGUF copy made once in the cache.",
+        ),
+    ] = "torch",
     selection: Selection = Selection(),
     stats: Annotated[
         bool, typer.Option("--stats", help="Print load time, time to first token and tokens/s on stderr.")
@@ -155,6 +167,7 @@ def generate_command(
       olmo generate allenai/OLMo-1B -r step20000 -r step100000 -r main --greedy -p "2 + 2 ="
       olmo generate allenai/OLMo-1B --log-spaced 5 --greedy -p "The sky is"
       olmo generate allenai/OLMo-7B --quantize int8 -p "Hi"          (torchao, CPU or GPU)
+      olmo generate allenai/OLMo-1B-hf --engine llama.cpp --quantize int8 -p "Hi"   (llama.cpp q8_0)
     """
     params = generation.SamplingParams(
         max_new_tokens=max_new_tokens,
@@ -175,11 +188,14 @@ def generate_command(
             hint="name a Hub repo or a local directory (olmo generate allenai/OLMo-1B-hf -p ...), "
             "or a revision such as --revision step20000-tokens84B",
         )
-    if compile_:
+    if engine != "torch":
+        _check_engine(engine, dtype.value, device, quantization, compile_)
+    elif compile_:
         generation.check_compile(pick_device(device))  # before any download or load
     prompts = generation.collect_prompts(prompt, prompts_file, sys.stdin)
     reporter = ConsoleReporter()
     options = dict(dtype=dtype.value, device=device, quantization=quantization, offline=offline, reporter=reporter)
+    options["engine"] = engine
     if len(revisions) > 1 or selection.active:
         _sweep(model, revisions, selection, prompts, params, options, as_json, stats, executor)
     else:
@@ -189,7 +205,7 @@ def generate_command(
 
 
 def _single(model, revision, prompts, params, options, as_json, stats) -> None:
-    loaded = loading.load_model(model, revision, **options)
+    loaded = generation.load(model, revision, **options)
     streaming = not as_json and len(prompts) == 1 and params.num_return_sequences == 1
     result = generation.generate(loaded, prompts, params, on_text=_write_now if streaming else None)
     if as_json:
@@ -246,6 +262,17 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
             text = one_line(completion.completion)
             rows.append((resolved.revision, one_line(completion.prompt), text) if many else (resolved.revision, text))
     print_table(columns, rows)
+
+
+def _check_engine(engine: str, dtype: str, device: str, quantization: str | None, compile_: bool) -> None:
+    """--engine llama.cpp: what cannot map to llama.cpp is refused before any download."""
+    from olmo_cli import generate_llama
+
+    if engine not in generate_llama.ENGINES:
+        raise UsageError(f"unknown --engine {engine!r}", hint="use --engine torch or --engine llama.cpp")
+    generate_llama.check_llama_options(device, compile_)
+    generate_llama.gguf_outtype(dtype, quantization)
+    generate_llama.require_llama_cpp()
 
 
 def _quantization(load_in_8bit: bool, load_in_4bit: bool, quantize: str | None) -> str | None:

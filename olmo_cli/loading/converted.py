@@ -87,6 +87,35 @@ def hf_checkpoint_dir(located: Located, *, offline: bool = False, reporter: Repo
     return target
 
 
+def gguf_cache_dir() -> Path:
+    return olmo_cache_dir() / "gguf"
+
+
+def gguf_checkpoint_file(
+    located: Located, outtype: str, *, offline: bool = False, reporter: Reporter = NULL_REPORTER
+) -> Path:
+    """A GGUF file of `located` in `outtype` (f32, f16, bf16, q8_0), written once into
+    `<olmo cache>/gguf/<key>.<outtype>.gguf` (the key as for converted directories: a Hub commit,
+    or a local directory's files) and reused after. The writer renames a finished file into
+    place, so a file found there is whole."""
+    target = make_cache_subdir(gguf_cache_dir()) / f"{cache_key(located)}.{outtype}.gguf"
+    if target.is_file() and not target.is_symlink():
+        reporter.info(f"using the GGUF copy in {target}")
+        return target
+    reporter.info(f"converting {located.describe()} to GGUF {outtype}, once, into {target}")
+    from olmo_cli.checkpoints.convert import convert
+
+    try:
+        convert(
+            located.path, target, to="gguf", outtype=outtype, offline=offline, reporter=reporter,
+            revision=located.revision, repo=located.repo, commit=located.commit,
+        )  # fmt: skip
+    except ExistsError:  # another process wrote the same file first: as good as ours
+        if not target.is_file():
+            raise
+    return target
+
+
 def remove_abandoned_partials(cache: Path, older_than_s: float = ABANDONED_AFTER_S) -> list[Path]:
     """Delete the temporary siblings of conversions that were killed (SIGKILL, a power cut): a
     living conversion touches its directory far more often than this, so an old one is abandoned."""

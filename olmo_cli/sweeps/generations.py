@@ -49,10 +49,9 @@ def generate_worker(
     if environment:
         apply_environment(environment)
     from olmo_cli import generate as generation
-    from olmo_cli import loading
 
     try:
-        loaded = loading.load_model(unit.repo, unit.revision, **dict(unit.load), reporter=reporter)
+        loaded = generation.load(unit.repo, unit.revision, **dict(unit.load), reporter=reporter)
         try:
             result = generation.generate(loaded, list(unit.prompts), unit.params)
         finally:
