@@ -115,6 +115,9 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "olmo-bench")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument(
+        "--only", default="", help="--cpu-decode: the contenders whose label holds one of these (comma-separated)"
+    )
+    parser.add_argument(
         "--cpu-decode", action="store_true", help="every CPU decode contender (issue 13), see cpu_decode.py"
     )
     args = parser.parse_args()
