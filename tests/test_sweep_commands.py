@@ -381,3 +381,56 @@ def test_a_generate_sweep_dry_run_prints_the_script_and_submits_nothing(hub, tmp
     script = Path(result.stdout.strip().splitlines()[-1]).read_text().splitlines()
     assert any(line.startswith("#SBATCH --array=0-2%") for line in script)  # the three revisions
     assert "#SBATCH --gpus-per-task=1" in script
+
+
+# ----- --delete-after on output sweeps, and revisions cached before a sweep -----
+
+
+@pytest.mark.parametrize("executor", ["local", "ray"])
+def test_a_convert_sweep_with_delete_after_frees_what_it_downloaded_and_keeps_what_was_cached(
+    request, executor, hub, tmp_path, monkeypatch
+):
+    from olmo_cli.hub.cache import RepoCache
+
+    if executor == "ray":
+        request.getfixturevalue("ray_session")
+    assert olmo("convert", REPO, *TWO, tmp_path / "kept").exit_code == 0  # the outputs, source kept
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "fresh-cache"))
+    cached = olmo("download", REPO, "-r", "step1000-tokens4B")  # a revision the user had before
+    assert cached.exit_code == 0, cached.output
+    cache = RepoCache.of(REPO)
+    before = {p.name: p.read_bytes() for p in cache.snapshot_files(cache.commits()[0]).values()}
+    result = olmo("convert", REPO, *TWO, tmp_path / "out", "--delete-after", "--executor", executor)
+    assert result.exit_code == 0, result.output
+    assert tree(tmp_path / "out") == tree(tmp_path / "kept")
+    (left,) = cache.commits()  # step2000's snapshot is gone, step1000's stays whole
+    assert {p.name: p.read_bytes() for p in cache.snapshot_files(left).values()} == before
+    blobs = {p.name for p in (cache.dir / "blobs").iterdir()}
+    assert blobs == {p.resolve().name for p in cache.snapshot_files(left).values()}  # no orphan of step2000
+
+
+def test_an_eval_sweep_on_a_cluster_executor_keeps_revisions_cached_before_it(hub, tmp_path, monkeypatch):
+    import olmo_cli
+    from olmo_cli.evaluate import text_source
+    from olmo_cli.hub.cache import RepoCache
+
+    data = tmp_path / "text.txt"
+    data.write_text(TEXT, encoding="utf-8")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "fresh-cache"))
+    assert olmo("download", REPO, "-r", "step1000-tokens4B").exit_code == 0
+    cache = RepoCache.of(REPO)
+    (had,) = cache.commits()
+    rows = olmo_cli.evaluate(
+        REPO, ["step1000", "step2000"], text_source(data), results=tmp_path / "r", context=32,
+        executor=Counting(), delete_after=True,
+    )  # fmt: skip
+    assert not any(r["error"] for r in rows) and len(rows) == 2
+    assert cache.commits() == [had]
+    assert all(p.is_file() for p in cache.snapshot_files(had).values())
+
+
+def test_delete_after_needs_a_sweep(hub, tmp_path):
+    for command in (["convert", REPO, tmp_path / "one"], ["quantize", REPO, tmp_path / "one"]):
+        result = olmo(*command, "--delete-after")
+        assert result.exit_code == 2 and "--delete-after runs with sweeps" in result.output, result.output
+    assert not (tmp_path / "one").exists()

@@ -14,6 +14,7 @@ from olmo_cli.cli.options import (
     ForceOpt,
     JsonOpt,
     OfflineOpt,
+    OutputsDeleteAfterOpt,
     RevisionOpt,
     SourceArg,
     TargetFormat,
@@ -122,6 +123,7 @@ def convert(
     dtype: DTypeOpt = DType.auto,
     shard_size: ShardSizeOpt = "5GB",
     force: ForceOpt = False,
+    delete_after: OutputsDeleteAfterOpt = False,
     verify: VerifyOpt = False,
     tokenizer: TokenizerOpt = None,
     offline: OfflineOpt = False,
@@ -172,11 +174,13 @@ def convert(
         run_output_sweep(
             "convert", src, selection, dst, options, executor,
             revisions=[revision] if revision else None, force=force, offline=offline, as_json=as_json,
-            describe=_sweep_line,
+            delete_after=delete_after, describe=_sweep_line,
         )  # fmt: skip
         return
     if executor.remote:
         raise UsageError("--executor ray|slurm runs sweeps", hint="select revisions with --from/--to/--every ...")
+    if delete_after:
+        raise UsageError("--delete-after runs with sweeps", hint="select revisions with --from/--to/--every ...")
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)
     result = run_convert(

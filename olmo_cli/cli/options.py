@@ -143,6 +143,14 @@ RefreshOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print names only, one a line.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output.")]
+OutputsDeleteAfterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--delete-after",
+        help="With a selection: remove each source revision from the HF cache once its output is "
+        "written (unless it was cached before).",
+    ),
+]
 DryRunOpt = Annotated[bool, typer.Option("--dry-run", help="Show what would be done; change nothing.")]
 AllFilesOpt = Annotated[
     bool, typer.Option("--all-files", help="Every file of the revision, not only what a model needs.")

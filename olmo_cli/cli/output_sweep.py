@@ -22,6 +22,7 @@ def run_output_sweep(
     device: str = "auto",
     force: bool = False,
     offline: bool = False,
+    delete_after: bool = False,
     as_json: bool = False,
     describe: Callable[[dict], str],
 ) -> None:
@@ -36,7 +37,9 @@ def run_output_sweep(
     reporter = ConsoleReporter(quiet=as_json)
     units = plan_outputs(job, repo, revisions or [], selection, outdir, options, offline=offline, reporter=reporter)
     say(f"{len(units)} revision(s) of {units[0].repo} -> {outdir}/")
-    outcomes = run_outputs(units, runner, outdir=outdir, force=force, offline=offline, reporter=reporter)
+    outcomes = run_outputs(
+        units, runner, outdir=outdir, force=force, offline=offline, delete_after=delete_after, reporter=reporter
+    )
     script = getattr(runner, "script", None)
     if script is not None:  # --slurm-dry-run: the path is the output
         print(script)

@@ -12,6 +12,7 @@ from olmo_cli.cli.options import (
     JsonOpt,
     OfflineOpt,
     OutputArg,
+    OutputsDeleteAfterOpt,
     QuantizeMethod,
     RevisionOpt,
     SourceArg,
@@ -55,6 +56,7 @@ def quantize(
     dtype: DTypeOpt = DType.auto,
     check: CheckOpt = True,
     force: ForceOpt = False,
+    delete_after: OutputsDeleteAfterOpt = False,
     offline: OfflineOpt = False,
     as_json: JsonOpt = False,
     selection: Selection = Selection(),
@@ -89,11 +91,13 @@ def quantize(
         run_output_sweep(
             "quantize", src, selection, dst, options, executor,
             revisions=[revision] if revision else None, force=force, offline=offline, as_json=as_json,
-            describe=_sweep_line,
+            delete_after=delete_after, describe=_sweep_line,
         )  # fmt: skip
         return
     if executor.remote:
         raise UsageError("--executor ray|slurm runs sweeps", hint="select revisions with --from/--to/--every ...")
+    if delete_after:
+        raise UsageError("--delete-after runs with sweeps", hint="select revisions with --from/--to/--every ...")
     report = run_quantize(
         src,
         dst,

@@ -36,14 +36,14 @@ def eval_worker(
     results: str,
     offline: bool,
     environment: dict[str, str],
-    release: frozenset[str] | None = None,
+    release: cache_release.SweepRelease | None = None,
 ) -> dict[str, Any]:
     """What a worker runs for one unit (module-level, so it pickles by reference). Returns its rows,
     or the usage error every unit would hit (as plain data: exception classes do not always survive
-    a trip through Ray or submitit). `release`: remove the revision from the HF cache afterwards,
-    keeping these blobs (the ones other units share); None keeps everything."""
+    a trip through Ray or submitit). `release` (--delete-after): remove the revision from the HF
+    cache afterwards when the sweep downloaded it, keeping the blobs other units share."""
     apply_environment(environment)
-    deleting = release is not None and not unit.is_local
+    deleting = release is not None and not unit.is_local and release.deletes(unit.model, unit.commit)
     converted = converted_copy(unit) if deleting else None
     converted_before = converted is not None and converted.exists()
     try:
@@ -51,11 +51,8 @@ def eval_worker(
             out: dict[str, Any] = {"rows": run_unit(unit, ResultsStore(results), offline=offline)}
     except OlmoError as error:
         return {"error": error.message, "hint": error.hint, "exit_code": error.exit_code}
-    if deleting and release is not None:
-        try:
-            out["freed"] = cache_release.release(unit.model, unit.revision or unit.commit, unit.commit, release)
-        except (OSError, OlmoError) as error:  # the rows are stored: removal is best effort, the driver retries
-            out["warning"] = f"cannot remove {unit.label} from the HF cache: {error}"
+    if deleting and release is not None:  # the rows are stored: removal is best effort, the driver retries
+        out.update(cache_release.release_after(unit.model, unit.revision or unit.commit, unit.commit, release.keep))
         if converted is not None and not converted_before:
             shutil.rmtree(converted, ignore_errors=True)  # olmo's transformers copy of a legacy checkpoint
     return out
@@ -110,22 +107,12 @@ def run_remote(
         return [row for i in sorted(rows) for row in rows[i]]
     work = [planned[i] for i in todo]
     fn = partial(worker, results=str(store.root.absolute()), offline=offline, environment=worker_environment())
-    removing: dict[str, set[str]] = {}  # repo -> the commits the sweep downloads (not cached before)
+    release = None
     if delete_after:
-        from olmo_cli.hub.cache import RepoCache
-
-        for unit in work:
-            if not unit.is_local and not RepoCache.of(unit.model).snapshot(unit.commit).is_dir():
-                removing.setdefault(unit.model, set()).add(unit.commit)
-        keep = frozenset().union(
-            *(
-                cache_release.shared_blobs(_blobs(repo, c, offline) for c in commits)
-                for repo, commits in removing.items()
-            )
+        release = cache_release.SweepRelease.plan(
+            ((u.model, u.commit) for u in work if not u.is_local), offline=offline
         )
-        fn = partial(fn, release=keep)
-    else:
-        keep = frozenset()
+        fn = partial(fn, release=release)
     remember = getattr(executor, "remember", None)
     if remember is not None:  # SLURM: a rerun waits on the jobs still in flight instead of submitting them again
         remember(store.root / STATE_FILE, names)
@@ -153,8 +140,8 @@ def run_remote(
                 close()  # cancels the outstanding tasks (Ctrl-C, or a usage error)
         if getattr(executor, "attached", 0):
             reporter.info(f"waited on {executor.attached} SLURM job(s) an earlier run had submitted")  # type: ignore[attr-defined]
-    for repo, commits in removing.items():  # the files the units shared, now that no worker is left
-        cache_release.finish(repo, commits, keep)
+    if release is not None:
+        release.finish()  # the files the units shared, now that no worker is left
     for i, item in enumerate(planned):
         if i not in rows:  # the twin of a unit just run: its rows are in the store now, or it failed too
             rows[i] = _twin_rows(item, store, rows)
@@ -167,12 +154,3 @@ def _twin_rows(unit: Unit, store: ResultsStore, rows: dict[int, list[dict]]) -> 
         stored_row(unit, m, store) or empty_row(unit, m, error=errors[0] if errors else "not computed")
         for m in unit.measurements()
     ]
-
-
-def _blobs(repo: str, commit: str, offline: bool) -> list[str]:
-    """What a unit will fetch (offline: what its cached snapshot links; a unit not cached fails)."""
-    if offline:
-        from olmo_cli.hub.cache import RepoCache
-
-        return [blob.name for blob in RepoCache.of(repo).snapshot_files(commit).values()]
-    return cache_release.unit_blobs(repo, commit)

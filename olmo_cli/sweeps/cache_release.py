@@ -22,6 +22,7 @@ import fcntl
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from olmo_cli.hub.cache import RepoCache, repo_folder_name
@@ -94,6 +95,53 @@ def release(repo: str, revision: str, commit: str, keep: frozenset[str]) -> int:
         plan.blobs = {blob: size for blob, size in plan.blobs.items() if blob.name not in keep}
         apply_removal(plan)
         return plan.bytes_freed
+
+
+def release_after(repo: str, revision: str, commit: str, keep: frozenset[str]) -> dict:
+    """`release` as a worker calls it once its result is safe: {"freed": bytes}, or {"warning": ...}
+    when removal failed (best effort: the driver's `finish` removes what is left)."""
+    from olmo_cli.errors import OlmoError
+
+    try:
+        return {"freed": release(repo, revision, commit, keep)}
+    except (OSError, OlmoError) as error:
+        return {"warning": f"cannot remove {repo}@{revision} from the HF cache: {error}"}
+
+
+@dataclass(frozen=True)
+class SweepRelease:
+    """The driver's side of --delete-after: per repo, the commits the sweep downloads (those cached
+    before it are never removed), and the blobs two or more of its units share."""
+
+    removing: dict[str, frozenset[str]]
+    keep: frozenset[str]
+
+    @classmethod
+    def plan(cls, pairs: Iterable[tuple[str, str]], *, offline: bool = False) -> SweepRelease:
+        """`pairs`: the (repo, commit) of every unit about to run."""
+        removing: dict[str, set[str]] = {}
+        for repo, commit in pairs:
+            if not RepoCache.of(repo).snapshot(commit).is_dir():
+                removing.setdefault(repo, set()).add(commit)
+        keep = frozenset().union(
+            *(shared_blobs(_blobs(repo, c, offline) for c in commits) for repo, commits in removing.items())
+        )
+        return cls({repo: frozenset(commits) for repo, commits in removing.items()}, keep)
+
+    def deletes(self, repo: str, commit: str | None) -> bool:
+        return commit is not None and commit in self.removing.get(repo, ())
+
+    def finish(self) -> None:
+        """Once no worker is left: what the units shared, and what a failed removal left."""
+        for repo, commits in self.removing.items():
+            finish(repo, commits, self.keep)
+
+
+def _blobs(repo: str, commit: str, offline: bool) -> list[str]:
+    """What a unit will fetch (offline: what its cached snapshot links; a unit not cached fails)."""
+    if offline:
+        return [blob.name for blob in RepoCache.of(repo).snapshot_files(commit).values()]
+    return unit_blobs(repo, commit)
 
 
 def finish(repo: str, commits: Iterable[str], keep: frozenset[str]) -> int:

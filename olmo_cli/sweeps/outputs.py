@@ -8,6 +8,7 @@ convert or quantize, so an output that exists is complete: it is not scheduled a
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,6 +18,7 @@ from typing import Any
 from olmo_cli.errors import BadInputError, OlmoError, UsageError
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.select import Selection
+from olmo_cli.sweeps import cache_release
 from olmo_cli.sweeps.base import Executor, Failure, apply_environment, worker_environment
 
 JOBS = ("convert", "quantize")
@@ -110,17 +112,25 @@ def output_worker(
     offline: bool = False,
     force: bool = False,
     environment: dict[str, str] | None = None,
+    release: cache_release.SweepRelease | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> dict[str, Any]:
     """What a worker runs for one unit (module-level: it pickles by reference). Returns its summary,
-    or its error as plain data (exception classes do not always survive Ray or submitit)."""
+    or its error as plain data (exception classes do not always survive Ray or submitit).
+    `release` (--delete-after): remove the source revision from the HF cache once its output is in
+    place, when the sweep downloaded it, keeping the blobs other units share."""
     if environment:
         apply_environment(environment)
+    deleting = release is not None and unit.commit is not None and release.deletes(unit.repo, unit.commit)
     try:
-        return {"summary": _JOBS[unit.job](unit, offline=offline, force=force, reporter=reporter)}
+        with cache_release.using(unit.repo, unit.commit) if deleting and unit.commit else contextlib.nullcontext():
+            out: dict[str, Any] = {"summary": _JOBS[unit.job](unit, offline=offline, force=force, reporter=reporter)}
     except OlmoError as error:
         usage = isinstance(error, UsageError)  # a setting every unit would trip on: the sweep stops
         return {"error": error.message, "hint": error.hint, "exit_code": error.exit_code, "usage": usage}
+    if deleting and release is not None and unit.commit is not None:
+        out.update(cache_release.release_after(unit.repo, unit.revision, unit.commit, release.keep))
+    return out
 
 
 def _convert(unit: OutputUnit, *, offline: bool, force: bool, reporter: Reporter) -> dict:
@@ -162,10 +172,13 @@ def run_outputs(
     outdir: Path,
     force: bool = False,
     offline: bool = False,
+    delete_after: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> list[Outcome]:
     """Every unit's outcome, in order. Units whose output exists are not scheduled (unless `force`);
-    the rest run on `executor`. With a dry-run SLURM executor only the sbatch script is written."""
+    the rest run on `executor`. With a dry-run SLURM executor only the sbatch script is written.
+    `delete_after`: each source revision the sweep downloads leaves the HF cache once its output is
+    written (cache_release: safe when workers share the cache)."""
     from olmo_cli.hub import env
 
     outcomes: dict[int, Outcome] = {}
@@ -190,6 +203,10 @@ def run_outputs(
         path = executor.write_script(len(work))  # type: ignore[attr-defined]
         reporter.info(f"wrote {path} ({len(work)} unit(s)); submitted nothing")
         return [outcomes[i] for i in sorted(outcomes)]
+    release = None
+    if delete_after:
+        release = cache_release.SweepRelease.plan(((u.repo, u.commit) for u in work if u.commit), offline=offline)
+        fn = partial(fn, release=release)
     remember = getattr(executor, "remember", None)
     if remember is not None:  # SLURM: a rerun waits on the jobs still in flight instead of submitting them again
         remember(outdir / STATE_FILE, [u.dst for u in work])
@@ -206,6 +223,8 @@ def run_outputs(
                 outcome = Outcome(unit, "failed", error=result["error"])
             else:
                 outcome = Outcome(unit, "written", summary=result["summary"])
+                if result.get("warning"):
+                    reporter.warn(result["warning"])
             finished += 1
             if outcome.error:
                 reporter.warn(f"[{finished}/{len(work)}] {unit.label}: {outcome.error}")
@@ -218,4 +237,6 @@ def run_outputs(
             close()  # Ctrl-C or a usage error: the outstanding tasks are cancelled, finished outputs stay
     if getattr(executor, "attached", 0):
         reporter.info(f"waited on {executor.attached} SLURM job(s) an earlier run had submitted")  # type: ignore[attr-defined]
+    if release is not None:
+        release.finish()  # the files the units shared, now that no worker is left
     return [outcomes[i] for i in range(len(units))]
