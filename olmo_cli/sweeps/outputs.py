@@ -193,11 +193,6 @@ def run_outputs(
     outdir.mkdir(parents=True, exist_ok=True)
     if executor.remote:
         executor.check_shared({"HF cache": env.hub_cache_dir().absolute(), "output folder": outdir.absolute()})
-        fn: Callable[[OutputUnit], dict] = partial(
-            output_worker, offline=offline, force=force, environment=worker_environment()
-        )
-    else:
-        fn = partial(output_worker, offline=offline, force=force, reporter=reporter)
     work = [units[i] for i in todo]
     if getattr(executor, "dry_run", False):
         path = executor.write_script(len(work))  # type: ignore[attr-defined]
@@ -206,7 +201,9 @@ def run_outputs(
     release = None
     if delete_after:
         release = cache_release.SweepRelease.plan(((u.repo, u.commit) for u in work if u.commit), offline=offline)
-        fn = partial(fn, release=release)
+    # A remote worker gets the driver's environment; a local one reports through this reporter.
+    where = {"environment": worker_environment()} if executor.remote else {"reporter": reporter}
+    fn: Callable[[OutputUnit], dict] = partial(output_worker, offline=offline, force=force, release=release, **where)
     remember = getattr(executor, "remember", None)
     if remember is not None:  # SLURM: a rerun waits on the jobs still in flight instead of submitting them again
         remember(outdir / STATE_FILE, [u.dst for u in work])
