@@ -96,3 +96,21 @@ def modules_after(tmp_path: Path, argv: list[str], env: dict | None = None) -> t
     )
     assert out.exists(), done.stderr
     return set(json.loads(out.read_text())), done.stdout
+
+
+class InProcessExecutor:
+    """A 'remote' executor (its work is pickled-style: no closures over the driver) that runs here,
+    in order, and records what it was given, to see what a sweep schedules."""
+
+    name = "in-process"
+    remote = True
+
+    def __init__(self):
+        self.given: list = []
+
+    def check_shared(self, paths) -> None: ...
+
+    def map(self, fn, items):
+        self.given += items
+        for index, item in enumerate(items):
+            yield index, fn(item)

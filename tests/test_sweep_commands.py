@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import revision_branches
+from helpers import InProcessExecutor
 from typer.testing import CliRunner
 
 from olmo_cli.cli.app import app
@@ -37,23 +38,6 @@ def tree(root: Path) -> dict[str, bytes]:
 def submitit_local(tmp_path: Path) -> SlurmExecutor:
     pytest.importorskip("submitit")
     return SlurmExecutor(SlurmOptions(logs=tmp_path / "logs", time="10"), cluster="local")
-
-
-class Counting:
-    """A 'remote' executor that runs here and records what it was given (to see what is scheduled)."""
-
-    name = "counting"
-    remote = True
-
-    def __init__(self):
-        self.given: list = []
-
-    def check_shared(self, paths) -> None: ...
-
-    def map(self, fn, items):
-        self.given += items
-        for index, item in enumerate(items):
-            yield index, fn(item)
 
 
 # ----- convert and quantize: one output per revision -----
@@ -97,7 +81,7 @@ def test_convert_sweep_on_ray_and_submitit_writes_the_bytes_local_writes(ray_ses
     local = tree(tmp_path / "local")
     assert local and tree(tmp_path / "ray") == local
     assert {k: v for k, v in tree(tmp_path / "submitit").items() if "olmo-slurm" not in k} == local
-    rerun = Counting()  # every output exists: nothing is scheduled
+    rerun = InProcessExecutor()  # every output exists: nothing is scheduled
     outcomes = run_outputs(units, rerun, outdir=tmp_path / "submitit")
     assert rerun.given == [] and [o.status for o in outcomes] == ["exists", "exists"]
 
@@ -422,7 +406,7 @@ def test_an_eval_sweep_on_a_cluster_executor_keeps_revisions_cached_before_it(hu
     (had,) = cache.commits()
     rows = olmo_cli.evaluate(
         REPO, ["step1000", "step2000"], text_source(data), results=tmp_path / "r", context=32,
-        executor=Counting(), delete_after=True,
+        executor=InProcessExecutor(), delete_after=True,
     )  # fmt: skip
     assert not any(r["error"] for r in rows) and len(rows) == 2
     assert cache.commits() == [had]

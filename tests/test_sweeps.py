@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from conftest import revision_branches
+from helpers import InProcessExecutor
 from typer.testing import CliRunner
 
 import olmo_cli
@@ -260,23 +261,6 @@ def test_ctrl_c_cancels_the_outstanding_ray_tasks_and_keeps_the_finished_rows(ra
     assert ray_local.available_resources().get("CPU", 0) == 2  # the hanging task was cancelled
 
 
-class _InProcess:
-    """A 'remote' executor that runs here and counts what it was given."""
-
-    name = "in-process"
-    remote = True
-
-    def __init__(self):
-        self.given: list = []
-
-    def check_shared(self, paths) -> None: ...
-
-    def map(self, fn, items):
-        self.given += items
-        for index, item in enumerate(items):
-            yield index, fn(item)
-
-
 def test_two_names_of_one_commit_are_one_task(hub, data, tmp_path):
     import dataclasses
 
@@ -285,7 +269,7 @@ def test_two_names_of_one_commit_are_one_task(hub, data, tmp_path):
     store = ResultsStore(tmp_path / "store")
     (unit,) = plan([REPO], ["step1000"], None, Settings(context=32), (text_source(data),), (), store=store)
     twin = dataclasses.replace(unit, revision="main")  # main pointing at step1000's commit
-    executor = _InProcess()
+    executor = InProcessExecutor()
     rows = run_remote([unit, twin], store, executor)
     assert executor.given == [unit]
     assert [r["revision"] for r in rows] == ["step1000-tokens4B", "main"]

@@ -166,9 +166,9 @@ def convert(
     target, last = split_to(to or [])
     if last is not None:
         selection = dataclasses.replace(selection, end=last)
-    if selection.active:
-        from olmo_cli.cli.output_sweep import run_output_sweep
+    from olmo_cli.cli.output_sweep import refuse_sweep_options, run_output_sweep
 
+    if selection.active:
         options: dict[str, Any] = {"to": target, "dtype": dtype.value, "shard_size": shard_size}
         options |= {"tokenizer": tokenizer, "verify": verify, "outtype": outtype}
         run_output_sweep(
@@ -177,10 +177,7 @@ def convert(
             delete_after=delete_after, describe=_sweep_line,
         )  # fmt: skip
         return
-    if executor.remote:
-        raise UsageError("--executor ray|slurm runs sweeps", hint="select revisions with --from/--to/--every ...")
-    if delete_after:
-        raise UsageError("--delete-after runs with sweeps", hint="select revisions with --from/--to/--every ...")
+    refuse_sweep_options(executor, delete_after)
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)
     result = run_convert(

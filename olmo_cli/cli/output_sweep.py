@@ -62,3 +62,14 @@ def run_output_sweep(
         raise OlmoError(
             f"{len(failed)} of {len(outcomes)} revisions failed", hint="run the same command again to retry them"
         )
+
+
+def refuse_sweep_options(executor: ExecutorChoice, delete_after: bool) -> None:
+    """Without a selection there is one checkpoint: the options that only sweeps take are refused."""
+    from olmo_cli.errors import UsageError
+
+    hint = "select revisions with --from/--to/--every ..."
+    if executor.remote:
+        raise UsageError("--executor ray|slurm runs sweeps", hint=hint)
+    if delete_after:
+        raise UsageError("--delete-after runs with sweeps", hint=hint)

@@ -21,7 +21,6 @@ from olmo_cli.cli.options import (
     selection_options,
 )
 from olmo_cli.cli.output import ConsoleReporter, format_size, print_json, print_lines
-from olmo_cli.errors import UsageError
 from olmo_cli.quantize.run import quantize as run_quantize
 from olmo_cli.revisions.select import Selection
 from olmo_cli.sweeps.choose import ExecutorChoice
@@ -84,9 +83,9 @@ def quantize(
       olmo quantize olmo-1b-hf olmo-1b-int8 --force --json
       olmo quantize allenai/OLMo-1B-hf --every 100000 int8/ --executor ray
     """
-    if selection.active:
-        from olmo_cli.cli.output_sweep import run_output_sweep
+    from olmo_cli.cli.output_sweep import refuse_sweep_options, run_output_sweep
 
+    if selection.active:
         options = {"method": method.value, "dtype": dtype.value, "check": check}
         run_output_sweep(
             "quantize", src, selection, dst, options, executor,
@@ -94,10 +93,7 @@ def quantize(
             delete_after=delete_after, describe=_sweep_line,
         )  # fmt: skip
         return
-    if executor.remote:
-        raise UsageError("--executor ray|slurm runs sweeps", hint="select revisions with --from/--to/--every ...")
-    if delete_after:
-        raise UsageError("--delete-after runs with sweeps", hint="select revisions with --from/--to/--every ...")
+    refuse_sweep_options(executor, delete_after)
     report = run_quantize(
         src,
         dst,
