@@ -215,7 +215,7 @@ def generate(
     tokenizer, model = loaded.tokenizer, loaded.model
     inputs = loaded.to_inputs(prompts)
     prompt_lengths = inputs["attention_mask"].sum(dim=1).tolist()
-    max_new_tokens = _fit_context(max(prompt_lengths), params.max_new_tokens, loaded.context_length)
+    max_new_tokens = fit_context(max(prompt_lengths), params.max_new_tokens, loaded.context_length)
 
     kwargs = params.generate_kwargs()
     kwargs["max_new_tokens"] = max_new_tokens
@@ -225,7 +225,7 @@ def generate(
     if params.stop:
         kwargs["stopping_criteria"] = _stop_criteria(tokenizer, params.stop, width)
     stream = len(prompts) == 1 and params.num_return_sequences == 1 and on_text is not None
-    streamer = _Streamer(tokenizer, params.stop, on_text if stream else None)
+    streamer = StopStreamer(tokenizer, params.stop, on_text if stream else None)
     if params.seed is not None:
         from transformers import set_seed
 
@@ -261,7 +261,7 @@ def generate(
     return GenerationResult(completions, timings)
 
 
-def _fit_context(prompt_tokens: int, max_new_tokens: int, context: int | None) -> int:
+def fit_context(prompt_tokens: int, max_new_tokens: int, context: int | None) -> int:
     if not context:
         return max_new_tokens
     if prompt_tokens >= context:
@@ -295,10 +295,10 @@ def _completions(tokenizer, model, prompts, prompt_lengths, new_ids, params) -> 
         index, sequence = divmod(row, per_prompt)
         count, finish = _count(ids, eos, pad)
         text = tokenizer.decode(ids[:count], skip_special_tokens=True)
-        cut = _cut_at_stop(text, params.stop)
+        cut = cut_at_stop(text, params.stop)
         if cut is not None:
             # In a batch a stopped row is filled up with padding, which may be the EOS token.
-            text, finish, count = cut, "stop", _tokens_through_stop(tokenizer, ids[:count], params.stop)
+            text, finish, count = cut, "stop", tokens_through_stop(tokenizer, ids[:count], params.stop)
         results.append(
             Completion(
                 prompt=prompts[index],
@@ -324,19 +324,19 @@ def _count(ids: list[int], eos: set[int], pad: int | None) -> tuple[int, str]:
     return count, "length"
 
 
-def _tokens_through_stop(tokenizer, ids: list[int], stops) -> int:
+def tokens_through_stop(tokenizer, ids: list[int], stops) -> int:
     """The fewest leading `ids` whose text holds a stop string (the tokens really generated)."""
     low, high = 1, len(ids)
     while low < high:
         middle = (low + high) // 2
-        if _cut_at_stop(tokenizer.decode(ids[:middle], skip_special_tokens=True), stops) is None:
+        if cut_at_stop(tokenizer.decode(ids[:middle], skip_special_tokens=True), stops) is None:
             low = middle + 1
         else:
             high = middle
     return high
 
 
-def _cut_at_stop(text: str, stops) -> str | None:
+def cut_at_stop(text: str, stops) -> str | None:
     positions = [text.find(stop) for stop in stops if stop in text]
     return text[: min(positions)] if positions else None
 
@@ -361,7 +361,7 @@ def _stop_criteria(tokenizer, stops, width):
     return StoppingCriteriaList([StopOnStrings()])
 
 
-class _Streamer:
+class StopStreamer:
     """A transformers streamer: times the first new token and, for one sequence, hands out text as it grows.
 
     Text that could be the start of a stop string, or that ends in half a UTF-8 character, is held
@@ -388,7 +388,7 @@ class _Streamer:
             return
         self._ids.extend(int(token) for token in value.reshape(-1).tolist())
         text = self.tokenizer.decode(self._ids, skip_special_tokens=True)
-        cut = _cut_at_stop(text, self.stops)
+        cut = cut_at_stop(text, self.stops)
         if cut is not None:
             self._stopped = True
             self._send(cut, len(cut))

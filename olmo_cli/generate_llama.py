@@ -27,12 +27,12 @@ from olmo_cli.generate import (
     Completion,
     GenerationResult,
     SamplingParams,
+    StopStreamer,
     Timings,
-    _cut_at_stop,
-    _fit_context,
-    _Streamer,
-    _tokens_through_stop,
     check_prompts,
+    cut_at_stop,
+    fit_context,
+    tokens_through_stop,
 )
 from olmo_cli.loading.converted import gguf_checkpoint_file
 from olmo_cli.loading.devices import DTYPE_NAMES, physical_cores
@@ -200,7 +200,7 @@ def generate_llama(
     check_prompts(prompts)
     tokenized = [loaded.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False) for prompt in prompts]
     for ids in tokenized:
-        _fit_context(len(ids), params.max_new_tokens, loaded.context_length)
+        fit_context(len(ids), params.max_new_tokens, loaded.context_length)
     loaded.fit(max(len(ids) for ids in tokenized) + params.max_new_tokens)
     stream = len(prompts) == 1 and params.num_return_sequences == 1 and on_text is not None
     completions: list[Completion] = []
@@ -241,7 +241,7 @@ def _answer(llm, ids: list[int], params: SamplingParams, on_text, clock: _Clock)
     """One completion of `ids`: (text cut at a stop string, tokens generated, finish reason)."""
     detokenizer = _Detokenizer(llm)
     eos = {llm.token_eos()}
-    streamer = _Streamer(detokenizer, params.stop, on_text)
+    streamer = StopStreamer(detokenizer, params.stop, on_text)
     streamer.put(None)  # the prompt, which transformers hands its streamer first
     tail = max((len(stop) for stop in params.stop), default=0) + 4  # tokens that can hold a stop string
     new: list[int] = []
@@ -255,13 +255,13 @@ def _answer(llm, ids: list[int], params: SamplingParams, on_text, clock: _Clock)
             break
         streamer.put(_Token(token))
         if len(new) >= params.max_new_tokens or (
-            params.stop and _cut_at_stop(detokenizer.decode(new[-tail:]), params.stop) is not None
+            params.stop and cut_at_stop(detokenizer.decode(new[-tail:]), params.stop) is not None
         ):
             break
     text, count = detokenizer.decode(new), len(new)
-    cut = _cut_at_stop(text, params.stop)
+    cut = cut_at_stop(text, params.stop)
     if cut is not None:
-        text, finish, count = cut, "stop", _tokens_through_stop(detokenizer, new, params.stop)
+        text, finish, count = cut, "stop", tokens_through_stop(detokenizer, new, params.stop)
     streamer.finish(text if on_text is not None else None)
     return text, count, finish
 

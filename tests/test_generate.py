@@ -10,7 +10,7 @@ from helpers import assert_one_line_error, olmo
 from tiny_models import make_hf_with_tokenizer
 
 from olmo_cli.errors import BadInputError, UsageError
-from olmo_cli.generate import SamplingParams, _Streamer, generate, read_prompts
+from olmo_cli.generate import SamplingParams, StopStreamer, generate, read_prompts
 from olmo_cli.loading.devices import cpu_prefers_bf16
 
 SHAPE = dict(max_position_embeddings=64)
@@ -151,7 +151,7 @@ def test_streamer_holds_back_a_possible_stop_string():
             return "".join(chr(i) for i in ids)
 
     sent = []
-    streamer = _Streamer(Chars(), ("END",), sent.append)
+    streamer = StopStreamer(Chars(), ("END",), sent.append)
     streamer.put(None)  # the prompt
     for char in "abEN":
         streamer.put(_ids(ord(char)))
