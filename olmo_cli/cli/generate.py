@@ -243,10 +243,10 @@ def _sweep(model, revisions, selection, prompts, params, options, as_json, stats
         if stats:
             _print_stats(result.timings, prefix=f"{unit.revision}: ")
 
-    answers = run_generations(
-        units, executor.build(options["device"]), describe=_as_json, reporter=options["reporter"], on_result=on_result
-    )
-    if not answers:  # --slurm-dry-run: the script's path is the output
+    runner = executor.build(options["device"])
+    answers = run_generations(units, runner, describe=_as_json, reporter=options["reporter"], on_result=on_result)
+    if getattr(runner, "script", None) is not None:  # --slurm-dry-run: the script's path is the output
+        typer.echo(str(runner.script))
         return
     runs = [(resolved, answer["json"], answer["result"]) for resolved, answer in zip(chosen, answers, strict=True)]
     if as_json:

@@ -70,14 +70,13 @@ def run_generations(
     on_result: Callable[[GenerateUnit, Any], None] = lambda unit, result: None,
 ) -> list[dict[str, Any]]:
     """Each unit's {"json", "result"}, in the units' order. The first failure stops the sweep with
-    its own error, as the local loop always has. A dry-run SLURM executor writes its sbatch script,
-    prints the script's path and returns no answers."""
+    its own error, as the local loop always has. A dry-run SLURM executor writes its sbatch script
+    (its path is the executor's `script`) and returns no answers."""
     from olmo_cli.hub import env
 
     if getattr(executor, "dry_run", False):
         path = executor.write_script(len(units))  # type: ignore[attr-defined]
         reporter.info(f"wrote {path} ({len(units)} unit(s)); submitted nothing")
-        print(path)
         return []
     if executor.remote:
         executor.check_shared({"HF cache": env.hub_cache_dir().absolute()})
