@@ -151,20 +151,24 @@ def run_cpu_decode(args) -> None:
         contenders = [c for c in contenders if any(part in c[0] for part in args.only.split(","))]
     bandwidth = []
     figures: dict[str, dict] = {}
+    runs: dict[str, list[dict]] = {label: [] for label, *_ in contenders}
     try:
-        for label, argv, parse, weight_bytes in contenders:
-            runs = []
-            for repeat in range(args.repeats + 1):  # run 0 warms the page cache (and converts), not counted
-                if repeat == 1:
-                    bandwidth.append(_bandwidth(env, args.threads))  # between contenders: the same conditions
+        for _label, argv, _parse, _bytes in contenders:
+            run_once(argv, env)  # warms the page cache (and converts), not counted
+        # Round by round, every contender once per round: a slow spell of this shared machine hits
+        # all of them alike instead of whichever ran then.
+        for _ in range(args.repeats):
+            bandwidth.append(_bandwidth(env, args.threads))
+            for label, argv, parse, _ in contenders:
                 result = run_once(argv, env)
-                stats = parse(result["stderr"])
-                if repeat:
-                    runs.append({**stats, "process_first_token_seconds": result["first_token_seconds"]})
+                runs[label].append(
+                    {**parse(result["stderr"]), "process_first_token_seconds": result["first_token_seconds"]}
+                )
+        for label, _, _, weight_bytes in contenders:
             if not weight_bytes:  # the engine's cached GGUF, named in its stderr
                 cached = sorted(Path(env["OLMO_CACHE_DIR"], "gguf").glob(f"*.{label.split()[-1]}.gguf"))
                 weight_bytes = gguf_weight_bytes(cached[-1])
-            figures[label] = _summarize(runs, weight_bytes)
+            figures[label] = _summarize(runs[label], weight_bytes)
     finally:
         if have_llama:
             os.unlink(script.name)
