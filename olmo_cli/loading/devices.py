@@ -77,11 +77,7 @@ NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
 def cpu_prefers_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """True when this CPU has native bf16 instructions. There, decoding a float32 checkpoint in bf16
     reads half the bytes per token and measured faster (benchmarks/generate.py)."""
-    try:
-        text = cpuinfo.read_text(errors="replace")
-    except OSError:  # not Linux: no way to tell cheaply, so keep the checkpoint's dtype
-        return False
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
+    flags = _first_cpu(cpuinfo).get("flags", "").split()
     return any(flag in flags for flag in NATIVE_BF16_FLAGS)
 
 
@@ -90,14 +86,29 @@ def physical_cores() -> int:
     import os
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cpu = _first_cpu()
     try:
-        text = Path("/proc/cpuinfo").read_text(errors="replace")
-        siblings = [int(line.split(":")[1]) for line in text.splitlines() if line.startswith("siblings")]
-        cores = [int(line.split(":")[1]) for line in text.splitlines() if line.startswith("cpu cores")]
-        per_core = max(1, siblings[0] // cores[0]) if siblings and cores and cores[0] else 1
-    except (OSError, ValueError, IndexError):
+        per_core = max(1, int(cpu["siblings"]) // int(cpu["cpu cores"]))
+    except (KeyError, ValueError, ZeroDivisionError):
         per_core = 1
     return max(1, usable // per_core)
+
+
+def _first_cpu(cpuinfo: Path = Path("/proc/cpuinfo")) -> dict[str, str]:
+    """The first processor's fields in Linux's /proc/cpuinfo; empty elsewhere (nothing to tell by)."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the end of the first processor's block
+            continue
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    return fields
 
 
 def checkpoint_dtype(checkpoint: Path) -> str:
