@@ -1,5 +1,6 @@
 """Helpers shared by the test files: run the CLI, read its one-line errors, record what a core
-function reports, and see which modules a command imports in a fresh interpreter."""
+function reports, watch that a sweep holds one model at a time, and see which modules a command
+imports in a fresh interpreter."""
 
 from __future__ import annotations
 
@@ -54,6 +55,29 @@ def assert_nothing_at(dst: Path) -> None:
     if dst.parent.is_dir():
         left = [p.name for p in dst.parent.iterdir() if p.name.startswith(f".{dst.name}.")]
         assert not left, left
+
+
+def watch_loaded_models(monkeypatch) -> list:
+    """Patch olmo_cli.loading.load_model so that each load first asserts (after a garbage
+    collection) that no model loaded before is still alive; the weak references to the models
+    loaded, in order, to count the loads."""
+    import gc
+    import weakref
+
+    import olmo_cli.loading
+
+    real = olmo_cli.loading.load_model
+    models: list = []
+
+    def load_and_watch(*args, **kwargs):
+        gc.collect()
+        assert all(ref() is None for ref in models), "the previous revision's model is still alive"
+        loaded = real(*args, **kwargs)
+        models.append(weakref.ref(loaded.model))
+        return loaded
+
+    monkeypatch.setattr(olmo_cli.loading, "load_model", load_and_watch)
+    return models
 
 
 class Recorder(Reporter):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from conftest import SWEEP_STEPS as STEPS
 from conftest import revision_branches
+from helpers import watch_loaded_models
 from typer.testing import CliRunner
 
 import olmo_cli
@@ -49,6 +50,29 @@ def data(tmp_path) -> Path:
 
 def sweep(data: Path, store: Path, revisions=("step1000", "step2000", "step3000"), **options):
     return olmo_cli.evaluate(REPO, list(revisions), text_source(data), results=store, context=32, **options)
+
+
+def eval_args(data: Path, store: Path, *revisions: str, models=(REPO,)) -> list[str]:
+    """`olmo eval MODELS... -r REVISION... --text DATA --context 32 --results STORE`, as argv."""
+    picks = [arg for revision in revisions for arg in ("-r", revision)]
+    return ["eval", *models, *picks, "--text", str(data), "--context", "32", "--results", str(store)]
+
+
+def interrupt_the_second_score(monkeypatch):
+    """The sweep's scoring raises KeyboardInterrupt (Ctrl-C) on its second call; the real score."""
+    import olmo_cli.evaluate.run as run_module
+
+    real = run_module.score
+    calls = []
+
+    def interrupted_at_the_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(run_module, "score", interrupted_at_the_second)
+    return real
 
 
 def test_a_sweep_in_training_order_equals_each_revision_scored_locally(hub, checkpoints, data, tmp_path):
@@ -97,16 +121,7 @@ def test_a_killed_sweep_resumes_where_it_stopped(hub, data, tmp_path, monkeypatc
     import olmo_cli.evaluate.run as run_module
 
     store = tmp_path / "store"
-    real = run_module.score
-    calls = []
-
-    def interrupted_at_the_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "score", interrupted_at_the_second)
+    real = interrupt_the_second_score(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
         sweep(data, store)
     assert len(list(store.rglob("*.json"))) == 1
@@ -136,23 +151,7 @@ def test_a_failed_revision_is_recorded_the_sweep_goes_on_and_exits_1(fake_hub, c
     branches["step2000-tokens8B"]["model.safetensors"] = weights[: len(weights) // 2]  # truncated
     fake_hub.add_repo(REPO, branches=branches)
     store = tmp_path / "store"
-    args = [
-        "eval",
-        REPO,
-        "-r",
-        "step1000",
-        "-r",
-        "step2000",
-        "-r",
-        "step3000",
-        "--text",
-        str(data),
-        "--context",
-        "32",
-        "--results",
-        str(store),
-        "--json",
-    ]
+    args = [*eval_args(data, store, "step1000", "step2000", "step3000"), "--json"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1, result.output
     rows = json.loads(result.stdout)
@@ -218,47 +217,15 @@ def test_delete_after_keeps_at_most_two_revisions_and_what_was_cached_before(hub
 
 
 def test_one_model_in_memory_at_a_time(hub, data, tmp_path, monkeypatch):
-    import gc
-    import weakref
-
-    import olmo_cli.loading
-
-    real = olmo_cli.loading.load_model
-    models = []
-
-    def load_and_watch(*args, **kwargs):
-        gc.collect()
-        assert all(ref() is None for ref in models), "the previous revision's model is still alive"
-        loaded = real(*args, **kwargs)
-        models.append(weakref.ref(loaded.model))
-        return loaded
-
-    monkeypatch.setattr(olmo_cli.loading, "load_model", load_and_watch)
+    models = watch_loaded_models(monkeypatch)
     sweep(data, tmp_path / "store")
     assert len(models) == 3
 
 
 def test_several_models_give_one_series_each_and_no_model_needs_a_known_revision(hub, checkpoints, data, tmp_path):
     local = str(checkpoints / "step1000-tokens4B")
-    result = CliRunner().invoke(
-        app,
-        [
-            "eval",
-            REPO,
-            local,
-            "-r",
-            "step1000",
-            "-r",
-            "step2000",
-            "--text",
-            str(data),
-            "--context",
-            "32",
-            "--results",
-            str(tmp_path / "store"),
-            "--json",
-        ],
-    )
+    store = tmp_path / "store"
+    result = CliRunner().invoke(app, [*eval_args(data, store, "step1000", "step2000", models=(REPO, local)), "--json"])
     assert result.exit_code == 0, result.output
     rows = json.loads(result.stdout)
     assert [(r["model"], r["revision"]) for r in rows] == [
@@ -268,22 +235,7 @@ def test_several_models_give_one_series_each_and_no_model_needs_a_known_revision
     ]
     assert math.isclose(rows[0]["loss"], rows[2]["loss"], rel_tol=1e-6)  # the same weights
     assert rows[2]["commit"].startswith("local:")
-    table = CliRunner().invoke(
-        app,
-        [
-            "eval",
-            REPO,
-            local,
-            "-r",
-            "step1000",
-            "--text",
-            str(data),
-            "--context",
-            "32",
-            "--results",
-            str(tmp_path / "store"),
-        ],
-    )
+    table = CliRunner().invoke(app, eval_args(data, store, "step1000", models=(REPO, local)))
     assert table.exit_code == 0 and table.stdout.splitlines()[0].split()[0] == "model"
 
 
@@ -291,22 +243,7 @@ def test_the_cli_plots_a_sweep_to_png_and_to_the_terminal(hub, data, tmp_path):
     from PIL import Image
 
     out = tmp_path / "curve.png"
-    args = [
-        "eval",
-        REPO,
-        "-r",
-        "step1000",
-        "-r",
-        "step2000",
-        "-r",
-        "step3000",
-        "--text",
-        str(data),
-        "--context",
-        "32",
-        "--results",
-        str(tmp_path / "store"),
-    ]
+    args = eval_args(data, tmp_path / "store", "step1000", "step2000", "step3000")
     result = CliRunner().invoke(app, [*args, "--plot", str(out), "--plot-metric", "bpb"])
     assert result.exit_code == 0, result.output
     assert "wrote" in result.stderr and "(3 points)" in result.stderr
@@ -391,36 +328,9 @@ def test_offline_after_delete_after_the_store_knows_each_revisions_commit(
 
 
 def test_ctrl_c_exits_130_and_keeps_the_finished_rows(hub, data, tmp_path, monkeypatch):
-    import olmo_cli.evaluate.run as run_module
-
-    real = run_module.score
-    calls = []
-
-    def interrupted_at_the_second(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(run_module, "score", interrupted_at_the_second)
+    interrupt_the_second_score(monkeypatch)
     store = tmp_path / "store"
-    result = CliRunner().invoke(
-        app,
-        [
-            "eval",
-            REPO,
-            "-r",
-            "step1000",
-            "-r",
-            "step2000",
-            "--text",
-            str(data),
-            "--context",
-            "32",
-            "--results",
-            str(store),
-        ],
-    )
+    result = CliRunner().invoke(app, eval_args(data, store, "step1000", "step2000"))
     assert result.exit_code == 130 and "interrupted" in result.stderr
     (row,) = [json.loads(p.read_text()) for p in store.rglob("*.json")]
     assert row["row"]["revision"] == "step1000-tokens4B" and row["row"]["loss"] > 0
@@ -428,21 +338,8 @@ def test_ctrl_c_exits_130_and_keeps_the_finished_rows(hub, data, tmp_path, monke
 
 def test_no_model_the_revision_names_the_repo(fake_hub, checkpoints, data, tmp_path):
     fake_hub.add_repo("allenai/OLMo-7B", branches={"step452000-tokens2000B": _files(checkpoints / "step1000-tokens4B")})
-    result = CliRunner().invoke(
-        app,
-        [
-            "eval",
-            "-r",
-            "step452000-tokens2000B",
-            "--text",
-            str(data),
-            "--context",
-            "32",
-            "--results",
-            str(tmp_path / "store"),
-            "--json",
-        ],
-    )
+    args = eval_args(data, tmp_path / "store", "step452000-tokens2000B", models=())
+    result = CliRunner().invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
     (row,) = json.loads(result.stdout)
     assert (row["model"], row["step"], row["tokens"]) == ("allenai/OLMo-7B", 452000, 2_000_000_000_000)

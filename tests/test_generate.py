@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error, olmo
+from helpers import assert_one_line_error, olmo, watch_loaded_models
 from tiny_models import make_hf_with_tokenizer
 
 from olmo_cli.errors import BadInputError, UsageError
@@ -259,22 +259,7 @@ def test_sweep_table_prints_model_text_as_it_is(hub_repo, monkeypatch):
 
 
 def test_sweep_holds_one_model_at_a_time(hub_repo, monkeypatch):
-    import gc
-    import weakref
-
-    import olmo_cli.loading
-
-    real = olmo_cli.loading.load_model
-    models = []
-
-    def load_and_watch(*args, **kwargs):
-        gc.collect()
-        assert all(ref() is None for ref in models), "the previous revision's model is still alive"
-        loaded = real(*args, **kwargs)
-        models.append(weakref.ref(loaded.model))
-        return loaded
-
-    monkeypatch.setattr(olmo_cli.loading, "load_model", load_and_watch)
+    models = watch_loaded_models(monkeypatch)
     result = olmo(
         "generate", REPO, "-r", "step1000", "-r", "step2000", "-r", "step3000", "-p", "Hello", "--greedy", "-n", "2"
     )

@@ -16,6 +16,7 @@ they fail.
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -98,8 +99,15 @@ def case(request, tmp_path_factory):
     return src, Reference(reference_dir), request.param
 
 
-def _load(llama_cpp, path: Path):
-    return llama_cpp.Llama(str(path), n_ctx=256, n_batch=256, logits_all=True, verbose=False, n_threads=2, seed=0)
+@contextmanager
+def _gguf_in_llama_cpp(llama_cpp, src: Path, out: Path, outtype: str):
+    """`src` converted to the GGUF `out` (`outtype`) and opened in llama.cpp; closed afterwards."""
+    convert(src, out, outtype=outtype)
+    llm = llama_cpp.Llama(str(out), n_ctx=256, n_batch=256, logits_all=True, verbose=False, n_threads=2, seed=0)
+    try:
+        yield llm
+    finally:
+        llm.close()
 
 
 def _llama_logits(llm, ids: list[int]) -> np.ndarray:
@@ -126,10 +134,7 @@ def _margins(logits: np.ndarray) -> np.ndarray:
 
 def test_f32_matches_transformers(llama_cpp, case, tmp_path):
     src, reference, name = case
-    out = tmp_path / "model.gguf"
-    convert(src, out, outtype="f32")
-    llm = _load(llama_cpp, out)
-    try:
+    with _gguf_in_llama_cpp(llama_cpp, src, tmp_path / "model.gguf", "f32") as llm:
         for text in TOKENIZE:
             assert llm.tokenize(text.encode(), add_bos=True, special=True) == reference.ids(text), text
         plain = PLAIN_ADDED.encode()
@@ -154,16 +159,11 @@ def test_f32_matches_transformers(llama_cpp, case, tmp_path):
                 break
             assert have == want, f"{name}: greedy continuation differs: {actual} vs {expected}"
             context.append(want)
-    finally:
-        llm.close()
 
 
 def test_q8_0_tracks_transformers(llama_cpp, case, tmp_path):
     src, reference, name = case
-    out = tmp_path / "model-q8_0.gguf"
-    convert(src, out, outtype="q8_0")
-    llm = _load(llama_cpp, out)
-    try:
+    with _gguf_in_llama_cpp(llama_cpp, src, tmp_path / "model-q8_0.gguf", "q8_0") as llm:
         ids = reference.ids(PROMPT)
         ref, got = reference.logits(ids), _llama_logits(llm, ids)
         correlation = float(np.corrcoef(ref.ravel(), got.ravel())[0, 1])
@@ -174,8 +174,6 @@ def test_q8_0_tracks_transformers(llama_cpp, case, tmp_path):
         clear = _margins(ref) > 0.02 * scale  # q8_0 moves logits by ~1% of the largest here
         assert clear.mean() > 0.2
         assert (got.argmax(-1) == ref.argmax(-1))[clear].all()
-    finally:
-        llm.close()
 
 
 def test_without_the_q_k_row_order_olmo_1_is_wrong(llama_cpp, tmp_path, monkeypatch):
@@ -190,12 +188,8 @@ def test_without_the_q_k_row_order_olmo_1_is_wrong(llama_cpp, tmp_path, monkeypa
     ids = reference.ids(PROMPT)
     ref = reference.logits(ids)
     monkeypatch.setattr(names, "head_pair_order", lambda heads, head_dim: np.arange(heads * head_dim))
-    convert(src, tmp_path / "unpermuted.gguf", outtype="f32")
-    llm = _load(llama_cpp, tmp_path / "unpermuted.gguf")
-    try:
+    with _gguf_in_llama_cpp(llama_cpp, src, tmp_path / "unpermuted.gguf", "f32") as llm:
         diff = float(np.abs(_llama_logits(llm, ids) - ref).max())
-    finally:
-        llm.close()
     assert diff > 10 * TOLERANCE * float(np.abs(ref).max())
 
 
@@ -213,12 +207,8 @@ def test_olmo3_window_and_yarn_are_in_effect(llama_cpp, tmp_path):
     results = {}
     for label, edit in (("ours", {}), ("wide", {"sliding_window": 4096}), ("no-attn", {"attention_factor": None})):
         variant = src if not edit else _edited_olmo3(src, tmp_path / label, **edit)
-        convert(variant, tmp_path / f"{label}.gguf", outtype="f32")
-        llm = _load(llama_cpp, tmp_path / f"{label}.gguf")
-        try:
+        with _gguf_in_llama_cpp(llama_cpp, variant, tmp_path / f"{label}.gguf", "f32") as llm:
             results[label] = float(np.abs(_llama_logits(llm, ids) - ref).max())
-        finally:
-            llm.close()
     assert results["ours"] < TOLERANCE * scale
     assert results["wide"] > 10 * TOLERANCE * scale
     assert results["no-attn"] > 2 * TOLERANCE * scale
