@@ -1,4 +1,5 @@
-"""Shared pieces for the benchmarks: a synthetic OLMo-1B-shaped checkpoint, memory sampling, medians.
+"""Shared pieces for the benchmarks: a synthetic OLMo-1B-shaped checkpoint, memory sampling, medians,
+the loopback Hub in a process of its own.
 
 The checkpoint has random weights (the benchmarks measure speed and memory, not quality) and is
 written shard by shard so that creating it never holds the whole model in memory.
@@ -10,6 +11,8 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -172,3 +175,50 @@ def env_for_benchmark(threads: int | None = None) -> dict[str, str]:
         env["OMP_NUM_THREADS"] = str(threads)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     return env
+
+
+class HubProcess:
+    """The loopback Hub (tests/fakehub.py) in a process of its own, serving each folder of `directory`
+    as a branch of `repo`: `latency` seconds on every request, weights (.safetensors) capped at `rate`
+    bytes/s per connection. Another process so the benchmark's own stays free for the work it
+    measures, as a real Hub's would. Points HF_ENDPOINT at it while open; `bytes_sent` once closed.
+    """
+
+    def __init__(self, repo: str, directory: Path, latency: float, rate: float):
+        self.args = [sys.executable, __file__, repo, str(directory), str(latency), str(rate)]
+        self.bytes_sent = 0
+
+    def __enter__(self) -> HubProcess:
+        self.server = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        os.environ["HF_ENDPOINT"] = self.server.stdout.readline().strip()  # type: ignore[union-attr]
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        out, _ = self.server.communicate("", timeout=60)
+        if exc_type is None:  # else the run's own error is the one to see
+            self.bytes_sent = json.loads(out.strip().splitlines()[-1])["bytes_sent"]
+
+
+def _serve(repo: str, directory: Path, latency: float, rate: float) -> None:
+    """HubProcess's side: the URL on stdout, serve until stdin closes, then the bytes sent as JSON."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from fakehub import FakeHub
+
+    hub = FakeHub()
+    branches = {}
+    for revision in sorted(p for p in directory.iterdir() if p.is_dir()):
+        branches[revision.name] = {
+            f.name: f.read_bytes() for f in revision.iterdir() if f.is_file() and not f.name.startswith(".")
+        }
+    hub.add_repo(repo, branches=branches)
+    hub.latency = latency
+    hub.throttle(".safetensors", rate)  # model.safetensors and model-0000N-of-0000M shards
+    hub.start()
+    print(hub.url, flush=True)
+    sys.stdin.read()
+    print(json.dumps({"bytes_sent": hub.bytes_sent()}), flush=True)
+    hub.stop()
+
+
+if __name__ == "__main__":  # HubProcess's server: common.py REPO DIRECTORY LATENCY RATE
+    _serve(sys.argv[1], Path(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]))

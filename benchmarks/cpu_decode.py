@@ -1,16 +1,18 @@
 """CPU decode, every contender side by side (issue 13): `python benchmarks/generate.py --cpu-decode`.
 
 On the synthetic OLMo-1B-shaped checkpoint (random fp32 weights), greedy, --new-tokens new tokens,
---threads threads, each contender a fresh process: one warm-up run (page cache; GGUF conversions
-for `--engine llama.cpp`), then --repeats measured runs, median. Contenders:
+--threads threads, each run a fresh process: one warm-up run of every contender (page cache; GGUF
+conversions for `--engine llama.cpp`), then --repeats rounds in which each contender runs once,
+median per contender. Contenders:
   - llama.cpp itself (llama-cpp-python) on q8_0, f16 and f32 GGUFs written by `olmo convert`;
   - `olmo generate` on torch: --dtype float32, --dtype bfloat16, --quantize int8 (dtype auto);
   - `olmo generate --engine llama.cpp`: --quantize int8 (q8_0), --dtype float16, --dtype bfloat16.
 Measured: decode tokens/s after the first token (each process times its own generation), time to
 first token inside generation, and from process start to the first byte of text on stdout (what a
-user waits for, load included). The memory read bandwidth is measured in the same run (a 1 GiB
-float32 sum with the same threads); a contender's bound is that bandwidth over the weight bytes it
-reads per token (GGUF: its tensors; torch: its linears, the tied embedding read once as lm_head).
+user waits for, load included). The memory read bandwidth is measured in the same run, once a round
+(a 1 GiB float32 sum with the same threads; median of the rounds); a contender's bound is that
+bandwidth over the weight bytes it reads per token (GGUF: its tensors; torch: its linears, the tied
+embedding read once as lm_head).
 llama.cpp contenders are skipped with a note when llama-cpp-python is not installed.
 """
 
@@ -24,11 +26,11 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
-from common import OLMO_1B, QUICK, env_for_benchmark, median, synthetic_hf_1b
-
-PROMPT = "Language modeling is the task of"
+from common import env_for_benchmark, median
+from generate import PROMPT, olmo_argv, run_header, run_once, synthetic_checkpoint, tokens_per_second_olmo
 
 LLAMA_SCRIPT = textwrap.dedent("""
     import json, sys, time
@@ -67,18 +69,14 @@ BANDWIDTH_SCRIPT = textwrap.dedent("""
 """)
 
 FIRST = re.compile(r"first token ([\d.]+) s")
-TOTAL = re.compile(r"(\d+) tokens in ([\d.]+) s")
 
 
 def olmo_stats(stderr: str) -> dict:
-    total, first = TOTAL.search(stderr), FIRST.search(stderr)
-    if not total or not first:
-        raise SystemExit(f"no --stats line in olmo's stderr:\n{stderr[-2000:]}")
-    return {
-        "new_tokens": int(total.group(1)),
-        "generate_seconds": float(total.group(2)),
-        "first_token_seconds": float(first.group(1)),
-    }
+    new_tokens, seconds = tokens_per_second_olmo(stderr)
+    first = FIRST.search(stderr)
+    if not first:
+        raise SystemExit(f"no first-token time in olmo's --stats line:\n{stderr[-2000:]}")
+    return {"new_tokens": new_tokens, "generate_seconds": seconds, "first_token_seconds": float(first.group(1))}
 
 
 def script_stats(stderr: str) -> dict:
@@ -108,20 +106,16 @@ def gguf_weight_bytes(path: Path) -> int:
 
 
 def run_cpu_decode(args) -> None:
-    from generate import run_once
-
-    shape = QUICK if args.quick else OLMO_1B
+    shape, checkpoint = synthetic_checkpoint(args)
     work = args.dir
-    checkpoint = synthetic_hf_1b(work / ("synthetic-quick" if args.quick else "synthetic-1b-fp32"), shape=shape)
     env = env_for_benchmark(args.threads)
     env["OLMO_CACHE_DIR"] = str(work / ("olmo-cache-quick" if args.quick else "olmo-cache"))  # never ~/.cache
     n = str(args.new_tokens)
-    olmo = [sys.executable, "-m", "olmo_cli", "generate", str(checkpoint), "-p", PROMPT, "--greedy", "-n", n]
-    olmo += ["--stats", "--device", "cpu"]
+    olmo = olmo_argv(checkpoint, args.new_tokens)
     have_llama = importlib.util.find_spec("llama_cpp") is not None
     notes = []
 
-    contenders: list[tuple[str, list[str], object, int]] = []  # label, argv, stats parser, weight bytes
+    contenders: list[tuple[str, list[str], Callable[[str], dict], int]] = []  # label, argv, stats parser, bytes
     if have_llama:
         with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
             script.write(LLAMA_SCRIPT)
@@ -134,15 +128,19 @@ def run_cpu_decode(args) -> None:
             contenders.append((f"llama.cpp {outtype}", argv, script_stats, gguf_weight_bytes(gguf_file)))
     else:
         notes.append("llama-cpp-python is not installed: the llama.cpp contenders are skipped")
-    torch_cases = (("float32", ["--dtype", "float32"]), ("bfloat16", ["--dtype", "bfloat16"]))
-    for kind, extra in (*torch_cases, ("int8", ["--quantize", "int8"])):
-        contenders.append((f"olmo torch {kind}", olmo + extra, olmo_stats, torch_weight_bytes(shape, kind)))
-    engine_cases = (
-        ("q8_0", ["--quantize", "int8"]),
-        ("f16", ["--dtype", "float16"]),
-        ("bf16", ["--dtype", "bfloat16"]),
+    torch_cases = (
+        ("float32", ["--dtype", "float32"]),
+        ("bfloat16", ["--dtype", "bfloat16"]),
+        ("int8", ["--quantize", "int8"]),
     )
+    for kind, extra in torch_cases:
+        contenders.append((f"olmo torch {kind}", olmo + extra, olmo_stats, torch_weight_bytes(shape, kind)))
     if have_llama:
+        engine_cases = (
+            ("q8_0", ["--quantize", "int8"]),
+            ("f16", ["--dtype", "float16"]),
+            ("bf16", ["--dtype", "bfloat16"]),
+        )
         for outtype, extra in engine_cases:
             argv = [*olmo, "--engine", "llama.cpp", *extra]
             contenders.append((f"olmo --engine llama.cpp {outtype}", argv, olmo_stats, 0))  # bytes: after warm-up
@@ -178,10 +176,7 @@ def run_cpu_decode(args) -> None:
         fig["bound_tokens_per_second"] = gb_per_s * 1e9 / fig["weight_bytes"]
         fig["fraction_of_bound"] = fig["decode_tokens_per_second"] / fig["bound_tokens_per_second"]
     summary = {
-        "model": "quick" if args.quick else "OLMo-1B shape",
-        "new_tokens": args.new_tokens,
-        "threads": args.threads,
-        "repeats": args.repeats,
+        **run_header(args),
         "read_bandwidth_gb_per_s": gb_per_s,
         "read_bandwidth_samples": bandwidth,
         "figures": figures,
@@ -206,7 +201,7 @@ def _summarize(runs: list[dict], weight_bytes: int) -> dict:
         decode_seconds = run["generate_seconds"] - run["first_token_seconds"]
         run["decode_tokens_per_second"] = (run["new_tokens"] - 1) / decode_seconds if decode_seconds > 0 else 0.0
     keys = ("decode_tokens_per_second", "first_token_seconds", "process_first_token_seconds", "new_tokens")
-    summary = {key: median(run[key] for run in runs) for key in keys}
+    summary: dict = {key: median(run[key] for run in runs) for key in keys}
     summary["runs"] = [round(run["decode_tokens_per_second"], 2) for run in runs]
     summary["weight_bytes"] = weight_bytes
     return summary

@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from common import QUICK, PeakAnonMemory, median, synthetic_hf_1b  # noqa: E402
+from common import QUICK, HubProcess, PeakAnonMemory, median, synthetic_hf_1b  # noqa: E402
 
 REPO = "bench/olmo-eval"
 SCORE_SHAPE = dict(QUICK)  # 4 layers, d_model 256, the real 50304-row vocabulary
@@ -104,26 +102,6 @@ def bench_scoring(work: Path, repeat: int, quick: bool) -> dict:
     }
 
 
-def serve(directory: Path, latency: float, rate: float) -> None:
-    """--serve: the loopback Hub in this process, until stdin closes (the benchmark's own process
-    stays free for scoring, as a real Hub would be)."""
-    from fakehub import FakeHub
-
-    hub = FakeHub()
-    branches = {}
-    for revision in sorted(p for p in directory.iterdir() if p.is_dir()):
-        branches[revision.name] = {
-            f.name: f.read_bytes() for f in revision.iterdir() if f.is_file() and not f.name.startswith(".")
-        }
-    hub.add_repo(REPO, branches=branches)
-    hub.latency = latency
-    hub.throttle(".safetensors", rate)  # model.safetensors and model-0000N-of-0000M shards
-    hub.start()
-    print(hub.url, flush=True)
-    sys.stdin.read()
-    hub.stop()
-
-
 def bench_sweep(work: Path, quick: bool, latency: float) -> dict:
     import olmo_cli
     from olmo_cli.evaluate import text_source
@@ -154,15 +132,7 @@ def bench_sweep(work: Path, quick: bool, latency: float) -> dict:
         "bandwidth_bytes_per_s": int(rate),
         "latency_s": latency,
     }
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", str(root), "--latency", str(latency), "--rate", str(rate)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = server.stdout.readline().strip()
-        os.environ["HF_ENDPOINT"] = url
+    with HubProcess(REPO, root, latency, rate):
         for mode, prefetch in (
             ("serial", False),
             ("prefetch", True),
@@ -190,9 +160,6 @@ def bench_sweep(work: Path, quick: bool, latency: float) -> dict:
             results[f"{mode}_wall_s"] = round(wall, 2)
             results[f"{mode}_score_s"] = round(sum(r["seconds"] for r in rows), 2)
             results[f"{mode}_peak_anon_mib"] = round(memory.peak_bytes / 2**20)
-    finally:
-        server.stdin.close()
-        server.wait(timeout=30)
     serial = median([results[k] for k in ("serial_wall_s", "serial_again_wall_s") if k in results])
     prefetched = median([results[k] for k in ("prefetch_wall_s", "prefetch_again_wall_s") if k in results])
     results.update(ratio=round(prefetched / serial, 3), goal="<= 0.7")
@@ -206,12 +173,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "olmo-bench-eval")
-    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.latency, args.rate)
-        return
     args.work.mkdir(parents=True, exist_ok=True)
     report = {
         "scoring": bench_scoring(args.work, 1 if args.quick else args.repeat, args.quick),

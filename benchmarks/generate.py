@@ -93,6 +93,24 @@ def run_once(argv: list[str], env: dict) -> dict:
     }
 
 
+def synthetic_checkpoint(args) -> tuple[dict, Path]:
+    """The shape and checkpoint in --dir that both modes of this script run on (made once, reused)."""
+    shape = QUICK if args.quick else OLMO_1B
+    return shape, synthetic_hf_1b(args.dir / ("synthetic-quick" if args.quick else "synthetic-1b-fp32"), shape=shape)
+
+
+def olmo_argv(checkpoint: Path, new_tokens: int) -> list[str]:
+    """`olmo generate`, greedy on the CPU with --stats, in a fresh interpreter."""
+    command = [sys.executable, "-m", "olmo_cli", "generate", str(checkpoint), "-p", PROMPT, "--greedy"]
+    return [*command, "-n", str(new_tokens), "--stats", "--device", "cpu"]
+
+
+def run_header(args) -> dict:
+    """What both modes' summaries start with: the model and the run's settings."""
+    model = "quick" if args.quick else "OLMo-1B shape"
+    return {"model": model, "new_tokens": args.new_tokens, "threads": args.threads, "repeats": args.repeats}
+
+
 def tokens_per_second_olmo(stderr: str) -> tuple[int, float]:
     match = OLMO_STATS.search(stderr)
     if not match:
@@ -127,31 +145,13 @@ def main() -> None:
         run_cpu_decode(args)
         return
 
-    shape = QUICK if args.quick else OLMO_1B
-    checkpoint = synthetic_hf_1b(args.dir / ("synthetic-quick" if args.quick else "synthetic-1b-fp32"), shape=shape)
+    _, checkpoint = synthetic_checkpoint(args)
     env = env_for_benchmark(args.threads)
     n = str(args.new_tokens)
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
         script.write(PLAIN_SCRIPT)
     contenders = {
-        "olmo": (
-            [
-                sys.executable,
-                "-m",
-                "olmo_cli",
-                "generate",
-                str(checkpoint),
-                "-p",
-                PROMPT,
-                "--greedy",
-                "-n",
-                n,
-                "--stats",
-                "--device",
-                "cpu",
-            ],
-            tokens_per_second_olmo,
-        ),
+        "olmo": (olmo_argv(checkpoint, args.new_tokens), tokens_per_second_olmo),
         "transformers": ([sys.executable, script.name, str(checkpoint), PROMPT, n], tokens_per_second_plain),
     }
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
@@ -178,10 +178,7 @@ def main() -> None:
     }
     olmo, plain = figures["olmo"], figures["transformers"]
     summary = {
-        "model": "quick" if args.quick else "OLMo-1B shape",
-        "new_tokens": args.new_tokens,
-        "threads": args.threads,
-        "repeats": args.repeats,
+        **run_header(args),
         "figures": figures,
         "tokens_per_second_ratio": olmo["tokens_per_second"] / plain["tokens_per_second"],
         "first_token_ratio": olmo["first_token_seconds"] / plain["first_token_seconds"],

@@ -25,19 +25,9 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path[:0] = [str(HERE), str(ROOT)]
 
-TINY = dict(
-    vocab_size=50304,
-    hidden_size=256,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=4,
-    intermediate_size=1024,
-    max_position_embeddings=512,
-    tie_word_embeddings=True,
-    eos_token_id=50279,
-    pad_token_id=1,
-    bos_token_id=None,
-)
+from common import OLMO_1B, QUICK, synthetic_hf_1b  # noqa: E402
+
+TINY = dict(QUICK, num_hidden_layers=2, max_position_embeddings=512)
 
 RELOAD = r"""
 import json, sys, time, torch
@@ -60,8 +50,6 @@ print(json.dumps({"tokens_per_s": (out.shape[1] - 8) / seconds, "dtype": str(mod
 
 
 def make_source(path: Path, shape: dict) -> Path:
-    from common import synthetic_hf_1b
-
     return synthetic_hf_1b(path, "float32", shape=shape)
 
 
@@ -174,8 +162,6 @@ def main(argv: list[str] | None = None) -> int:
         f"{torch.cuda.get_device_name(0)}",
         flush=True,
     )
-    from common import OLMO_1B
-
     work = Path(tempfile.mkdtemp(prefix="olmo-gpu-check-"))
     models = [("tiny", TINY)] + ([] if args.skip_1b else [("olmo-1b-shape", OLMO_1B)])
     results = []

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -37,35 +36,14 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from common import QUICK, synthetic_hf_1b  # noqa: E402
+from common import QUICK, HubProcess, synthetic_hf_1b  # noqa: E402
 
 REPO = "bench/olmo-sweep"
 SHAPE = dict(
     QUICK, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2, intermediate_size=256
 )
-
-
-def serve(directory: Path, latency: float, rate: float) -> None:
-    """--serve: the loopback Hub until stdin closes; then the bytes it sent, as JSON on stdout."""
-    from fakehub import FakeHub
-
-    hub = FakeHub()
-    branches = {}
-    for revision in sorted(p for p in directory.iterdir() if p.is_dir()):
-        branches[revision.name] = {
-            f.name: f.read_bytes() for f in revision.iterdir() if f.is_file() and not f.name.startswith(".")
-        }
-    hub.add_repo(REPO, branches=branches)
-    hub.latency = latency
-    hub.throttle(".safetensors", rate)
-    hub.start()
-    print(hub.url, flush=True)
-    sys.stdin.read()
-    print(json.dumps({"bytes_sent": hub.bytes_sent()}), flush=True)
-    hub.stop()
 
 
 class PeakDisk:
@@ -107,21 +85,20 @@ class Served:
     """A fresh loopback Hub process, HF cache and olmo cache for one run; `bytes_sent` once closed."""
 
     def __init__(self, mode: str, root: Path, work: Path, latency: float, rate: float):
-        self.args = [sys.executable, __file__, "--serve", str(root), "--latency", str(latency), "--rate", str(rate)]
+        self.hub = HubProcess(REPO, root, latency, rate)
         self.run_dir = Path(tempfile.mkdtemp(dir=work, prefix=mode))
         self.bytes_sent = 0
 
     def __enter__(self) -> Served:
-        self.server = subprocess.Popen(self.args, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        os.environ["HF_ENDPOINT"] = self.server.stdout.readline().strip()  # type: ignore[union-attr]
+        self.hub.__enter__()
         os.environ["HF_HUB_CACHE"] = str(self.run_dir / "hf")
         os.environ["OLMO_CACHE_DIR"] = str(self.run_dir / "olmo")
         (self.run_dir / "hf").mkdir()
         return self
 
     def __exit__(self, *exc) -> None:
-        out, _ = self.server.communicate("", timeout=60)
-        self.bytes_sent = json.loads(out.strip().splitlines()[-1])["bytes_sent"]
+        self.hub.__exit__(*exc)
+        self.bytes_sent = self.hub.bytes_sent
 
 
 def ray_executor():
@@ -249,12 +226,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.05)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "olmo-bench-sweep")
-    parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--rate", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.serve:
-        serve(args.serve, args.latency, args.rate)
-        return
     args.work.mkdir(parents=True, exist_ok=True)
     report = bench(args.work, args.quick, args.latency, args.threads)
     if args.json:
