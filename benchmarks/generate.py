@@ -151,7 +151,9 @@ def main() -> None:
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as script:
         script.write(PLAIN_SCRIPT)
     contenders = {
-        "olmo": (olmo_argv(checkpoint, args.new_tokens), tokens_per_second_olmo),
+        # The checkpoint's own dtype, as plain transformers loads it: on a CPU with native bf16,
+        # olmo's --dtype auto would pick bf16, and the texts would differ for that reason alone.
+        "olmo": ([*olmo_argv(checkpoint, args.new_tokens), "--dtype", "float32"], tokens_per_second_olmo),
         "transformers": ([sys.executable, script.name, str(checkpoint), PROMPT, n], tokens_per_second_plain),
     }
     runs: dict[str, list[dict]] = {name: [] for name in contenders}
