@@ -166,18 +166,16 @@ def convert(
     target, last = split_to(to or [])
     if last is not None:
         selection = dataclasses.replace(selection, end=last)
-    from olmo_cli.cli.output_sweep import refuse_sweep_options, run_output_sweep
+    from olmo_cli.cli.output_sweep import sweep_if_selected
 
-    if selection.active:
-        options: dict[str, Any] = {"to": target, "dtype": dtype.value, "shard_size": shard_size}
-        options |= {"tokenizer": tokenizer, "verify": verify, "outtype": outtype}
-        run_output_sweep(
-            "convert", src, selection, dst, options, executor,
-            revisions=[revision] if revision else None, force=force, offline=offline, as_json=as_json,
-            delete_after=delete_after, describe=_sweep_line,
-        )  # fmt: skip
+    options: dict[str, Any] = {"to": target, "dtype": dtype.value, "shard_size": shard_size}
+    options |= {"tokenizer": tokenizer, "verify": verify, "outtype": outtype}
+    if sweep_if_selected(
+        "convert", src, selection, dst, options, executor,
+        revision=revision, force=force, offline=offline, delete_after=delete_after, as_json=as_json,
+        describe=_sweep_line,
+    ):  # fmt: skip
         return
-    refuse_sweep_options(executor, delete_after)
     reporter = ConsoleReporter()
     located = locate(src, revision, offline=offline, reporter=reporter)
     result = run_convert(

@@ -20,138 +20,154 @@ from olmo_cli.sweeps.choose import ExecutorChoice
 
 app = command_app()
 
-PathsOpt = Annotated[list[Path] | None, typer.Option(show_default=False)]
+# eval's own options. --device and --refresh say what they mean here (a scoring device; the
+# revision list), so they are not options.py's DeviceOpt and RefreshOpt.
+ModelsArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[MODEL]...",
+        show_default=False,
+        help="Hub repos or local checkpoint directories (one series each). "
+        "May be left out when --revision names a revision of one known repo.",
+    ),
+]
+TextOpt = Annotated[
+    list[Path] | None,
+    typer.Option("--text", metavar="FILE", help="A text file: one document (repeatable).", show_default=False),
+]
+SplitBlankLinesOpt = Annotated[
+    bool, typer.Option("--split-blank-lines", help="--text files: one document per blank-line-separated block.")
+]
+JsonlOpt = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--jsonl", metavar="FILE", help="A JSONL file: one document per line (repeatable).", show_default=False
+    ),
+]
+FieldOpt = Annotated[str, typer.Option("--field", metavar="NAME", help="The JSONL field that holds the text.")]
+SampleOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--sample", metavar="NAME", help="A text bundled with olmo: english (repeatable).", show_default=False
+    ),
+]
+ContextOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--context",
+        metavar="L",
+        help="Tokens per window (default: the model's maximum, at most 2048).",
+        show_default=False,
+    ),
+]
+StrideOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--stride",
+        metavar="S",
+        help="Sliding windows: each re-reads the context and scores only its last S tokens.",
+        show_default=False,
+    ),
+]
+BatchSizeOpt = Annotated[int, typer.Option("--batch-size", metavar="B", help="Windows per forward pass.")]
+MaxDocumentsOpt = Annotated[
+    int | None,
+    typer.Option("--max-documents", metavar="N", help="Use the first N documents of each source.", show_default=False),
+]
+TaskOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--task",
+        metavar="NAME",
+        help="An lm-evaluation-harness task (repeatable; the [eval] extra).",
+        show_default=False,
+    ),
+]
+TaskLimitOpt = Annotated[
+    int | None,
+    typer.Option("--task-limit", metavar="N", help="Examples per task (lm_eval's limit).", show_default=False),
+]
+IncludePathOpt = Annotated[
+    Path | None,
+    typer.Option("--include-path", metavar="DIR", help="A directory of lm_eval task YAML files.", show_default=False),
+]
+DTypeOpt = Annotated[
+    str,
+    typer.Option(
+        "--dtype",
+        metavar="checkpoint|float32|bfloat16|float16",
+        help="checkpoint (the dtype it was saved in), float32, bfloat16, float16.",
+    ),
+]
+ScoringDeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device", metavar="auto|cpu|cuda[:N]|mps", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
+    ),
+]
+RevisionListRefreshOpt = Annotated[
+    bool, typer.Option("--refresh", help="Ask the Hub for the revision list even if a recent answer is cached.")
+]
+CsvOpt = Annotated[
+    Path | None,
+    typer.Option("--csv", metavar="FILE", help="Also write the rows to this CSV file.", show_default=False),
+]
+PlotOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plot",
+        metavar="FILE.png|FILE.svg|-",
+        help="Draw the curve: FILE.png, FILE.svg, or - for the terminal (stderr). "
+        "Default at a terminal with more than two revisions: -.",
+        show_default=False,
+    ),
+]
+PlotMetricOpt = Annotated[
+    str, typer.Option("--plot-metric", metavar="loss|bpb", help="What the plot shows: loss or bpb.")
+]
+ResultsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--results", metavar="DIR", help="The results store (default: $OLMO_CACHE_DIR/eval).", show_default=False
+    ),
+]
+ScoredDeleteAfterOpt = Annotated[
+    bool,
+    typer.Option(
+        "--delete-after", help="Remove each revision from the HF cache once scored (unless it was cached before)."
+    ),
+]
 
 
 @app.command(name="eval")
 @selection_options
 @executor_options
 def eval_(
-    models: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="[MODEL]...",
-            show_default=False,
-            help="Hub repos or local checkpoint directories (one series each). "
-            "May be left out when --revision names a revision of one known repo.",
-        ),
-    ] = None,
+    models: ModelsArg = None,
     revision: RevisionsOpt = None,
     selection: Selection = Selection(),
-    text: Annotated[
-        list[Path] | None,
-        typer.Option("--text", metavar="FILE", help="A text file: one document (repeatable).", show_default=False),
-    ] = None,
-    split_blank_lines: Annotated[
-        bool, typer.Option("--split-blank-lines", help="--text files: one document per blank-line-separated block.")
-    ] = False,
-    jsonl: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--jsonl", metavar="FILE", help="A JSONL file: one document per line (repeatable).", show_default=False
-        ),
-    ] = None,
-    field: Annotated[
-        str, typer.Option("--field", metavar="NAME", help="The JSONL field that holds the text.")
-    ] = "text",
-    sample: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--sample", metavar="NAME", help="A text bundled with olmo: english (repeatable).", show_default=False
-        ),
-    ] = None,
-    context: Annotated[
-        int | None,
-        typer.Option(
-            "--context",
-            metavar="L",
-            help="Tokens per window (default: the model's maximum, at most 2048).",
-            show_default=False,
-        ),
-    ] = None,
-    stride: Annotated[
-        int | None,
-        typer.Option(
-            "--stride",
-            metavar="S",
-            help="Sliding windows: each re-reads the context and scores only its last S tokens.",
-            show_default=False,
-        ),
-    ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", metavar="B", help="Windows per forward pass.")] = 1,
-    max_documents: Annotated[
-        int | None,
-        typer.Option(
-            "--max-documents", metavar="N", help="Use the first N documents of each source.", show_default=False
-        ),
-    ] = None,
-    task: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--task",
-            metavar="NAME",
-            help="An lm-evaluation-harness task (repeatable; the [eval] extra).",
-            show_default=False,
-        ),
-    ] = None,
-    task_limit: Annotated[
-        int | None,
-        typer.Option("--task-limit", metavar="N", help="Examples per task (lm_eval's limit).", show_default=False),
-    ] = None,
-    include_path: Annotated[
-        Path | None,
-        typer.Option(
-            "--include-path", metavar="DIR", help="A directory of lm_eval task YAML files.", show_default=False
-        ),
-    ] = None,
-    dtype: Annotated[
-        str,
-        typer.Option(
-            "--dtype",
-            metavar="checkpoint|float32|bfloat16|float16",
-            help="checkpoint (the dtype it was saved in), float32, bfloat16, float16.",
-        ),
-    ] = "checkpoint",
-    device: Annotated[
-        str,
-        typer.Option(
-            "--device", metavar="auto|cpu|cuda[:N]|mps", help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N, mps."
-        ),
-    ] = "auto",
+    text: TextOpt = None,
+    split_blank_lines: SplitBlankLinesOpt = False,
+    jsonl: JsonlOpt = None,
+    field: FieldOpt = "text",
+    sample: SampleOpt = None,
+    context: ContextOpt = None,
+    stride: StrideOpt = None,
+    batch_size: BatchSizeOpt = 1,
+    max_documents: MaxDocumentsOpt = None,
+    task: TaskOpt = None,
+    task_limit: TaskLimitOpt = None,
+    include_path: IncludePathOpt = None,
+    dtype: DTypeOpt = "checkpoint",
+    device: ScoringDeviceOpt = "auto",
     offline: OfflineOpt = False,
-    refresh: Annotated[
-        bool, typer.Option("--refresh", help="Ask the Hub for the revision list even if a recent answer is cached.")
-    ] = False,
+    refresh: RevisionListRefreshOpt = False,
     as_json: JsonOpt = False,
-    csv_file: Annotated[
-        Path | None,
-        typer.Option("--csv", metavar="FILE", help="Also write the rows to this CSV file.", show_default=False),
-    ] = None,
-    plot: Annotated[
-        str | None,
-        typer.Option(
-            "--plot",
-            metavar="FILE.png|FILE.svg|-",
-            help="Draw the curve: FILE.png, FILE.svg, or - for the terminal (stderr). "
-            "Default at a terminal with more than two revisions: -.",
-            show_default=False,
-        ),
-    ] = None,
-    plot_metric: Annotated[
-        str, typer.Option("--plot-metric", metavar="loss|bpb", help="What the plot shows: loss or bpb.")
-    ] = "loss",
-    results: Annotated[
-        Path | None,
-        typer.Option(
-            "--results", metavar="DIR", help="The results store (default: $OLMO_CACHE_DIR/eval).", show_default=False
-        ),
-    ] = None,
-    delete_after: Annotated[
-        bool,
-        typer.Option(
-            "--delete-after", help="Remove each revision from the HF cache once scored (unless it was cached before)."
-        ),
-    ] = False,
+    csv_file: CsvOpt = None,
+    plot: PlotOpt = None,
+    plot_metric: PlotMetricOpt = "loss",
+    results: ResultsOpt = None,
+    delete_after: ScoredDeleteAfterOpt = False,
     executor: ExecutorChoice = ExecutorChoice(),
 ):
     """Measure how a model changes across training, revision by revision.

@@ -64,6 +64,35 @@ def run_output_sweep(
         )
 
 
+def sweep_if_selected(
+    job: str,
+    repo: str,
+    selection: Selection,
+    outdir: Path,
+    options: dict[str, Any],
+    executor: ExecutorChoice,
+    *,
+    revision: str | None,
+    force: bool,
+    offline: bool,
+    delete_after: bool,
+    as_json: bool,
+    describe: Callable[[dict], str],
+) -> bool:
+    """`olmo convert|quantize`'s fork: with a selection, run the sweep (`options`: each unit's job
+    options) and return True; without one, refuse the sweep-only options and return False,
+    leaving the one checkpoint to the caller."""
+    if not selection.active:
+        refuse_sweep_options(executor, delete_after)
+        return False
+    run_output_sweep(
+        job, repo, selection, outdir, options, executor,
+        revisions=[revision] if revision else None, force=force, offline=offline, as_json=as_json,
+        delete_after=delete_after, describe=describe,
+    )  # fmt: skip
+    return True
+
+
 def refuse_sweep_options(executor: ExecutorChoice, delete_after: bool) -> None:
     """Without a selection there is one checkpoint: the options that only sweeps take are refused."""
     from olmo_cli.errors import UsageError

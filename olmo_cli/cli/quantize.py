@@ -83,17 +83,15 @@ def quantize(
       olmo quantize olmo-1b-hf olmo-1b-int8 --force --json
       olmo quantize allenai/OLMo-1B-hf --every 100000 int8/ --executor ray
     """
-    from olmo_cli.cli.output_sweep import refuse_sweep_options, run_output_sweep
+    from olmo_cli.cli.output_sweep import sweep_if_selected
 
-    if selection.active:
-        options = {"method": method.value, "dtype": dtype.value, "check": check}
-        run_output_sweep(
-            "quantize", src, selection, dst, options, executor,
-            revisions=[revision] if revision else None, force=force, offline=offline, as_json=as_json,
-            delete_after=delete_after, describe=_sweep_line,
-        )  # fmt: skip
+    options = {"method": method.value, "dtype": dtype.value, "check": check}
+    if sweep_if_selected(
+        "quantize", src, selection, dst, options, executor,
+        revision=revision, force=force, offline=offline, delete_after=delete_after, as_json=as_json,
+        describe=_sweep_line,
+    ):  # fmt: skip
         return
-    refuse_sweep_options(executor, delete_after)
     report = run_quantize(
         src,
         dst,

@@ -25,7 +25,15 @@ from olmo_cli.evaluate.sweep import converted_copy
 from olmo_cli.evaluate.units import Unit, empty_row
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.sweeps import cache_release
-from olmo_cli.sweeps.base import Executor, Failure, apply_environment, worker_environment
+from olmo_cli.sweeps.base import (
+    Executor,
+    Failure,
+    apply_environment,
+    mapped,
+    report_attached,
+    worker_environment,
+    write_dry_run,
+)
 
 STATE_FILE = ".olmo-slurm-jobs.json"  # in the results store: the SLURM jobs in flight, by unit
 
@@ -101,9 +109,7 @@ def run_remote(
     else:
         shared = {"results store": store.root.absolute()}
     executor.check_shared(shared)
-    if getattr(executor, "dry_run", False):
-        path = executor.write_script(len(todo))  # type: ignore[attr-defined]
-        reporter.info(f"wrote {path} ({len(todo)} unit(s)); submitted nothing")
+    if write_dry_run(executor, len(todo), reporter):
         return [row for i in sorted(rows) for row in rows[i]]
     work = [planned[i] for i in todo]
     fn = partial(worker, results=str(store.root.absolute()), offline=offline, environment=worker_environment())
@@ -119,8 +125,7 @@ def run_remote(
     with reporter.progress(f"eval ({executor.name})", total=len(planned)) as bar:
         bar.advance(len(planned) - len(todo))
         bar.describe(f"{len(todo)} unit(s) on {executor.name}")
-        results = executor.map(fn, work)
-        try:
+        with mapped(executor, fn, work) as results:  # Ctrl-C or a usage error cancels the outstanding tasks
             for position, result in results:
                 unit = work[position]
                 if isinstance(result, Failure):
@@ -134,12 +139,7 @@ def run_remote(
                         reporter.warn(result["warning"])
                 bar.describe(f"{unit.label} done")
                 bar.advance()
-        finally:
-            close = getattr(results, "close", None)
-            if close is not None:
-                close()  # cancels the outstanding tasks (Ctrl-C, or a usage error)
-        if getattr(executor, "attached", 0):
-            reporter.info(f"waited on {executor.attached} SLURM job(s) an earlier run had submitted")  # type: ignore[attr-defined]
+        report_attached(executor, reporter)
     if release is not None:
         release.finish()  # the files the units shared, now that no worker is left
     for i, item in enumerate(planned):

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from olmo_cli.errors import BadInputError, UnsupportedError
+
+if TYPE_CHECKING:
+    from olmo_cli.reporting import Reporter
 
 EXECUTORS = ("local", "ray", "slurm")
 
@@ -47,6 +51,35 @@ class LocalExecutor:
     def map(self, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[tuple[int, Any]]:
         for index, item in enumerate(items):
             yield index, fn(item)
+
+
+@contextlib.contextmanager
+def mapped(executor: Executor, fn: Callable[[Any], Any], items: Sequence[Any]) -> Iterator[Iterator[tuple[int, Any]]]:
+    """`executor.map(fn, items)`, closed on the way out: a caller that stops early (Ctrl-C, a
+    usage error) cancels the outstanding tasks; what already finished stays finished."""
+    results = executor.map(fn, items)
+    try:
+        yield results
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+
+def write_dry_run(executor: Executor, count: int, reporter: Reporter) -> bool:
+    """With a dry-run SLURM executor, write the sbatch script for `count` units, say so, and
+    return True (the caller submits nothing); otherwise False."""
+    if not getattr(executor, "dry_run", False):
+        return False
+    path = executor.write_script(count)  # type: ignore[attr-defined]
+    reporter.info(f"wrote {path} ({count} unit(s)); submitted nothing")
+    return True
+
+
+def report_attached(executor: Executor, reporter: Reporter) -> None:
+    """SLURM: say how many jobs an earlier run had submitted that this one waited on."""
+    if getattr(executor, "attached", 0):
+        reporter.info(f"waited on {executor.attached} SLURM job(s) an earlier run had submitted")  # type: ignore[attr-defined]
 
 
 def require(module: str, executor: str):

@@ -14,7 +14,14 @@ from typing import Any
 
 from olmo_cli.errors import OlmoError
 from olmo_cli.reporting import NULL_REPORTER, Reporter
-from olmo_cli.sweeps.base import Executor, Failure, apply_environment, worker_environment
+from olmo_cli.sweeps.base import (
+    Executor,
+    Failure,
+    apply_environment,
+    mapped,
+    worker_environment,
+    write_dry_run,
+)
 
 
 @dataclass(frozen=True)
@@ -74,9 +81,7 @@ def run_generations(
     (its path is the executor's `script`) and returns no answers."""
     from olmo_cli.hub import env
 
-    if getattr(executor, "dry_run", False):
-        path = executor.write_script(len(units))  # type: ignore[attr-defined]
-        reporter.info(f"wrote {path} ({len(units)} unit(s)); submitted nothing")
+    if write_dry_run(executor, len(units), reporter):
         return []
     if executor.remote:
         executor.check_shared({"HF cache": env.hub_cache_dir().absolute()})
@@ -90,8 +95,7 @@ def run_generations(
             return generate_worker(unit, describe=describe, reporter=reporter)
 
     out: dict[int, dict] = {}
-    results = executor.map(fn, list(units))
-    try:
+    with mapped(executor, fn, list(units)) as results:
         for position, answer in results:
             if isinstance(answer, Failure):
                 raise OlmoError(f"{units[position].repo}@{units[position].revision}: {answer.message}")
@@ -99,8 +103,4 @@ def run_generations(
                 raise OlmoError(answer["error"], hint=answer.get("hint"), exit_code=answer.get("exit_code"))
             out[position] = answer
             on_result(units[position], answer["result"])
-    finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()
     return [out[i] for i in range(len(units))]

@@ -19,7 +19,15 @@ from olmo_cli.errors import BadInputError, OlmoError, UsageError
 from olmo_cli.reporting import NULL_REPORTER, Reporter
 from olmo_cli.revisions.select import Selection
 from olmo_cli.sweeps import cache_release
-from olmo_cli.sweeps.base import Executor, Failure, apply_environment, worker_environment
+from olmo_cli.sweeps.base import (
+    Executor,
+    Failure,
+    apply_environment,
+    mapped,
+    report_attached,
+    worker_environment,
+    write_dry_run,
+)
 
 JOBS = ("convert", "quantize")
 STATE_FILE = ".olmo-slurm-jobs.json"  # beside the outputs: the SLURM jobs in flight (re-attaching)
@@ -194,9 +202,7 @@ def run_outputs(
     if executor.remote:
         executor.check_shared({"HF cache": env.hub_cache_dir().absolute(), "output folder": outdir.absolute()})
     work = [units[i] for i in todo]
-    if getattr(executor, "dry_run", False):
-        path = executor.write_script(len(work))  # type: ignore[attr-defined]
-        reporter.info(f"wrote {path} ({len(work)} unit(s)); submitted nothing")
+    if write_dry_run(executor, len(work), reporter):
         return [outcomes[i] for i in sorted(outcomes)]
     release = None
     if delete_after:
@@ -207,9 +213,9 @@ def run_outputs(
     remember = getattr(executor, "remember", None)
     if remember is not None:  # SLURM: a rerun waits on the jobs still in flight instead of submitting them again
         remember(outdir / STATE_FILE, [u.dst for u in work])
-    results = executor.map(fn, work)
     finished = 0
-    try:
+    # Ctrl-C or a usage error: the outstanding tasks are cancelled, finished outputs stay
+    with mapped(executor, fn, work) as results:
         for position, result in results:
             unit = work[position]
             if isinstance(result, Failure):
@@ -228,12 +234,7 @@ def run_outputs(
             else:
                 reporter.info(f"[{finished}/{len(work)}] {unit.label} -> {unit.dst}")
             outcomes[todo[position]] = outcome
-    finally:
-        close = getattr(results, "close", None)
-        if close is not None:
-            close()  # Ctrl-C or a usage error: the outstanding tasks are cancelled, finished outputs stay
-    if getattr(executor, "attached", 0):
-        reporter.info(f"waited on {executor.attached} SLURM job(s) an earlier run had submitted")  # type: ignore[attr-defined]
+    report_attached(executor, reporter)
     if release is not None:
         release.finish()  # the files the units shared, now that no worker is left
     return [outcomes[i] for i in range(len(units))]
